@@ -1,0 +1,72 @@
+# mlcraft: two commands to remember.
+#   make lab    set everything up and open JupyterLab on the course
+#   make test   set everything up and run every check
+# The virtual environment (.venv) is created, or refreshed when pyproject.toml changes,
+# by whichever target needs it; nothing is installed by hand.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+# Grading writes outside the repository; tests use a throwaway folder.
+TEST_GRADING_DIR := $(shell mktemp -d -u /tmp/mlcraft-test-grading.XXXXXX)
+
+LESSONS   := $(wildcard course/*.py)
+SOURCES   := $(wildcard solutions/*/*.py)
+
+.DEFAULT_GOAL := help
+.PHONY: help lab test setup sync release verify lint unit notebooks bench clean
+
+help:
+	@echo "make lab       set up and open JupyterLab on the course"
+	@echo "make test      set up and run every check (lint, types, course checks, tests, notebooks)"
+	@echo "make sync      update each paired .ipynb from its .py (Jupytext)"
+	@echo "make release   regenerate exercises/ from solutions/ (nbgrader)"
+	@echo "make verify    twins in sync, no outputs, exercises/ equal to a fresh release, no leaks"
+	@echo "make bench     run the benchmarks"
+	@echo "make clean     remove the virtual environment and caches"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "mlcraft needs Python >= 3.10; set PYTHON=python3.X")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) course/00_orientation.ipynb
+
+sync: $(STAMP)
+	cd course && for f in $(notdir $(LESSONS)); do ../$(BIN)/jupytext --sync --quiet $$f; done
+	for f in $(SOURCES); do (cd $$(dirname $$f) && $(CURDIR)/$(BIN)/jupytext --sync --quiet $$(basename $$f)); done
+
+release: $(STAMP)
+	$(BIN)/mlcraft release
+
+verify: $(STAMP)
+	MLCRAFT_GRADING_DIR=$(TEST_GRADING_DIR) $(BIN)/mlcraft verify
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	MLCRAFT_GRADING_DIR=$(TEST_GRADING_DIR) $(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS) tests
+
+notebooks: $(STAMP)
+	MLCRAFT_GRADING_DIR=$(TEST_GRADING_DIR) $(BIN)/pytest -n 2 --dist loadfile --nbval-lax $(PYTEST_ARGS) course solutions
+
+test: lint verify unit notebooks
+	@rm -rf $(TEST_GRADING_DIR)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_check.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

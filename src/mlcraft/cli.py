@@ -1,0 +1,244 @@
+"""The ``mlcraft`` command: doctor, release, verify, check, grade.
+
+Every command exits non-zero on failure and prints one line naming the problem and the fix;
+``check`` and ``grade`` print a table. Exit codes: 0 success, 1 a check found problems,
+2 bad input (missing folder, unknown module, invalid notebook), 3 ``grade`` finished but
+some submissions need attention (missing, invalid, error).
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlcraft.grading.notebooks import InvalidNotebookError
+from mlcraft.grading.paths import CourseLayoutError, find_course_root, grading_dir
+
+app = typer.Typer(
+    name="mlcraft",
+    help="mlcraft course tools: check your set-up, release exercises, check a notebook, grade a class.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_PROBLEMS, EXIT_BAD_INPUT, EXIT_ATTENTION = 1, 2, 3
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _course_root() -> Path:
+    try:
+        return find_course_root()
+    except CourseLayoutError as err:
+        _fail(str(err))
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return ""
+
+
+@app.command()
+def doctor() -> None:
+    """Show versions, device and AMP dtype, and whether the notebook extensions are enabled."""
+    import torch
+    from jupyter_core.paths import jupyter_config_path, jupyter_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+
+    from mlcraft.utils import amp_dtype, best_device
+
+    problems: list[str] = []
+    table = Table(title="mlcraft doctor", show_header=True, header_style="bold")
+    table.add_column("item")
+    table.add_column("value")
+    table.add_row("python", platform.python_version())
+    for pkg in ("mlcraft", "torch", "torchvision", "numpy", "nbgrader", "jupytext", "jupyterlab"):
+        found = _pkg_version(pkg)
+        table.add_row(pkg, found or "[red]not installed[/]")
+        if not found:
+            problems.append(f"{pkg} is not installed: run `make lab` (or `pip install -e '.[dev]'`)")
+    device = best_device()
+    table.add_row("device", str(device) + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""))
+    table.add_row("AMP dtype", str(amp_dtype(device)).removeprefix("torch."))
+    table.add_row("CPU threads", str(torch.get_num_threads()))
+
+    server_ext = ExtensionConfigManager(read_config_path=jupyter_config_path()).get_jpserver_extensions()
+    lab_dirs = [Path(p) for p in jupyter_path("labextensions")]
+    checks = {
+        "jupytext pairing (server)": server_ext.get("jupyterlab_jupytext", False),
+        "jupytext (lab)": any((d / "jupyterlab-jupytext").is_dir() for d in lab_dirs),
+        "nbgrader validate (server)": server_ext.get("nbgrader.server_extensions.validate_assignment", False),
+        "nbgrader (lab)": any((d / "@jupyter" / "nbgrader").is_dir() for d in lab_dirs),
+    }
+    for name, ok in checks.items():
+        table.add_row(name, "[green]enabled[/]" if ok else "[red]missing[/]")
+        if not ok:
+            problems.append(f"{name} extension is not enabled: reinstall with `make lab` or run binder/postBuild")
+
+    try:
+        root = find_course_root()
+        table.add_row("course", str(root))
+    except CourseLayoutError as err:
+        table.add_row("course", "[yellow]not found[/]")
+        problems.append(str(err))
+    grading = grading_dir()
+    table.add_row("grading folder", str(grading))
+    console.print(table)
+    for problem in problems:
+        console.print(f"[red]problem:[/] {problem}")
+    if problems:
+        raise typer.Exit(EXIT_PROBLEMS)
+    console.print("[green]all good[/]")
+
+
+@app.command()
+def release(
+    modules: Annotated[
+        list[str] | None, typer.Argument(help="Module ids, e.g. 00_orientation; all when omitted.")
+    ] = None,
+) -> None:
+    """Regenerate exercises/ from solutions/ with nbgrader (twins synced, nothing leaked)."""
+    from mlcraft.grading.release import ReleaseError, check_release
+    from mlcraft.grading.release import release as do_release
+
+    root = _course_root()
+    try:
+        done = do_release(root, modules)
+        problems = check_release(root, done)
+    except ValueError as err:
+        _fail(str(err))
+    except ReleaseError as err:
+        _fail(str(err), EXIT_PROBLEMS)
+    for problem in problems:
+        err_console.print(f"[red]problem:[/] {problem}")
+    if problems:
+        raise typer.Exit(EXIT_PROBLEMS)
+    console.print(f"released {', '.join(done)} into {root / 'exercises'}")
+
+
+@app.command()
+def verify() -> None:
+    """Course checks: twins in sync, no committed outputs, exercises/ equal to a fresh release, no leaks."""
+    from mlcraft.grading.notebooks import check_no_outputs, check_twins_in_sync
+    from mlcraft.grading.release import ReleaseError, check_release
+
+    root = _course_root()
+    notebooks = sorted(p for d in ("course", "solutions", "exercises") for p in (root / d).rglob("*.ipynb"))
+    notebooks = [p for p in notebooks if ".ipynb_checkpoints" not in p.parts]
+    problems = check_twins_in_sync(root / "course", root / "solutions") + check_no_outputs(notebooks)
+    try:
+        problems += check_release(root)
+    except ReleaseError as err:
+        problems.append(str(err))
+    for problem in problems:
+        err_console.print(f"[red]problem:[/] {problem}")
+    if problems:
+        raise typer.Exit(EXIT_PROBLEMS)
+    console.print(f"[green]ok[/]: {len(notebooks)} notebooks checked")
+
+
+@app.command()
+def check(
+    notebook: Annotated[
+        Path, typer.Argument(help="Your exercise notebook, e.g. exercises/00_orientation/00_orientation.ipynb.")
+    ],
+    timeout: Annotated[int, typer.Option(min=1, help="Seconds each cell may run.")] = 300,
+) -> None:
+    """Run an exercise notebook and show each graded cell pass/fail with its points."""
+    from mlcraft.grading.checker import check_notebook
+
+    try:
+        report = check_notebook(notebook, timeout=timeout)
+    except (FileNotFoundError, InvalidNotebookError) as err:
+        _fail(str(err))
+    if not report.cells:
+        _fail(f"{notebook}: has no autograded cells; is this an exercise notebook?")
+    table = Table(title=f"{notebook.name}", header_style="bold")
+    for column in ("cell", "result", "points", "detail"):
+        table.add_column(column)
+    for cell in report.cells:
+        detail = cell.error + (" (locked cell edited: grading restores the original)" if cell.edited_locked else "")
+        table.add_row(
+            cell.grade_id,
+            "[green]pass[/]" if cell.passed else "[red]fail[/]",
+            f"{cell.points:g} / {cell.max_points:g}",
+            detail,
+        )
+    console.print(table)
+    if report.aborted:
+        console.print(f"[red]stopped:[/] {report.aborted}")
+    console.print(
+        f"score: [bold]{report.score:g} / {report.max_score:g}[/] on the visible tests; hidden tests run when your work is graded"
+    )
+    if not report.passed:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+@app.command()
+def grade(
+    submissions: Annotated[Path, typer.Argument(help="Folder laid out as <student>/<module>/<module>.ipynb.")],
+    module: Annotated[
+        list[str] | None, typer.Option("--module", "-m", help="Module(s) to grade; default: those submitted.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Workspace for gradebook, feedback and reports; default under the grading folder."),
+    ] = None,
+    cell_timeout: Annotated[int, typer.Option(min=1, help="Seconds each cell may run.")] = 120,
+    submission_timeout: Annotated[int, typer.Option(min=10, help="Seconds one submission may take in all.")] = 900,
+) -> None:
+    """Autograde a classroom folder: grades.csv, report.json and feedback HTML for each student."""
+    from pydantic import ValidationError
+
+    from mlcraft.grading.classroom import GradeSettings, Status, SubmissionResult, grade_classroom
+
+    root = _course_root()
+    out_dir = out or grading_dir() / "runs" / submissions.resolve().name
+    try:
+        settings = GradeSettings(cell_timeout_s=cell_timeout, submission_timeout_s=submission_timeout)
+    except ValidationError as err:
+        _fail(f"invalid limits: {err.errors()[0]['msg']}")
+
+    def progress(result: SubmissionResult) -> None:
+        console.print(f"  {result.student} / {result.module}: {result.status.value}")
+
+    try:
+        results = grade_classroom(submissions, root, out_dir, module, settings, on_result=progress)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    except RuntimeError as err:
+        _fail(str(err), EXIT_PROBLEMS)
+    table = Table(title=f"grades ({len(results)} submissions)", header_style="bold")
+    for column in ("student", "module", "status", "score", "detail"):
+        table.add_column(column)
+    colors = {Status.GRADED: "green", Status.MISSING: "yellow", Status.INVALID: "red", Status.ERROR: "red"}
+    for r in results:
+        table.add_row(
+            r.student, r.module, f"[{colors[r.status]}]{r.status.value}[/]", f"{r.score:g} / {r.max_score:g}", r.detail
+        )
+    console.print(table)
+    console.print(
+        f"wrote {out_dir / 'grades.csv'}, {out_dir / 'report.json'} and feedback under {out_dir / 'feedback'}"
+    )
+    attention = [r for r in results if r.status is not Status.GRADED]
+    if attention:
+        console.print(f"[yellow]{len(attention)} submission(s) need attention[/] (status other than graded)")
+        raise typer.Exit(EXIT_ATTENTION)
+
+
+if __name__ == "__main__":
+    app()

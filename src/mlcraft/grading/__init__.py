@@ -1,0 +1,1 @@
+"""Classroom tooling: releasing exercises, checking a learner's notebook, grading a class."""

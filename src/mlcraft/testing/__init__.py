@@ -1,0 +1,22 @@
+"""Helpers for the course's tests and for nbgrader test cells.
+
+- :func:`assert_close`: dtype- and device-aware tolerances, immune to monkeypatching.
+- :data:`DEVICE`, :func:`available_devices`: run the same test on CUDA where present.
+- :func:`call_without` / :func:`forbid_calls`: a hidden test can check that a learner wrote
+  the function rather than calling the library version.
+"""
+
+from mlcraft.testing.devices import DEVICE, available_devices, cuda_available
+from mlcraft.testing.forbidden import ForbiddenCallError, call_without, forbid_calls
+from mlcraft.testing.tolerances import assert_close, default_tolerances
+
+__all__ = [
+    "DEVICE",
+    "ForbiddenCallError",
+    "assert_close",
+    "available_devices",
+    "call_without",
+    "cuda_available",
+    "default_tolerances",
+    "forbid_calls",
+]

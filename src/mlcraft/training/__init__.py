@@ -1,0 +1,1 @@
+"""Training: the production training loop, LR schedules and checkpoints (01_training_loops)."""

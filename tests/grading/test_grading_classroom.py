@@ -1,0 +1,85 @@
+"""`grade_classroom` end to end on a tiny generated course and classroom."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from conftest import MODULE, write_classroom
+
+from mlcraft.grading.classroom import GradeSettings, Status, grade_classroom
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def graded(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory):
+    tmp_path = tmp_path_factory.mktemp("classroom")
+    classroom = write_classroom(tmp_path / "class", tiny_course)
+    out = tmp_path / "out"
+    results = grade_classroom(classroom, tiny_course, out, settings=GradeSettings(cell_timeout_s=30))
+    return {r.student: r for r in results}, out
+
+
+def test_every_submission_gets_the_right_status_and_score(graded) -> None:
+    results, _ = graded
+    assert sorted(results) == ["blank", "correct", "invalid", "missing", "partial"]
+    expected = {
+        "correct": (Status.GRADED, 3.0),
+        "partial": (Status.GRADED, 1.0),  # hidden add test fails, mul passes
+        "blank": (Status.GRADED, 0.0),
+        "invalid": (Status.INVALID, 0.0),
+        "missing": (Status.MISSING, 0.0),
+    }
+    for student, (status, score) in expected.items():
+        assert (results[student].status, results[student].score) == (status, score), student
+        assert results[student].max_score == 3.0, student
+    assert results["partial"].cells == {"test-add": (0.0, 2.0), "test-mul": (1.0, 1.0)}
+    assert "not valid JSON" in results["invalid"].detail
+    assert "found Untitled.ipynb" in results["missing"].detail
+
+
+def test_reports_and_feedback_are_written(graded) -> None:
+    results, out = graded
+    rows = list(csv.DictReader((out / "grades.csv").open(encoding="utf-8")))
+    assert [(r["student"], r["status"], r["score"]) for r in rows] == [
+        ("blank", "graded", "0"),
+        ("correct", "graded", "3"),
+        ("invalid", "invalid notebook", "0"),
+        ("missing", "missing", "0"),
+        ("partial", "graded", "1"),
+    ]
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert {r["student"]: r["status"] for r in report}["invalid"] == "invalid notebook"
+    for student in ("blank", "correct", "partial"):
+        html = Path(results[student].feedback)
+        assert html.is_file() and html.stat().st_size > 0, student
+        assert out in html.parents
+    assert results["invalid"].feedback == ""
+
+
+def test_bad_input_is_rejected_with_a_clear_message(tiny_course: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        grade_classroom(tmp_path / "nope", tiny_course, tmp_path / "out")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no student folders"):
+        grade_classroom(empty, tiny_course, tmp_path / "out")
+    (empty / "ann" / "00_elsewhere").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no student folder holds a known module"):
+        grade_classroom(empty, tiny_course, tmp_path / "out")
+    with pytest.raises(ValueError, match="unknown module 42_nope"):
+        grade_classroom(empty, tiny_course, tmp_path / "out", modules=["42_nope"])
+    with pytest.raises(ValueError, match="inside the submissions folder"):
+        grade_classroom(empty, tiny_course, empty / "out", modules=[MODULE])
+
+
+def test_student_folder_with_unsafe_name_is_reported_not_graded(tiny_course: Path, tmp_path: Path) -> None:
+    classroom = tmp_path / "class"
+    (classroom / "bad name" / MODULE).mkdir(parents=True)
+    (classroom / "bad name" / MODULE / f"{MODULE}.ipynb").write_text("{}", encoding="utf-8")
+    [result] = grade_classroom(classroom, tiny_course, tmp_path / "out")
+    assert result.status is Status.ERROR
+    assert "rename" in result.detail
