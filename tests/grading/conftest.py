@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MODULE = "90_tiny"
 
-TINY_SOURCE = '''# ---
+TINY_SOURCE = """# ---
 # jupyter:
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
@@ -49,7 +49,7 @@ def mul(a, b):
 
 # %% nbgrader={"grade": true, "grade_id": "test-mul", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 assert mul(2, 3) == 6
-'''
+"""
 
 ANSWERS = {
     "correct": {"add-answer": "def add(a, b):\n    return a + b\n", "mul-answer": "def mul(a, b):\n    return a * b\n"},

@@ -43,7 +43,9 @@ def test_blank_release_fails_every_cell_and_names_the_error(tiny_course: Path, t
     assert all("NotImplementedError" in c.error for c in report.cells)
 
 
-def test_stderr_in_a_test_cell_scores_zero_and_edited_locked_cells_are_flagged(tiny_course: Path, tmp_path: Path) -> None:
+def test_stderr_in_a_test_cell_scores_zero_and_edited_locked_cells_are_flagged(
+    tiny_course: Path, tmp_path: Path
+) -> None:
     release_nb = tiny_course / "exercises" / MODULE / f"{MODULE}.ipynb"
     answers = {
         "add-answer": "import sys\ndef add(a, b):\n    print('debug', file=sys.stderr)\n    return a + b\n",

@@ -39,7 +39,9 @@ def test_read_notebook_reports_json_and_schema_errors(tmp_path: Path) -> None:
     with pytest.raises(InvalidNotebookError, match="not a notebook"):
         read_notebook(not_nb)
     bad_schema = tmp_path / "c.ipynb"
-    bad_schema.write_text(json.dumps({"cells": [{"cell_type": "code"}], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}))
+    bad_schema.write_text(
+        json.dumps({"cells": [{"cell_type": "code"}], "nbformat": 4, "nbformat_minor": 5, "metadata": {}})
+    )
     with pytest.raises(InvalidNotebookError, match="not a valid notebook"):
         read_notebook(bad_schema)
 

@@ -1,0 +1,83 @@
+"""Grading validity for every assignment: the autograder must tell right from wrong.
+
+For each module with a source in ``solutions/``, ``tests/assignments/<module>/`` holds at least
+four mutants (plausible mistakes, each declaring the test cells it must fail) and at least one
+alternative correct implementation. All of them, plus the reference solution and the blank
+release, are graded once per module with the real pipeline (`grade_classroom`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlcraft.grading.classroom import GradeSettings, Status, SubmissionResult
+from mlcraft.grading.paths import list_modules
+from mlcraft.grading.validity import Variant, grade_variants, load_variants
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = list_modules(REPO / "solutions")
+VARIANTS = {m: load_variants(REPO / "tests" / "assignments" / m) for m in MODULES}
+CASES = [(m, v) for m in MODULES for v in VARIANTS[m]]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, SubmissionResult]]:
+    results = {}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        work = tmp_path_factory.mktemp("validity")
+        monkeypatch.setenv("MLCRAFT_GRADING_DIR", str(work / "grading-home"))
+        for module in MODULES:
+            settings = GradeSettings(cell_timeout_s=120, submission_timeout_s=600)
+            results[module] = grade_variants(REPO, module, VARIANTS[module], work / module, settings)
+    return results
+
+
+def _summary(result: SubmissionResult) -> str:
+    return f"{result.status.value} {result.score:g}/{result.max_score:g} {result.cells} {result.detail}"
+
+
+def test_there_is_at_least_one_module() -> None:
+    assert MODULES, "no assignment sources found under solutions/"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_assignment_has_mutants_and_an_alternative(module: str) -> None:
+    kinds = [v.kind for v in VARIANTS[module]]
+    assert kinds.count("mutant") >= 4, f"{module}: needs at least 4 mutants under tests/assignments/{module}/mutants"
+    assert kinds.count("alternative") >= 1, (
+        f"{module}: needs an alternative under tests/assignments/{module}/alternatives"
+    )
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_solution_scores_full_marks(graded: dict[str, dict[str, SubmissionResult]], module: str) -> None:
+    result = graded[module]["solution"]
+    assert result.status is Status.GRADED, _summary(result)
+    assert result.max_score > 0 and result.score == result.max_score, _summary(result)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_blank_release_scores_zero_on_every_autograded_cell(
+    graded: dict[str, dict[str, SubmissionResult]], module: str
+) -> None:
+    result = graded[module]["blank"]
+    assert result.status is Status.GRADED, _summary(result)
+    assert result.cells, "no graded cells recorded"
+    assert all(score == 0 for score, _ in result.cells.values()), _summary(result)
+
+
+@pytest.mark.parametrize(("module", "variant"), CASES, ids=[f"{m}-{v.student}" for m, v in CASES])
+def test_variant(graded: dict[str, dict[str, SubmissionResult]], module: str, variant: Variant) -> None:
+    result = graded[module][variant.student]
+    assert result.status is Status.GRADED, _summary(result)
+    if variant.kind == "alternative":
+        assert result.score == result.max_score, f"a correct alternative lost points: {_summary(result)}"
+        return
+    assert result.score < result.max_score, f"mutant '{variant.description}' kept full marks: {_summary(result)}"
+    for cell in variant.must_fail:
+        assert cell in result.cells, f"{variant.name} names unknown test cell {cell}"
+        assert result.cells[cell][0] == 0, f"{variant.name} should fail {cell}: {_summary(result)}"

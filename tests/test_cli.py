@@ -1,0 +1,75 @@
+"""The `mlcraft` command: exit codes and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlcraft.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _course_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLCRAFT_COURSE_ROOT", str(REPO))
+    monkeypatch.setenv("MLCRAFT_GRADING_DIR", str(tmp_path / "grading"))
+
+
+def test_doctor_reports_versions_device_and_extensions() -> None:
+    result = runner.invoke(app, ["doctor"])
+    for item in ("torch", "nbgrader", "jupytext", "device", "AMP dtype", "jupytext pairing (server)", "nbgrader (lab)"):
+        assert item in result.output, item
+    assert result.exit_code in (0, 1)
+    assert (result.exit_code == 0) == ("problem:" not in result.output)
+
+
+def test_check_missing_notebook_is_a_one_line_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", str(tmp_path / "absent.ipynb")])
+    assert result.exit_code == 2
+    assert "no such notebook" in result.output
+
+
+def test_check_invalid_json_names_line_and_column(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text('{"cells": [', encoding="utf-8")
+    result = runner.invoke(app, ["check", str(broken)])
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.output and "line 1" in result.output
+
+
+def test_check_notebook_without_graded_cells_is_rejected(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.ipynb"
+    plain.write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}),
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["check", str(plain)])
+    assert result.exit_code == 2
+    assert "no autograded cells" in result.output
+
+
+def test_grade_missing_folder_and_unknown_module(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["grade", str(tmp_path / "absent")])
+    assert result.exit_code == 2 and "no such folder" in result.output
+    (tmp_path / "class" / "ann" / "00_orientation").mkdir(parents=True)
+    result = runner.invoke(app, ["grade", str(tmp_path / "class"), "--module", "42_nope"])
+    assert result.exit_code == 2 and "unknown module 42_nope" in result.output
+
+
+def test_release_unknown_module() -> None:
+    result = runner.invoke(app, ["release", "42_nope"])
+    assert result.exit_code == 2
+    assert "unknown module 42_nope" in result.output and "00_orientation" in result.output
+
+
+def test_outside_a_course_the_error_says_how_to_fix_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLCRAFT_COURSE_ROOT")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["release"])
+    assert result.exit_code == 2
+    assert "MLCRAFT_COURSE_ROOT" in result.output

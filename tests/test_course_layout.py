@@ -1,0 +1,51 @@
+"""Invariants of the course tree that the release and sync checks do not cover."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import jupytext
+import pytest
+from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+
+from mlcraft.grading.paths import list_modules
+
+REPO = Path(__file__).resolve().parents[1]
+LESSONS = sorted((REPO / "course").glob("*.py"))
+SOURCES = sorted((REPO / "solutions").glob("*/*.py"))
+MODULES = list_modules(REPO / "solutions")
+
+
+def test_every_module_has_a_lesson_a_source_and_a_release() -> None:
+    assert MODULES
+    for module in MODULES:
+        assert (REPO / "course" / f"{module}.py").is_file(), module
+        assert (REPO / "course" / f"{module}.ipynb").is_file(), module
+        assert (REPO / "solutions" / module / f"{module}.py").is_file(), module
+        assert (REPO / "exercises" / module / f"{module}.ipynb").is_file(), module
+
+
+@pytest.mark.parametrize("path", LESSONS + SOURCES, ids=lambda p: p.name)
+def test_first_code_cell_installs_on_colab_only(path: Path) -> None:
+    nb = jupytext.read(path)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert 'if "google.colab" in sys.modules:' in first.source, f"{path}: first code cell must be the Colab set-up cell"
+    assert "pip" in first.source
+
+
+def test_course_and_solutions_are_paired_exercises_are_not() -> None:
+    for folder in ("course", "solutions/00_orientation"):
+        config_file = find_jupytext_configuration_file(str(REPO / folder))
+        assert config_file is not None, folder
+        config = load_jupytext_configuration_file(config_file)
+        assert "py:percent" in str(config.formats), folder
+    for release in (REPO / "exercises").glob("*/*.ipynb"):
+        assert find_jupytext_configuration_file(str(release.parent)) is None, f"{release} would be paired"
+        assert "jupytext" not in jupytext.read(release).metadata
+
+
+def test_exercises_hold_only_notebooks_and_no_gradebook_is_tracked() -> None:
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    assert not [f for f in tracked if f.startswith("exercises/") and not f.endswith(".ipynb")]
+    assert not [f for f in tracked if Path(f).name == "gradebook.db" or f.startswith(".venv/")]
