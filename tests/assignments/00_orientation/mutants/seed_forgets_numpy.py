@@ -1,0 +1,17 @@
+"""Seeds Python's random and torch but not NumPy's global generator: NumPy draws differ between runs."""
+
+# fails: test-seed-all
+# %% grade_id=seed-all-answer
+import random
+
+import torch
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and all GPUs) with ``seed``."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed <= 2**32 - 1:
+        raise ValueError(f"seed must be in [0, 2**32 - 1], got {seed}")
+    random.seed(seed)
+    torch.manual_seed(seed)
