@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mlcraft.grading.paths import grading_dir, nbgrader_ignore_patterns
 
-c = get_config()  # type: ignore[name-defined]  # noqa: F821  (injected by traitlets)
+c = get_config()  # type: ignore[name-defined]  # noqa: F821 (injected by traitlets)
 
 _root = Path(__file__).resolve().parent
 _grading = grading_dir()
