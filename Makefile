@@ -9,6 +9,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAB_ARGS ?=
+# Jupyter refuses to run as root (containers, Binder-like images) unless told it may.
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 # Grading writes outside the repository; tests use a throwaway folder.
 TEST_GRADING_DIR := $(shell mktemp -d -u /tmp/mlcraft-test-grading.XXXXXX)
@@ -38,7 +40,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) course/00_orientation.ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_ARGS) $(LAB_ARGS) course/00_orientation.ipynb
 
 sync: $(STAMP)
 	cd course && for f in $(notdir $(LESSONS)); do ../$(BIN)/jupytext --sync --quiet $$f; done
