@@ -21,6 +21,8 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     Raises:
         ValueError: for a level name the ``logging`` module does not know.
     """
+    if not isinstance(level, str):
+        raise TypeError(f"level must be a level name such as 'INFO', got {type(level).__name__} {level!r}")
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
@@ -39,6 +41,6 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
 
 
 def get_logger(name: str | None = None, **context: Any) -> Any:
-    """A structlog logger bound to ``name`` (the module) and any extra context."""
-    logger = structlog.get_logger(name)
-    return logger.bind(**context) if context else logger
+    """A structlog logger whose events carry ``logger=name`` (the module) and any extra context."""
+    bound = {"logger": name, **context} if name else context
+    return structlog.get_logger().bind(**bound)

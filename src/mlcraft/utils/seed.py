@@ -7,6 +7,7 @@ speed, ask cuDNN and PyTorch for deterministic kernels.
 
 from __future__ import annotations
 
+import numbers
 import os
 import random
 from collections.abc import Iterator
@@ -27,11 +28,13 @@ def seed_everything(seed: int) -> int:
     strings the same way. Returns ``seed`` so a run can log what it used.
 
     Raises:
-        TypeError: if ``seed`` is not an int (a float seed silently truncates in some libraries).
+        TypeError: if ``seed`` is not an integer (Python or NumPy; a float seed silently
+            truncates in some libraries).
         ValueError: if ``seed`` is outside ``[0, 2**32 - 1]``, the range NumPy accepts.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    seed = int(seed)
     if not 0 <= seed <= _MAX_SEED:
         raise ValueError(f"seed must be in [0, 2**32 - 1], got {seed}")
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -52,7 +55,7 @@ def set_deterministic(enabled: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(enabled, warn_only=False)
     torch.backends.cudnn.deterministic = enabled
-    torch.backends.cudnn.benchmark = not enabled
+    torch.backends.cudnn.benchmark = False  # autotuning picks kernels by timing: never reproducible
 
 
 @contextmanager
