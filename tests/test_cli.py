@@ -73,3 +73,11 @@ def test_outside_a_course_the_error_says_how_to_fix_it(tmp_path: Path, monkeypat
     result = runner.invoke(app, ["release"])
     assert result.exit_code == 2
     assert "MLCRAFT_COURSE_ROOT" in result.output
+
+
+@pytest.mark.slow
+def test_check_on_the_blank_release_fails_with_a_table() -> None:
+    result = runner.invoke(app, ["check", str(REPO / "exercises" / "00_orientation" / "00_orientation.ipynb")])
+    assert result.exit_code == 1, result.output
+    assert "test-logsumexp" in result.output and "fail" in result.output
+    assert "score: 0 /" in result.output and "hidden tests" in result.output

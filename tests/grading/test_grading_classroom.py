@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,23 @@ def test_student_folder_with_unsafe_name_is_reported_not_graded(tiny_course: Pat
     [result] = grade_classroom(classroom, tiny_course, tmp_path / "out")
     assert result.status is Status.ERROR
     assert "rename" in result.detail
+
+
+def test_cli_grade_prints_a_table_writes_reports_and_flags_attention(
+    tiny_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from mlcraft.cli import app
+
+    classroom = write_classroom(tmp_path / "class", tiny_course)
+    for student in ("blank", "partial", "missing"):
+        shutil.rmtree(classroom / student)
+    monkeypatch.setenv("MLCRAFT_COURSE_ROOT", str(tiny_course))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["grade", str(classroom), "--out", str(out), "--cell-timeout", "30"])
+    assert result.exit_code == 3, result.output  # graded, but one submission needs attention
+    assert "correct" in result.output and "3 / 3" in result.output
+    assert "invalid notebook" in result.output and "1 submission(s) need attention" in result.output
+    rows = list(csv.DictReader((out / "grades.csv").open(encoding="utf-8")))
+    assert [(r["student"], r["status"]) for r in rows] == [("correct", "graded"), ("invalid", "invalid notebook")]
