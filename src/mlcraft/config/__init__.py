@@ -6,5 +6,6 @@ fails loudly instead of silently using the default).
 """
 
 from mlcraft.config.base import FrozenConfig
+from mlcraft.config.training import TrainingConfig
 
-__all__ = ["FrozenConfig"]
+__all__ = ["FrozenConfig", "TrainingConfig"]

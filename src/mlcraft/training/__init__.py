@@ -1,1 +1,29 @@
-"""Training: the production training loop, LR schedules and checkpoints (01_training_loops)."""
+"""Training: the production training loop, LR schedules, checkpoints and data parallel training.
+
+Built in lesson 01_training_loops; later modules (the tiny GPT, the detector) train with it.
+"""
+
+from mlcraft.training.callbacks import Callback, EarlyStopping, HistoryCallback
+from mlcraft.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from mlcraft.training.distributed import DistributedContext, cleanup_distributed, init_distributed
+from mlcraft.training.schedules import build_scheduler, lr_multiplier
+from mlcraft.training.trainer import Trainer, TrainState, maybe_compile, move_to
+
+__all__ = [
+    "Callback",
+    "DistributedContext",
+    "EarlyStopping",
+    "HistoryCallback",
+    "TrainState",
+    "Trainer",
+    "build_scheduler",
+    "capture_rng_state",
+    "cleanup_distributed",
+    "init_distributed",
+    "load_checkpoint",
+    "lr_multiplier",
+    "maybe_compile",
+    "move_to",
+    "restore_rng_state",
+    "save_checkpoint",
+]
