@@ -1,5 +1,7 @@
-"""Data: generated and package-bundled data sets, tokenizers and loaders (all offline-first).
+"""Data: tokenizers and text corpora (02_attention), with more sets to come (detection shapes in
+03, tabular sets in 05). Everything works offline; real loaders verify checksums."""
 
-Filled by the modules that need them: text corpora and tokenizers (02_attention), synthetic
-detection shapes (03_detection), tabular sets (05_tabular).
-"""
+from mlcraft.data.text import TokenBlockDataset, fetch_text, stdlib_corpus
+from mlcraft.data.tokenizers import ByteTokenizer, CharTokenizer
+
+__all__ = ["ByteTokenizer", "CharTokenizer", "TokenBlockDataset", "fetch_text", "stdlib_corpus"]

@@ -1,1 +1,33 @@
-"""Models: reference architectures (attention and a small GPT in 02, a detector in 03)."""
+"""Models: attention and a small GPT (02_attention); a detector comes in 03_detection."""
+
+from mlcraft.models.attention import (
+    MultiHeadAttention,
+    causal_mask,
+    merge_heads,
+    scaled_dot_product_attention,
+    split_heads,
+)
+from mlcraft.models.gpt import GPT, GPTConfig, load_hf_gpt2_weights
+from mlcraft.models.positional import (
+    LearnedPositionalEmbedding,
+    RotaryEmbedding,
+    apply_rotary,
+    rotate_half,
+    sinusoidal_encoding,
+)
+
+__all__ = [
+    "GPT",
+    "GPTConfig",
+    "LearnedPositionalEmbedding",
+    "MultiHeadAttention",
+    "RotaryEmbedding",
+    "apply_rotary",
+    "causal_mask",
+    "load_hf_gpt2_weights",
+    "merge_heads",
+    "rotate_half",
+    "scaled_dot_product_attention",
+    "sinusoidal_encoding",
+    "split_heads",
+]

@@ -1,0 +1,157 @@
+"""Scaled dot-product attention and multi-head attention.
+
+Follows "Attention Is All You Need" (Vaswani et al., 2017, https://arxiv.org/abs/1706.03762),
+section 3.2. :func:`scaled_dot_product_attention` is the teaching path, written out and equal
+to ``torch.nn.functional.scaled_dot_product_attention`` on every mask kind;
+:class:`MultiHeadAttention` uses the fused kernel by default and equals
+``torch.nn.MultiheadAttention`` given the same weights.
+
+Mask conventions (the same as PyTorch's): a boolean mask is True where a query **may** attend;
+a float mask is **added** to the scores (0 to keep, ``-inf`` to block). Masks broadcast to
+``(B, H, T_q, T_k)``. A query row whose keys are all masked gets an all-zero output (PyTorch's
+fused kernels may return NaN there).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F  # noqa: N812 (the conventional alias)
+from torch import nn
+
+__all__ = ["MultiHeadAttention", "causal_mask", "merge_heads", "scaled_dot_product_attention", "split_heads"]
+
+
+def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+    """Boolean ``(T_q, T_k)`` mask, True where query i may see key j: ``j <= i + (T_k - T_q)``.
+
+    With ``T_k > T_q`` (decoding with a cache of ``T_k - T_q`` earlier tokens) the queries are
+    the last ``T_q`` positions, as in ``F.scaled_dot_product_attention``'s bottom-right alignment
+    used by KV-cached decoding.
+    """
+    t_k = t_q if t_k is None else t_k
+    if t_q < 0 or t_k < t_q:
+        raise ValueError(f"need 0 <= T_q <= T_k, got T_q={t_q}, T_k={t_k}")
+    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    return_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``softmax(q kᵀ · scale + mask) v`` written out.
+
+    Args:
+        q: ``(..., T_q, D)``; k: ``(..., T_k, D)``; v: ``(..., T_k, D_v)`` (usually ``(B, H, T, D)``).
+        attn_mask: boolean (True = attend) or float (added) mask broadcastable to ``(..., T_q, T_k)``.
+        dropout_p: dropout on the attention weights (apply only in training).
+        is_causal: apply :func:`causal_mask`; combined with ``attn_mask`` if both are given.
+        scale: defaults to ``1 / sqrt(D)``.
+        return_weights: also return the ``(..., T_q, T_k)`` attention weights (after dropout).
+
+    Returns:
+        ``(..., T_q, D_v)`` in the dtype of ``q``; rows with no visible key are zeros.
+    """
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"shape mismatch: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * scale  # (..., T_q, T_k)
+    bias = torch.zeros((), dtype=scores.dtype, device=scores.device)
+    visible = torch.ones((), dtype=torch.bool, device=scores.device)
+    if is_causal:
+        visible = visible & causal_mask(t_q, t_k, device=scores.device)
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            visible = visible & attn_mask
+        else:
+            bias = bias + attn_mask.to(scores.dtype)
+            visible = visible & (attn_mask != float("-inf"))
+    scores = (scores + bias).masked_fill(~visible, float("-inf"))
+    # A row with nothing visible would be softmax(-inf, ..., -inf) = NaN: give it zero weights.
+    any_visible = visible.expand_as(scores).any(dim=-1, keepdim=True)
+    weights = torch.softmax(scores.masked_fill(~any_visible, 0.0), dim=-1) * any_visible
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    out = weights @ v  # (..., T_q, D_v)
+    return (out, weights) if return_weights else out
+
+
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """``(B, T, H*D) -> (B, H, T, D)``."""
+    b, t, c = x.shape
+    if c % n_heads:
+        raise ValueError(f"model width {c} is not divisible by {n_heads} heads")
+    return x.view(b, t, n_heads, c // n_heads).transpose(1, 2)  # (B, H, T, D)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``(B, H, T, D) -> (B, T, H*D)``, the inverse of :func:`split_heads`."""
+    b, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * d)  # (B, T, H*D)
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with a fused QKV projection.
+
+    ``qkv.weight`` is ``[W_q; W_k; W_v]`` stacked along the output dimension, the layout of
+    ``nn.MultiheadAttention.in_proj_weight``, so weights copy over one to one.
+    ``fused=True`` runs ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels
+    where available); ``fused=False`` the written-out :func:`scaled_dot_product_attention`.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        *,
+        dropout: float = 0.0,
+        bias: bool = True,
+        causal: bool = False,
+        fused: bool = True,
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.d_model, self.n_heads, self.causal, self.fused, self.dropout = d_model, n_heads, causal, fused, dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Attend over ``x`` ``(B, T, C)``; with ``kv_cache`` (keys, values ``(B, H, T_past, D)``)
+        the new keys/values are appended first. Returns the output ``(B, T, C)`` and the
+        updated ``(keys, values)`` for the next decoding step."""
+        q, k, v = self.qkv(x).split(self.d_model, dim=-1)  # 3 x (B, T, C)
+        q, k, v = (split_heads(t, self.n_heads) for t in (q, k, v))  # (B, H, T, D)
+        if kv_cache is not None:
+            k = torch.cat([kv_cache[0], k], dim=2)  # (B, H, T_past + T, D)
+            v = torch.cat([kv_cache[1], v], dim=2)
+        dropout_p = self.dropout if self.training else 0.0
+        mask = attn_mask
+        if self.causal:
+            causal = causal_mask(q.shape[2], k.shape[2], device=x.device)
+            mask = (
+                causal
+                if mask is None
+                else (mask & causal if mask.dtype == torch.bool else mask.masked_fill(~causal, float("-inf")))
+            )
+        if self.fused:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # (B, H, T, D)
+        else:
+            out = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # type: ignore[assignment]
+        projected: torch.Tensor = self.proj(merge_heads(out))  # (B, T, C)
+        return projected, (k, v)
