@@ -200,6 +200,7 @@ def grade(
     ] = None,
     cell_timeout: Annotated[int, typer.Option(min=1, help="Seconds each cell may run.")] = 120,
     submission_timeout: Annotated[int, typer.Option(min=10, help="Seconds one submission may take in all.")] = 900,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Submissions graded in parallel.")] = 1,
 ) -> None:
     """Autograde a classroom folder: grades.csv, report.json and feedback HTML for each student."""
     from pydantic import ValidationError
@@ -209,7 +210,7 @@ def grade(
     root = _course_root()
     out_dir = out or grading_dir() / "runs" / submissions.resolve().name
     try:
-        settings = GradeSettings(cell_timeout_s=cell_timeout, submission_timeout_s=submission_timeout)
+        settings = GradeSettings(cell_timeout_s=cell_timeout, submission_timeout_s=submission_timeout, workers=workers)
     except ValidationError as err:
         _fail(f"invalid limits: {err.errors()[0]['msg']}")
 

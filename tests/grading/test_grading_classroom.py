@@ -20,7 +20,7 @@ def graded(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory):
     tmp_path = tmp_path_factory.mktemp("classroom")
     classroom = write_classroom(tmp_path / "class", tiny_course)
     out = tmp_path / "out"
-    results = grade_classroom(classroom, tiny_course, out, settings=GradeSettings(cell_timeout_s=30))
+    results = grade_classroom(classroom, tiny_course, out, settings=GradeSettings(cell_timeout_s=30, workers=2))
     return {r.student: r for r in results}, out
 
 

@@ -31,7 +31,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Subm
         work = tmp_path_factory.mktemp("validity")
         monkeypatch.setenv("MLCRAFT_GRADING_DIR", str(work / "grading-home"))
         for module in MODULES:
-            settings = GradeSettings(cell_timeout_s=120, submission_timeout_s=600)
+            settings = GradeSettings(cell_timeout_s=120, submission_timeout_s=600, workers=2)
             results[module] = grade_variants(REPO, module, VARIANTS[module], work / module, settings)
     return results
 

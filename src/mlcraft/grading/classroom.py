@@ -1,9 +1,12 @@
 """``mlcraft grade``: autograde a classroom folder with nbgrader and report every submission.
 
 Layout read: ``SUBMISSIONS_DIR/<student>/<module>/<module>.ipynb``. The submissions folder is
-only read. Everything nbgrader writes goes to a workspace folder (``out_dir``): a fresh
-gradebook, a copy of each valid submission, autograded notebooks, per-student feedback HTML,
-``grades.csv`` and ``report.json``.
+only read. Everything nbgrader writes goes to ``out_dir``: a template gradebook that knows each
+module's graded cells (``template/``), one private workspace per submission
+(``work/<module>/<student>/``: a copy of the notebook, a copy of the template gradebook, the
+autograded notebook), feedback HTML (``feedback/<student>/<module>.html``), ``grades.csv`` and
+``report.json``. Private workspaces let ``workers`` submissions be graded in parallel without
+sharing a database, and a failure stays inside one workspace.
 
 Every (student, module) pair gets a status, never a silent 0:
 
@@ -22,6 +25,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -56,6 +60,7 @@ class GradeSettings(FrozenConfig):
 
     cell_timeout_s: int = Field(default=120, ge=1, le=3600)  # per cell, inside the kernel
     submission_timeout_s: int = Field(default=900, ge=10, le=24 * 3600)  # whole submission, wall clock
+    workers: int = Field(default=1, ge=1, le=64)  # submissions graded in parallel
 
 
 @dataclass
@@ -94,26 +99,29 @@ def _workspace_config(workspace: Path, source_dir: Path, settings: GradeSettings
     return "\n".join(lines) + "\n"
 
 
-def _prepare_workspace(workspace: Path, source_dir: Path, modules: list[str], settings: GradeSettings) -> None:
-    """A clean workspace whose fresh gradebook knows each module's graded cells."""
-    for name in ("submitted", "autograded", "feedback", "release", "gradebook.db"):
-        target = workspace / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+def _write_config(workspace: Path, source_dir: Path, settings: GradeSettings) -> None:
     workspace.mkdir(parents=True, exist_ok=True)
     (workspace / "nbgrader_config.py").write_text(_workspace_config(workspace, source_dir, settings), encoding="utf-8")
+
+
+def _prepare_template(out_dir: Path, source_dir: Path, modules: list[str], settings: GradeSettings) -> Path:
+    """A fresh gradebook that knows each module's graded cells; returns its path."""
+    for name in ("template", "work", "feedback"):
+        if (out_dir / name).exists():
+            shutil.rmtree(out_dir / name)
+    template = out_dir / "template"
+    _write_config(template, source_dir, settings)
     for module in modules:
-        proc = run_python(["-m", "nbgrader", "generate_assignment", module, "--force"], workspace)
+        proc = run_python(["-m", "nbgrader", "generate_assignment", module, "--force"], template)
         if proc.returncode != 0:
             raise RuntimeError(
                 f"could not load the source of {module} into the gradebook:\n{tail(proc.stdout + proc.stderr, 10)}"
             )
+    return template / "gradebook.db"
 
 
-def _stage(submissions: Path, workspace: Path, student: str, module: str) -> SubmissionResult | None:
-    """Copy a valid submission into the workspace, or return the result that explains why not."""
+def _check_submission(submissions: Path, student: str, module: str) -> SubmissionResult | None:
+    """The result that explains why a submission cannot be graded, or None when it can."""
     if not _STUDENT_ID.match(student):
         return SubmissionResult(
             student, module, Status.ERROR, detail="folder name must use only letters, digits and . _ @ + -; rename it"
@@ -128,10 +136,39 @@ def _stage(submissions: Path, workspace: Path, student: str, module: str) -> Sub
         read_notebook(expected)
     except InvalidNotebookError as err:
         return SubmissionResult(student, module, Status.INVALID, detail=str(err).removeprefix(f"{expected}: "))
-    target = workspace / "submitted" / student / module / expected.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(expected, target)
     return None
+
+
+def _grade_one(
+    submissions: Path,
+    out_dir: Path,
+    source_dir: Path,
+    gradebook: Path,
+    student: str,
+    module: str,
+    settings: GradeSettings,
+) -> SubmissionResult:
+    """Grade one submission in its own workspace (a private copy of the gradebook)."""
+    problem = _check_submission(submissions, student, module)
+    if problem is not None:
+        return problem
+    workspace = out_dir / "work" / module / student
+    _write_config(workspace, source_dir, settings)
+    shutil.copyfile(gradebook, workspace / "gradebook.db")
+    target = workspace / "submitted" / student / module / f"{module}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(submissions / student / module / f"{module}.ipynb", target)
+    ok, detail = _run_worker(workspace, student, module, settings)
+    result = SubmissionResult(student, module, Status.GRADED if ok else Status.ERROR, detail=detail)
+    if ok:
+        _read_scores(workspace, result)
+        produced = workspace / "feedback" / student / module / f"{module}.html"
+        if produced.is_file():
+            feedback = out_dir / "feedback" / student / f"{module}.html"
+            feedback.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(produced, feedback)
+            result.feedback = str(feedback)
+    return result
 
 
 def _run_worker(workspace: Path, student: str, module: str, settings: GradeSettings) -> tuple[bool, str]:
@@ -143,8 +180,8 @@ def _run_worker(workspace: Path, student: str, module: str, settings: GradeSetti
     try:
         payload = json.loads(last)
     except json.JSONDecodeError:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return False, f"grader process failed (exit {proc.returncode}): {tail}"
+        stderr_tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return False, f"grader process failed (exit {proc.returncode}): {stderr_tail}"
     if payload.get("ok"):
         return True, ""
     lines = [ln for ln in str(payload.get("log", "")).splitlines() if "ERROR" in ln or "Error" in ln]
@@ -162,12 +199,10 @@ def _read_scores(workspace: Path, result: SubmissionResult) -> None:
         for notebook in submission.notebooks:
             for grade in notebook.grades:
                 result.cells[grade.name] = (float(grade.score), float(grade.max_score))
-    feedback = workspace / "feedback" / result.student / result.module / f"{result.module}.html"
-    result.feedback = str(feedback) if feedback.is_file() else ""
 
 
-def _max_scores(workspace: Path, modules: list[str]) -> dict[str, float]:
-    with Gradebook(f"sqlite:///{workspace / 'gradebook.db'}") as gradebook:
+def _max_scores(gradebook_path: Path, modules: list[str]) -> dict[str, float]:
+    with Gradebook(f"sqlite:///{gradebook_path}") as gradebook:
         return {m: float(gradebook.find_assignment(m).max_score) for m in modules}
 
 
@@ -209,23 +244,22 @@ def grade_classroom(
         chosen = [m for m in resolve_modules(source_dir, None) if m in submitted]
         if not chosen:
             raise ValueError(f"{submissions}: no student folder holds a known module; name one with --module")
-    _prepare_workspace(out_dir, source_dir, chosen, settings)
-    max_scores = _max_scores(out_dir, chosen)
+    gradebook = _prepare_template(out_dir, source_dir, chosen, settings)
+    max_scores = _max_scores(gradebook, chosen)
+    jobs = [(module, student) for module in chosen for student in students]
 
-    results: list[SubmissionResult] = []
-    for module in chosen:
-        for student in students:
-            result = _stage(submissions, out_dir, student, module)
-            if result is None:
-                ok, detail = _run_worker(out_dir, student, module, settings)
-                result = SubmissionResult(student, module, Status.GRADED if ok else Status.ERROR, detail=detail)
-                if ok:
-                    _read_scores(out_dir, result)
-            result.max_score = result.max_score or max_scores[module]
-            log.info("submission", student=student, module=module, status=result.status.value, score=result.score)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
+    def grade(job: tuple[str, str]) -> SubmissionResult:
+        module, student = job
+        result = _grade_one(submissions, out_dir, source_dir, gradebook, student, module, settings)
+        result.max_score = result.max_score or max_scores[module]
+        log.info("submission", student=student, module=module, status=result.status.value, score=result.score)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    # Threads only wait on grading subprocesses, so they parallelise fine.
+    with ThreadPoolExecutor(max_workers=settings.workers) as pool:
+        results = list(pool.map(grade, jobs))
     write_reports(results, out_dir)
     return results
 
