@@ -31,6 +31,8 @@ def stdlib_corpus(max_chars: int | None = 1_000_000, modules: tuple[str, ...] = 
     Raises:
         FileNotFoundError: if none of the modules exists in this Python's standard library.
     """
+    if max_chars is not None and max_chars < 0:
+        raise ValueError(f"max_chars must be >= 0 or None, got {max_chars}")
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     parts = []
     for name in modules:
@@ -82,10 +84,12 @@ class TokenBlockDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __init__(self, tokens: torch.Tensor, block_size: int, stride: int | None = None) -> None:
         if tokens.dim() != 1:
             raise ValueError(f"tokens must be 1-D, got shape {tuple(tokens.shape)}")
+        if stride is not None and stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
         if block_size < 1 or tokens.numel() < block_size + 1:
             raise ValueError(f"need at least block_size + 1 = {block_size + 1} tokens, got {tokens.numel()}")
         self.tokens, self.block_size = tokens, block_size
-        self.stride = stride or block_size
+        self.stride = block_size if stride is None else stride
         self.count = (tokens.numel() - block_size - 1) // self.stride + 1
 
     def __len__(self) -> int:

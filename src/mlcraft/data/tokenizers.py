@@ -16,6 +16,13 @@ import torch
 __all__ = ["ByteTokenizer", "CharTokenizer"]
 
 
+def _as_list(ids: torch.Tensor | list[int]) -> list[int]:
+    """Token ids as a list; a 0-d tensor is one id."""
+    if isinstance(ids, torch.Tensor):
+        return [int(v) for v in ids.reshape(-1).tolist()]
+    return list(ids)
+
+
 class CharTokenizer:
     """Maps each character seen at fit time to an id (sorted by code point, so it is deterministic)."""
 
@@ -42,7 +49,7 @@ class CharTokenizer:
             raise ValueError(f"character {err.args[0]!r} was not in the text this tokenizer was fit on") from None
 
     def decode(self, ids: torch.Tensor | list[int]) -> str:
-        values = ids.tolist() if isinstance(ids, torch.Tensor) else ids
+        values = _as_list(ids)
         if any(not 0 <= i < len(self.itos) for i in values):
             raise ValueError(f"token ids must be in [0, {len(self.itos)})")
         return "".join(self.itos[i] for i in values)
@@ -68,7 +75,7 @@ class ByteTokenizer:
 
     def decode(self, ids: torch.Tensor | list[int], errors: str = "replace") -> str:
         """Invalid UTF-8 (a sampled sequence may cut a character) becomes U+FFFD by default."""
-        values = ids.tolist() if isinstance(ids, torch.Tensor) else ids
+        values = _as_list(ids)
         if any(not 0 <= i < 256 for i in values):
             raise ValueError("byte token ids must be in [0, 256)")
         return bytes(values).decode("utf-8", errors=errors)

@@ -25,11 +25,11 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
         k = min(top_k, logits.shape[-1])
         kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None:
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_p is not None and top_p < 1.0:  # p = 1 keeps everything (float cumsums can reach 1 early)
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
-        probs = torch.softmax(sorted_logits.float(), dim=-1)
+        probs = torch.softmax(sorted_logits.double(), dim=-1)
         mass_before = probs.cumsum(dim=-1) - probs  # mass of strictly more likely tokens
         drop_sorted = mass_before >= top_p  # the first token always has mass_before = 0: kept
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
@@ -47,9 +47,10 @@ def sample_next(
     """Next token ids ``(B, 1)`` from last-position logits ``(B, V)``; ``temperature=0`` is greedy."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    filtered = filter_logits(logits.float() / (temperature or 1.0), top_k, top_p)  # validates top_k / top_p
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = filter_logits(logits.float() / temperature, top_k, top_p)
+    logits = filtered
     return torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1, generator=generator)
 
 

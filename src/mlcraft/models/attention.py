@@ -27,8 +27,9 @@ def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | N
     """Boolean ``(T_q, T_k)`` mask, True where query i may see key j: ``j <= i + (T_k - T_q)``.
 
     With ``T_k > T_q`` (decoding with a cache of ``T_k - T_q`` earlier tokens) the queries are
-    the last ``T_q`` positions, as in ``F.scaled_dot_product_attention``'s bottom-right alignment
-    used by KV-cached decoding.
+    the last ``T_q`` positions: the bottom-right alignment of
+    ``torch.nn.attention.bias.causal_lower_right``, which KV-cached decoding needs.
+    (``F.scaled_dot_product_attention(is_causal=True)`` aligns top-left instead.)
     """
     t_k = t_q if t_k is None else t_k
     if t_q < 0 or t_k < t_q:

@@ -87,8 +87,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     target = Path(path)
     if not target.is_file():
         raise FileNotFoundError(f"{target}: no such checkpoint")
-    payload: dict[str, Any] = torch.load(target, map_location=map_location, weights_only=True)
+    payload = torch.load(target, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict):
+        raise ValueError(f"{target}: not an mlcraft checkpoint (holds a {type(payload).__name__}, not a dict)")
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(f"{target}: checkpoint format {version!r}, this version of mlcraft reads {FORMAT_VERSION}")
-    return payload
+    return dict(payload)

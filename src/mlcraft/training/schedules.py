@@ -35,6 +35,8 @@ def lr_multiplier(
     Raises:
         ValueError: for negative values, ``warmup_steps > total_steps`` or ``min_lr_ratio`` outside [0, 1].
     """
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
     if step < 0 or warmup_steps < 0 or total_steps < 1:
         raise ValueError(
             f"need step >= 0, warmup_steps >= 0, total_steps >= 1; got {step}, {warmup_steps}, {total_steps}"
@@ -47,8 +49,6 @@ def lr_multiplier(
         return (step + 1) / warmup_steps
     if schedule == "constant":
         return 1.0
-    if schedule != "cosine":
-        raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
     decay_steps = total_steps - warmup_steps
     progress = min((step - warmup_steps) / decay_steps, 1.0) if decay_steps > 0 else 1.0
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -69,6 +69,8 @@ def move_to(batch: Batch, device: torch.device, non_blocking: bool = True) -> Ba
         return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, Mapping):
         return {key: move_to(value, device, non_blocking) for key, value in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # NamedTuple
+        return type(batch)(*(move_to(value, device, non_blocking) for value in batch))
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_to(value, device, non_blocking) for value in batch)
     return batch
@@ -319,7 +321,7 @@ class Trainer:
                 self._after_step(metrics)
                 if self._done():
                     break
-            else:  # the epoch ran to its end
+            if self.state.batches_done >= n_batches:  # the epoch ran to its end (also when stopping on its last step)
                 self.state.epoch += 1
                 self.state.batches_done = 0
                 if cfg.eval_every is None and self.val_data is not None:
@@ -384,7 +386,10 @@ class Trainer:
                     batch_sums = {"loss": self.loss_fn(outputs, targets).double() * n}
                     if self.metrics_fn is not None:
                         batch_sums.update(
-                            {k: torch.as_tensor(v).double() for k, v in self.metrics_fn(outputs, targets).items()}
+                            {
+                                k: torch.as_tensor(v, dtype=torch.float64)
+                                for k, v in self.metrics_fn(outputs, targets).items()
+                            }
                         )
                     for key, value in batch_sums.items():
                         sums[key] = sums.get(key, torch.zeros((), dtype=torch.float64, device=self.device)) + value.to(
