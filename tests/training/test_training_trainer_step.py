@@ -103,8 +103,7 @@ def test_last_incomplete_group_divides_by_its_real_size(make_config: ConfigFacto
         _sgd_step(reference, _grads(reference, *_cat(group)), cfg.lr)
         for actual, expected in zip(model.parameters(), reference.parameters(), strict=True):
             assert_close(actual.detach(), expected.detach(), **TIGHT, msg=f"after step {step}")
-    # until_step pauses right after the last update, before the epoch is closed; fit() closes it.
-    # the run stopped on the last batch: the epoch is closed (a resumed run starts the next one)
+    # The pause fell on the epoch's last batch, so the epoch is already closed; fit() has nothing left.
     assert (trainer.state.epoch, trainer.state.batches_done) == (1, 0)
     after = _params(model)
     trainer.fit()
