@@ -1,1 +1,25 @@
-"""Evaluation: metrics checked against trusted libraries (COCO mAP in 03, drift statistics in 07)."""
+"""Evaluation: box geometry and NMS checked against torchvision (03_detection); COCO mAP and
+drift statistics follow."""
+
+from mlcraft.evaluation.boxes import (
+    box_area,
+    box_convert,
+    box_iou,
+    clip_boxes,
+    decode_boxes,
+    encode_boxes,
+    generalized_box_iou,
+)
+from mlcraft.evaluation.nms import batched_nms, nms
+
+__all__ = [
+    "batched_nms",
+    "box_area",
+    "box_convert",
+    "box_iou",
+    "clip_boxes",
+    "decode_boxes",
+    "encode_boxes",
+    "generalized_box_iou",
+    "nms",
+]
