@@ -129,3 +129,18 @@ def test_missing_release_is_reported(released: tuple[Path, Path]) -> None:
     shutil.rmtree(release / MODULE)
     [problem] = check_release_leaks(source, release, [MODULE])
     assert "missing" in problem
+
+
+def test_a_line_used_both_visibly_and_in_hidden_tests_is_not_a_secret() -> None:
+    from mlcraft.grading.notebooks import _secret_lines
+
+    source = (
+        "with tempfile.TemporaryDirectory() as folder:\n"
+        "    check_visible(folder)\n"
+        "### BEGIN HIDDEN TESTS\n"
+        "with tempfile.TemporaryDirectory() as folder:\n"
+        "    check_hidden_thoroughly(folder, seed=123)\n"
+        "### END HIDDEN TESTS"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    assert _secret_lines(nb) == {"check_hidden_thoroughly(folder, seed=123)"}

@@ -132,28 +132,31 @@ def strip_solution_markers(source: str) -> str:
     return "\n".join(line for line in source.splitlines() if line.strip() not in SOLUTION_MARKERS)
 
 
-def _region_lines(source: str, markers: tuple[str, str]) -> list[str]:
-    begin, end = markers
-    inside, lines = False, []
+def _split_regions(source: str) -> tuple[set[str], set[str]]:
+    """(lines inside solution / hidden-test regions, lines outside them), stripped."""
+    inside: set[str] = set()
+    outside: set[str] = set()
+    markers = {SOLUTION_MARKERS[0]: SOLUTION_MARKERS[1], HIDDEN_MARKERS[0]: HIDDEN_MARKERS[1]}
+    closing: str | None = None
     for line in source.splitlines():
         stripped = line.strip()
-        if stripped == begin:
-            inside = True
-        elif stripped == end:
-            inside = False
-        elif inside:
-            lines.append(stripped)
-    return lines
+        if closing is None and stripped in markers:
+            closing = markers[stripped]
+        elif closing is not None and stripped == closing:
+            closing = None
+        else:
+            (inside if closing is not None else outside).add(stripped)
+    return inside, outside
 
 
 def _secret_lines(source_nb: Any) -> set[str]:
-    """Lines of solution regions and hidden tests that appear nowhere else in the source."""
+    """Lines of solution regions and hidden tests that appear nowhere outside such regions."""
     secret: set[str] = set()
     public: set[str] = set()
     for cell in source_nb.cells:
-        hidden = set(_region_lines(cell.source, SOLUTION_MARKERS)) | set(_region_lines(cell.source, HIDDEN_MARKERS))
-        secret |= hidden
-        public |= {line.strip() for line in cell.source.splitlines()} - hidden
+        inside, outside = _split_regions(cell.source)
+        secret |= inside
+        public |= outside
     return {line for line in secret - public if len(line) >= _MIN_LEAK_LINE and not line.startswith("#")}
 
 

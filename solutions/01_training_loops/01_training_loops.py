@@ -1,0 +1,1489 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# # Module 01 — Training loops: mixed precision, accumulation, schedules, evaluation, checkpoints
+#
+# The training loop is the code that runs longest and fails most expensively. A loop that is
+# subtly wrong still produces a falling loss curve: it just trains a worse model, or cannot be
+# resumed after a crash, and nobody notices until the numbers do not add up. This module
+# builds the pieces of a production loop one at a time, each small enough to test exactly:
+#
+# | Task | Function | Points |
+# |------|----------|--------|
+# | 1 | `train_step(model, batch, loss_fn, optimizer, scaler, *, device, amp_dtype, max_grad_norm)` | 3 |
+# | 2 | `warmup_cosine_lr(step, *, base_lr, warmup_steps, total_steps, min_lr=0.0)` | 2 |
+# | 3 | `accumulated_step(model, micro_batches, loss_fn, optimizer)` | 2 |
+# | 4 | `evaluate(model, batches, loss_fn, device)` | 3 |
+# | 5 | `save_checkpoint(...)` and `load_checkpoint(...)` | 3 |
+# | 6 | `EarlyStopping(patience, mode, min_delta)` | 2 |
+#
+# **How this notebook works.** Replace each `raise NotImplementedError()` with your code, then
+# run the test cell below it. The visible tests are a first check only: when the notebook is
+# graded, each test cell also runs hidden tests. These check the edge cases named in the task
+# statement, so read each statement to the end. Run the notebook from top to bottom before you
+# submit, and do not change or delete the test cells.
+#
+# The tests put models and tensors on `DEVICE`, the best device present (CUDA, then Apple
+# MPS, then CPU), so your code must work on whatever device it is given. Everything is tiny:
+# the whole notebook runs in well under a minute on a laptop CPU.
+
+
+# %%
+# Set-up: on Colab, install the course package; everywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "mlcraft @ git+https://github.com/mlcraft/mlcraft"], check=True
+    )
+
+
+# %% nbgrader={"grade": false, "grade_id": "imports", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import copy
+import math
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual spelling)
+from torch import nn
+
+from mlcraft.testing import DEVICE, assert_close, call_without
+from mlcraft.utils import amp_dtype, needs_grad_scaler
+
+# The mixed-precision set-up for this machine (Module 00, Task 2): bfloat16 on the CPU and on
+# recent GPUs, float16 (which needs an enabled GradScaler) on older GPUs and Apple GPUs.
+AMP_DTYPE = amp_dtype(DEVICE)
+print(f"torch {torch.__version__}; tests run on DEVICE = {DEVICE} with AMP_DTYPE = {AMP_DTYPE}")
+print(f"a GradScaler is {'needed' if needs_grad_scaler(AMP_DTYPE) else 'not needed (created disabled)'} here")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-train-step", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 1 — One mixed-precision training step (3 points)
+#
+# Every training loop repeats the same step. Written carelessly, each line of it is a known
+# production bug:
+#
+# 1. **Clear the old gradients**, with `optimizer.zero_grad(set_to_none=True)` (or
+#    `model.zero_grad(set_to_none=True)`). `backward()` *adds* into `.grad`, so a step that
+#    forgets this trains on the sum of every gradient so far. `set_to_none=True` frees the
+#    memory and lets the optimizer skip parameters that received no gradient (with zeros, an
+#    optimizer with weight decay or momentum would still move them).
+# 2. **Move the batch** to `device` with `.to(device, non_blocking=True)`: with pinned memory
+#    the copy overlaps with computation on a GPU.
+# 3. **Forward pass and loss under autocast**: `with torch.autocast(device.type, dtype=amp_dtype):`.
+#    Matrix multiplications run in 16 bits; the parameters stay `float32`. Call `backward()`
+#    outside the `with` block.
+# 4. **Backward through the scaler**: `scaler.scale(loss).backward()`. In `float16`, small
+#    gradients underflow to zero; a `torch.amp.GradScaler` multiplies the loss by a large
+#    factor (65536 by default) so they do not, and divides the gradients by it again before
+#    the optimizer uses them. In `bfloat16` no scaling is needed and the scaler is created
+#    disabled (`GradScaler(device.type, enabled=False)`): then every scaler method below
+#    simply does nothing special, so the same code serves both cases.
+# 5. **Unscale, then clip**: `scaler.unscale_(optimizer)` divides the gradients by the scale
+#    *in place*; only then does `torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)`
+#    see the true gradients. Clipping before unscaling compares gradients that are 65536 times
+#    too large with `max_grad_norm`, which clips every step to almost nothing.
+# 6. **Step and update through the scaler**: `scaler.step(optimizer)` calls `optimizer.step()`
+#    unless a gradient is `inf` or `NaN` (a `float16` overflow), in which case it skips the
+#    step; `scaler.update()` then lowers the scale after an overflow (and raises it after a run
+#    of good steps). Calling `optimizer.step()` yourself applies `NaN` to the weights.
+#
+# Write
+#
+# ```python
+# train_step(model, batch, loss_fn, optimizer, scaler, *, device, amp_dtype, max_grad_norm) -> dict
+# ```
+#
+# - `model`: an `nn.Module` already on `device`, with `float32` parameters (do not change
+#   their dtype); `optimizer` holds all of its parameters.
+# - `batch`: a pair `(inputs, targets)` of tensors, on any device.
+# - `loss_fn(outputs, targets)` returns a scalar loss tensor (a mean over the batch).
+# - `scaler`: a `torch.amp.GradScaler`, enabled or not.
+# - `device`: a `torch.device`; `amp_dtype`: `torch.bfloat16` or `torch.float16`.
+# - `max_grad_norm`: a positive float, the largest total L2 norm the gradients may have;
+#   `None` means no clipping (the norm is still measured and returned).
+#
+# It performs steps 1–6 and returns `{"loss": ..., "grad_norm": ...}`, both Python `float`s:
+# `loss` is the loss value as computed in the forward pass (**not** multiplied by the scale),
+# and `grad_norm` is the total L2 norm of all the gradients **after unscaling and before
+# clipping** (what `clip_grad_norm_` returns; this is the number to log when you watch for
+# exploding gradients). When the gradients are not finite, the returned norm is not finite
+# either and the parameters must not change: `scaler.step` takes care of that.
+#
+# The tests compare one step of your function with a `float64` step computed without
+# autocast, so they allow for the rounding of 16-bit arithmetic; they also use an *enabled*
+# scaler with a large scale, a model whose gradients are left over from an earlier
+# `backward()`, a parameter that takes no part in the loss, and a loss that overflows.
+
+
+# %% nbgrader={"grade": false, "grade_id": "train-step-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def train_step(model, batch, loss_fn, optimizer, scaler, *, device, amp_dtype, max_grad_norm):
+    """One optimizer step with autocast, loss scaling and gradient clipping.
+
+    Returns:
+        ``{"loss": float, "grad_norm": float}``: the unscaled loss and the pre-clip total
+        gradient norm.
+    """
+    ### BEGIN SOLUTION
+    optimizer.zero_grad(set_to_none=True)
+    inputs, targets = batch
+    inputs = inputs.to(device, non_blocking=True)
+    targets = targets.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=amp_dtype):
+        loss = loss_fn(model(inputs), targets)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)  # true gradients from here on: clip and measure them
+    limit = float("inf") if max_grad_norm is None else max_grad_norm
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), limit)
+    scaler.step(optimizer)  # skipped when a gradient is inf or NaN
+    scaler.update()
+    return {"loss": loss.item(), "grad_norm": grad_norm.item()}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-train-step", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+_W_TRUE = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+
+
+def _tiny_model(seed):
+    """A small float32 MLP on DEVICE (tanh, so 16-bit rounding cannot flip a ReLU on or off)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3)).to(DEVICE)
+
+
+def _tiny_batch(seed, n=32):
+    """Inputs and labels on the CPU: train_step must move them to the device itself."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    return x, (x @ _W_TRUE).argmax(dim=1)
+
+
+def _params64(model):
+    return [p.detach().to("cpu", torch.float64).clone() for p in model.parameters()]
+
+
+def _reference_step(model, batch, loss_fn, lr, max_norm):
+    """One plain-SGD step in float64 without autocast: (loss, pre-clip norm, new parameters)."""
+    ref = copy.deepcopy(model).to("cpu", torch.float64)
+    x, y = batch
+    loss = loss_fn(ref(x.to("cpu", torch.float64)), y.cpu())
+    grads = torch.autograd.grad(loss, list(ref.parameters()))
+    norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
+    coef = 1.0 if max_norm is None else min(1.0, max_norm / (norm + 1e-6))
+    with torch.no_grad():
+        new = [p - lr * coef * g for p, g in zip(ref.parameters(), grads, strict=True)]
+    return loss.item(), norm, new
+
+
+def _check_update(model, before, expected, what):
+    """The whole update (all parameters at once) must match the float64 update to 16-bit accuracy."""
+    got = torch.cat(
+        [(p.detach().to("cpu", torch.float64) - b).flatten() for p, b in zip(model.parameters(), before, strict=True)]
+    )
+    want = torch.cat([(e - b).flatten() for e, b in zip(expected, before, strict=True)])
+    tol = 3e-2 * want.abs().max().item()
+    assert_close(got, want, rtol=3e-2, atol=tol, msg=f"{what}: parameter update vs the float64 reference step")
+
+
+def _run_step(model, batch, opt, scaler, max_norm, dtype=AMP_DTYPE, loss_fn=F.cross_entropy):
+    return train_step(model, batch, loss_fn, opt, scaler, device=DEVICE, amp_dtype=dtype, max_grad_norm=max_norm)
+
+
+def _default_scaler(dtype=AMP_DTYPE):
+    """Enabled only for float16, with a moderate scale so that the 50x loss below cannot overflow float16."""
+    return torch.amp.GradScaler(DEVICE.type, init_scale=2.0**10, enabled=needs_grad_scaler(dtype))
+
+
+# One step, no clipping in effect (the norm is far below 100).
+_model = _tiny_model(0)
+_batch = _tiny_batch(1)
+_want_loss, _want_norm, _want_params = _reference_step(_model, _batch, F.cross_entropy, lr=0.5, max_norm=None)
+_before = _params64(_model)
+_out = _run_step(_model, _batch, torch.optim.SGD(_model.parameters(), lr=0.5), _default_scaler(), 100.0)
+assert isinstance(_out, dict), f"train_step should return a dict, got {type(_out).__name__}"
+assert set(_out) == {"loss", "grad_norm"}, f"train_step should return the keys 'loss' and 'grad_norm', got {set(_out)}"
+assert all(type(v) is float for v in _out.values()), f"both values should be Python floats, got {_out}"
+assert_close(_out["loss"], _want_loss, rtol=1e-2, atol=1e-3, msg="returned loss")
+assert_close(_out["grad_norm"], _want_norm, rtol=2e-2, atol=1e-4, msg="returned grad_norm (before clipping)")
+_check_update(_model, _before, _want_params, "one step")
+assert all(p.dtype == torch.float32 for p in _model.parameters()), "the parameters should stay float32"
+
+# Gradients left over from an earlier backward() must not leak into the step.
+_model = _tiny_model(0)
+_x_old, _y_old = _tiny_batch(2)
+F.cross_entropy(_model(_x_old.to(DEVICE)), _y_old.to(DEVICE)).backward()
+_before = _params64(_model)
+_run_step(_model, _batch, torch.optim.SGD(_model.parameters(), lr=0.5), _default_scaler(), 100.0)
+_check_update(_model, _before, _want_params, "a model with stale gradients")
+### BEGIN HIDDEN TESTS
+# AMP set-ups to check: this machine's, and on CUDA also float16 with an enabled GradScaler.
+_configs = [AMP_DTYPE]
+if DEVICE.type == "cuda" and torch.float16 not in _configs:
+    _configs.append(torch.float16)
+
+for _dtype in _configs:
+    _tag = f"amp_dtype={_dtype}"
+
+    # An enabled scaler with a large scale, and clipping in effect: the gradients must be
+    # unscaled before they are clipped and measured. (Clipping first would compare gradients
+    # 1024 times too large with max_grad_norm.)
+    _model = _tiny_model(3)
+    _batch = _tiny_batch(4)
+    _, _norm0, _ = _reference_step(_model, _batch, F.cross_entropy, lr=1.0, max_norm=None)
+    _max_norm = 0.25 * _norm0
+    _want_loss, _want_norm, _want_params = _reference_step(_model, _batch, F.cross_entropy, 1.0, _max_norm)
+    _start = _params64(_model)
+    _scaler = torch.amp.GradScaler(DEVICE.type, init_scale=2.0**10, growth_interval=1000)
+    _out = _run_step(_model, _batch, torch.optim.SGD(_model.parameters(), lr=1.0), _scaler, _max_norm, _dtype)
+    assert_close(_out["loss"], _want_loss, rtol=1e-2, atol=1e-3, msg=f"{_tag}, enabled scaler: the loss, not scaled")
+    assert_close(
+        _out["grad_norm"], _want_norm, rtol=2e-2, atol=1e-4, msg=f"{_tag}, enabled scaler: unscaled, pre-clip norm"
+    )
+    _check_update(_model, _start, _want_params, f"{_tag}, enabled scaler (scale 1024), clipping in effect")
+    _step_norm = torch.sqrt(
+        sum(
+            ((p.detach().to("cpu", torch.float64) - b) ** 2).sum()
+            for p, b in zip(_model.parameters(), _start, strict=True)
+        )
+    )
+    assert_close(
+        _step_norm.item(), _max_norm, rtol=2e-2, atol=0.0, msg=f"{_tag}: with lr=1 the update norm equals max_grad_norm"
+    )
+
+    # A very small max_grad_norm with the default scaler.
+    _model = _tiny_model(5)
+    _start = _params64(_model)
+    _want_loss, _want_norm, _want_params = _reference_step(_model, _batch, F.cross_entropy, 1.0, 1e-3)
+    _out = _run_step(
+        _model, _batch, torch.optim.SGD(_model.parameters(), lr=1.0), _default_scaler(_dtype), 1e-3, _dtype
+    )
+    _check_update(_model, _start, _want_params, f"{_tag}, max_grad_norm=1e-3")
+    assert_close(
+        _out["grad_norm"], _want_norm, rtol=2e-2, atol=1e-4, msg=f"{_tag}: grad_norm is measured before clipping"
+    )
+
+    # max_grad_norm=None: no clipping at all, even for a large gradient (loss multiplied by 50).
+    def _big_loss(out, y):
+        return 50.0 * F.cross_entropy(out, y)
+
+    _model = _tiny_model(6)
+    _want_loss, _want_norm, _want_params = _reference_step(_model, _batch, _big_loss, 0.01, None)
+    assert _want_norm > 5.0, "test set-up: the gradient should be large here"
+    _start = _params64(_model)
+    _out = _run_step(
+        _model, _batch, torch.optim.SGD(_model.parameters(), lr=0.01), _default_scaler(_dtype), None, _dtype, _big_loss
+    )
+    _check_update(_model, _start, _want_params, f"{_tag}, max_grad_norm=None (no clipping)")
+    assert_close(_out["grad_norm"], _want_norm, rtol=2e-2, atol=1e-4, msg=f"{_tag}, max_grad_norm=None: grad_norm")
+    assert_close(_out["loss"], _want_loss, rtol=1e-2, atol=1e-3, msg=f"{_tag}, max_grad_norm=None: loss")
+
+    # The forward pass runs under autocast: a probe after the first layer sees amp_dtype.
+    class _DtypeProbe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def forward(self, x):
+            self.seen.append(x.dtype)
+            return x
+
+    _model = _tiny_model(7)
+    _probe = _DtypeProbe()
+    _probed = nn.Sequential(_model[0], _probe, _model[1], _model[2])
+    _run_step(_probed, _batch, torch.optim.SGD(_probed.parameters(), lr=0.1), _default_scaler(_dtype), 1.0, _dtype)
+    assert _probe.seen == [_dtype], (
+        f"{_tag}: the first Linear layer's output should be {_dtype} (forward pass under torch.autocast), "
+        f"got {_probe.seen}"
+    )
+    assert all(p.dtype == torch.float32 for p in _probed.parameters()), f"{_tag}: parameters should stay float32"
+
+
+# Gradients are cleared to None: a parameter that takes no part in the loss keeps no gradient
+# and is not moved, even by an optimizer with weight decay (a zero gradient would be decayed).
+class _WithUnused(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _tiny_model(8)
+        self.unused = nn.Linear(4, 4).to(DEVICE)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+_model = _WithUnused()
+_model.unused(torch.ones(2, 4, device=DEVICE)).sum().backward()  # a stale gradient on the unused layer
+_unused_before = _model.unused.weight.detach().clone()
+_opt = torch.optim.SGD(_model.parameters(), lr=0.1, weight_decay=0.1)
+_run_step(_model, _batch, _opt, _default_scaler(), 1.0)
+assert _model.unused.weight.grad is None, (
+    "a parameter that takes no part in the loss should end the step with .grad None: "
+    "clear gradients with zero_grad(set_to_none=True) before the forward pass"
+)
+assert torch.equal(_model.unused.weight.detach(), _unused_before), (
+    "a parameter that takes no part in the loss should not move (its stale gradient was not cleared to None)"
+)
+
+
+# A loss that overflows: the step is skipped (parameters unchanged, no NaN) and the scaler
+# lowers its scale (scaler.update() after scaler.step()).
+def _inf_loss(out, y):
+    return F.cross_entropy(out, y) * torch.tensor(float("inf"), device=out.device)
+
+
+_model = _tiny_model(9)
+_start = _params64(_model)
+_scaler = torch.amp.GradScaler(DEVICE.type, init_scale=2.0**10)
+_out = _run_step(_model, _batch, torch.optim.SGD(_model.parameters(), lr=0.1), _scaler, 1.0, AMP_DTYPE, _inf_loss)
+for _p, _b in zip(_model.parameters(), _start, strict=True):
+    assert torch.equal(_p.detach().to("cpu", torch.float64), _b), (
+        "when the gradients are inf/NaN the optimizer step must be skipped: use scaler.step(optimizer), "
+        "not optimizer.step()"
+    )
+assert _scaler.get_scale() == 2.0**9, (
+    f"after an overflow scaler.update() halves the scale from 1024 to 512, got {_scaler.get_scale()}: "
+    "call scaler.update() after scaler.step()"
+)
+assert not math.isfinite(_out["grad_norm"]), f"the gradient norm of an overflowing step is not finite, got {_out}"
+### END HIDDEN TESTS
+print("train_step: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-warmup-cosine", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 2 — Learning-rate warmup and cosine decay (2 points)
+#
+# Almost every modern recipe (transformers, ViTs, large CNNs) uses the same schedule:
+#
+# - **Linear warmup.** Adam's second-moment estimates are noise for the first few hundred
+#   steps; a full learning rate then can push the weights somewhere they never recover from.
+#   Ramping up from a small value avoids that.
+# - **Cosine decay** from `base_lr` down to `min_lr`, so the last steps fine-tune with small
+#   updates.
+#
+# Write `warmup_cosine_lr(step, *, base_lr, warmup_steps, total_steps, min_lr=0.0) -> float`,
+# the learning rate for the optimizer step with 0-based index `step` (the step about to be
+# taken: `step=0` is the very first one). It must agree with PyTorch's own schedulers chained
+# as
+#
+# ```python
+# SequentialLR(optimizer, [LinearLR(optimizer, start_factor=1 / warmup_steps, end_factor=1.0, total_iters=warmup_steps - 1),
+#                          CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=min_lr)],
+#              milestones=[warmup_steps])
+# ```
+#
+# stepped once per optimizer step. In closed form:
+#
+# - **warmup**, `0 <= step < warmup_steps`: `lr = base_lr * (step + 1) / warmup_steps`. The
+#   first step already gets `base_lr / warmup_steps` (not 0: a step with learning rate 0 is a
+#   wasted step), and step `warmup_steps - 1` gets exactly `base_lr`.
+# - **decay**, `warmup_steps <= step < total_steps`: with
+#   `progress = (step - warmup_steps) / (total_steps - warmup_steps)`,
+#   `lr = min_lr + (base_lr - min_lr) * 0.5 * (1 + cos(pi * progress))`. Step `warmup_steps`
+#   gets exactly `base_lr`.
+# - **after the end**, `step >= total_steps`: `lr = min_lr` (the cosine must not rise again).
+# - `warmup_steps=0` means no warmup: step 0 gets `base_lr`. `warmup_steps == total_steps`
+#   means warmup only.
+#
+# The result is a Python `float`. Raise `ValueError` for invalid arguments: `step < 0`,
+# `warmup_steps < 0`, `total_steps < 1`, `warmup_steps > total_steps`, `base_lr <= 0`,
+# `min_lr < 0` or `min_lr > base_lr`.
+#
+# In a real loop you would hand it to `torch.optim.lr_scheduler.LambdaLR` (which multiplies
+# the optimizer's initial learning rate by the factor it returns) or set
+# `param_group["lr"]` yourself before each step.
+#
+# Write it yourself: do not call the course package's schedules (`mlcraft.training`). The
+# hidden tests check this.
+
+
+# %% nbgrader={"grade": false, "grade_id": "warmup-cosine-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def warmup_cosine_lr(step, *, base_lr, warmup_steps, total_steps, min_lr=0.0):
+    """Learning rate for 0-based optimizer step ``step``: linear warmup, then cosine decay to ``min_lr``.
+
+    Raises:
+        ValueError: for a negative step or warmup, ``total_steps < 1``, ``warmup_steps > total_steps``,
+            ``base_lr <= 0``, or ``min_lr`` outside ``[0, base_lr]``.
+    """
+    ### BEGIN SOLUTION
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if warmup_steps < 0 or total_steps < 1 or warmup_steps > total_steps:
+        raise ValueError(
+            f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got {warmup_steps}, {total_steps}"
+        )
+    if base_lr <= 0 or not 0 <= min_lr <= base_lr:
+        raise ValueError(f"need base_lr > 0 and 0 <= min_lr <= base_lr, got base_lr={base_lr}, min_lr={min_lr}")
+    if step >= total_steps:
+        return float(min_lr)
+    if step < warmup_steps:
+        return float(base_lr * (step + 1) / warmup_steps)
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return float(min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-warmup-cosine", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+def _torch_schedule(base_lr, warmup_steps, total_steps, min_lr):
+    """The learning rate PyTorch's chained schedulers give to each of the steps 0 .. total_steps - 1."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_lr)
+    if warmup_steps == 0:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps, eta_min=min_lr)
+    else:
+        linear = torch.optim.lr_scheduler.LinearLR(
+            opt, start_factor=1 / warmup_steps, end_factor=1.0, total_iters=warmup_steps - 1
+        )
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps - warmup_steps, eta_min=min_lr)
+        sched = torch.optim.lr_scheduler.SequentialLR(opt, [linear, cosine], milestones=[warmup_steps])
+    lrs = []
+    for _ in range(total_steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def _ours(base_lr, warmup_steps, total_steps, min_lr, steps):
+    return [
+        warmup_cosine_lr(s, base_lr=base_lr, warmup_steps=warmup_steps, total_steps=total_steps, min_lr=min_lr)
+        for s in steps
+    ]
+
+
+_got = _ours(0.1, 5, 20, 0.0, range(20))
+assert all(type(v) is float for v in _got), f"warmup_cosine_lr should return Python floats, got {_got[:3]}"
+assert_close(_got, _torch_schedule(0.1, 5, 20, 0.0), rtol=1e-9, atol=1e-12, msg="base_lr=0.1, warmup 5, total 20")
+assert_close(_got[0], 0.1 / 5, rtol=1e-12, atol=0.0, msg="step 0 (first warmup step) is base_lr / warmup_steps")
+assert_close(_got[4], 0.1, rtol=1e-12, atol=0.0, msg="step warmup_steps - 1 is base_lr")
+assert_close(_got[5], 0.1, rtol=1e-12, atol=0.0, msg="step warmup_steps (first cosine step) is base_lr")
+_after = _ours(0.1, 5, 20, 0.0, [20, 21, 100])
+assert_close(_after, [0.0, 0.0, 0.0], rtol=0.0, atol=1e-15, msg="steps at or after total_steps give min_lr")
+### BEGIN HIDDEN TESTS
+for _base, _warm, _total, _min in [
+    (0.1, 5, 20, 0.0),
+    (3e-4, 10, 100, 1e-5),
+    (1.0, 1, 10, 0.1),
+    (0.5, 0, 7, 0.01),
+    (2e-3, 0, 1, 0.0),
+    (1e-3, 9, 10, 1e-4),
+    (0.2, 3, 4, 0.2),
+]:
+    _tag = f"base_lr={_base}, warmup_steps={_warm}, total_steps={_total}, min_lr={_min}"
+    _want = _torch_schedule(_base, _warm, _total, _min)
+    assert_close(_ours(_base, _warm, _total, _min, range(_total)), _want, rtol=1e-9, atol=1e-15, msg=_tag)
+    assert_close(
+        _ours(_base, _warm, _total, _min, [_total, _total + 1, 10 * _total]),
+        [_min] * 3,
+        rtol=1e-12,
+        atol=0.0,
+        msg=f"{_tag}: steps at or after total_steps give min_lr",
+    )
+    # Exact values at the boundaries.
+    _first = _ours(_base, _warm, _total, _min, [0])[0]
+    assert_close(_first, _base / _warm if _warm else _base, rtol=1e-12, atol=0.0, msg=f"{_tag}: step 0")
+    if _warm:
+        assert_close(
+            _ours(_base, _warm, _total, _min, [_warm - 1])[0],
+            _base,
+            rtol=1e-12,
+            atol=0.0,
+            msg=f"{_tag}: last warmup step",
+        )
+    if _warm < _total:
+        assert_close(
+            _ours(_base, _warm, _total, _min, [_warm])[0], _base, rtol=1e-12, atol=0.0, msg=f"{_tag}: first cosine step"
+        )
+        _last = _ours(_base, _warm, _total, _min, [_total - 1])[0]
+        _progress = (_total - 1 - _warm) / (_total - _warm)
+        _want_last = _min + (_base - _min) * 0.5 * (1 + math.cos(math.pi * _progress))
+        assert_close(_last, _want_last, rtol=1e-12, atol=1e-18, msg=f"{_tag}: step total_steps - 1")
+
+# Warmup only (warmup_steps == total_steps): a straight ramp, then min_lr.
+assert_close(_ours(0.4, 4, 4, 0.0, range(6)), [0.1, 0.2, 0.3, 0.4, 0.0, 0.0], rtol=1e-12, atol=1e-15, msg="warmup only")
+# Monotone during the decay, and never below min_lr.
+_decay = _ours(1.0, 10, 200, 0.05, range(10, 300))
+assert all(_decay[i] >= _decay[i + 1] for i in range(len(_decay) - 1)), "the learning rate must never rise after warmup"
+assert min(_decay) >= 0.05, f"the learning rate must never go below min_lr, got {min(_decay)}"
+
+# Used through LambdaLR, as in a real loop.
+_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+_lambda = torch.optim.lr_scheduler.LambdaLR(
+    _opt, lambda s: warmup_cosine_lr(s, base_lr=0.3, warmup_steps=3, total_steps=12, min_lr=0.03) / 0.3
+)
+_seen = []
+for _ in range(15):
+    _seen.append(_opt.param_groups[0]["lr"])
+    _opt.step()
+    _lambda.step()
+assert_close(_seen[:12], _torch_schedule(0.3, 3, 12, 0.03), rtol=1e-9, atol=1e-15, msg="through LambdaLR")
+
+for _kwargs in [
+    {"step": -1, "base_lr": 0.1, "warmup_steps": 2, "total_steps": 10},
+    {"step": 0, "base_lr": 0.1, "warmup_steps": -1, "total_steps": 10},
+    {"step": 0, "base_lr": 0.1, "warmup_steps": 11, "total_steps": 10},
+    {"step": 0, "base_lr": 0.1, "warmup_steps": 0, "total_steps": 0},
+    {"step": 0, "base_lr": 0.0, "warmup_steps": 2, "total_steps": 10},
+    {"step": 0, "base_lr": -0.1, "warmup_steps": 2, "total_steps": 10},
+    {"step": 0, "base_lr": 0.1, "warmup_steps": 2, "total_steps": 10, "min_lr": -1e-3},
+    {"step": 0, "base_lr": 0.1, "warmup_steps": 2, "total_steps": 10, "min_lr": 0.2},
+]:
+    _kw = dict(_kwargs)
+    _step = _kw.pop("step")
+    try:
+        warmup_cosine_lr(_step, **_kw)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"warmup_cosine_lr({_step}, **{_kw}) should raise ValueError")
+
+# Written by hand, not with the course package's schedule.
+
+
+for _step in (0, 4, 5, 12, 30):
+    call_without(
+        warmup_cosine_lr,
+        _step,
+        base_lr=0.1,
+        warmup_steps=5,
+        total_steps=20,
+        min_lr=0.01,
+        forbidden=("mlcraft.training.schedules.lr_multiplier", "mlcraft.training.schedules.build_scheduler"),
+    )
+### END HIDDEN TESTS
+print("warmup_cosine_lr: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-accumulated-step", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 3 — Gradient accumulation (2 points)
+#
+# A recipe says "batch size 256" but only 64 samples fit in GPU memory. Gradient accumulation
+# splits the batch into `k` equally sized **micro-batches**, runs forward and backward on each,
+# lets `backward()` add the gradients up in `.grad`, and takes **one** optimizer step at the
+# end. Done right, the step is exactly the step on the whole batch.
+#
+# The catch is the loss scale. The loss of the whole batch is the mean over all its samples,
+# which (for equally sized micro-batches) is the mean of the `k` micro-batch losses. Summing
+# `k` gradients without dividing makes the step `k` times too large, which looks like a
+# learning rate `k` times too large. So each micro-batch's loss is divided by `k` before its
+# `backward()`.
+#
+# Write `accumulated_step(model, micro_batches, loss_fn, optimizer) -> float`:
+#
+# - `micro_batches` is a non-empty list of `(inputs, targets)` pairs, all with the same number
+#   of samples, already on the model's device; `loss_fn(outputs, targets)` returns the mean
+#   loss over its micro-batch.
+# - Clear the gradients first (`set_to_none=True`, as in Task 1), call `backward()` once per
+#   micro-batch, and call `optimizer.step()` exactly once, at the end.
+# - Afterwards the parameters must equal (to rounding, `1e-12` in `float64`) those after one
+#   step on the concatenated batch with the same optimizer, for any optimizer (SGD, Adam...).
+# - Return the loss of the whole batch as a Python `float`: the mean of the micro-batch losses
+#   (before dividing by `k`).
+# - Raise `ValueError` if `micro_batches` is empty.
+#
+# Keep one graph alive at a time: call `backward()` on each micro-batch's loss before the next
+# forward pass (summing the `k` losses and calling `backward()` once gives the same numbers but
+# keeps all `k` graphs in memory, which is what accumulation is meant to avoid).
+#
+# (Two limits of this equivalence, for later: a `BatchNorm` layer normalises each micro-batch
+# with its own statistics, and a loss that is a mean over tokens rather than samples needs
+# weighting by token counts.)
+
+
+# %% nbgrader={"grade": false, "grade_id": "accumulated-step-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def accumulated_step(model, micro_batches, loss_fn, optimizer):
+    """One optimizer step over equally sized micro-batches, equal to one step on their concatenation.
+
+    Returns:
+        The mean of the micro-batch losses (the loss of the whole batch), as a float.
+
+    Raises:
+        ValueError: if ``micro_batches`` is empty.
+    """
+    ### BEGIN SOLUTION
+    if len(micro_batches) == 0:
+        raise ValueError("micro_batches is empty: need at least one (inputs, targets) pair")
+    k = len(micro_batches)
+    optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for inputs, targets in micro_batches:
+        loss = loss_fn(model(inputs), targets)
+        (loss / k).backward()
+        total += loss.item()
+    optimizer.step()
+    return total / k
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-accumulated-step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# float64 has no MPS support; elsewhere the test runs on DEVICE.
+_DEV64 = DEVICE if DEVICE.type != "mps" else torch.device("cpu")
+
+
+def _acc_model(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 4)).to(_DEV64, torch.float64)
+
+
+def _acc_data(seed, n):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 6, generator=g, dtype=torch.float64).to(_DEV64), torch.randint(0, 4, (n,), generator=g).to(
+        _DEV64
+    )
+
+
+def _big_batch_step(model, x, y, make_opt, n_steps=1):
+    """Reference: n_steps optimizer steps on the whole batch; returns (last loss, parameters)."""
+    ref = copy.deepcopy(model)
+    opt = make_opt(ref)
+    for _ in range(n_steps):
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(ref(x), y)
+        loss.backward()
+        opt.step()
+    return loss.item(), [p.detach().clone() for p in ref.parameters()]
+
+
+def _check_accumulation(seed, k, micro, make_opt, what, n_steps=1):
+    model = _acc_model(seed)
+    x, y = _acc_data(seed + 1, k * micro)
+    want_loss, want_params = _big_batch_step(model, x, y, make_opt, n_steps)
+    opt = make_opt(model)
+    chunks = list(zip(x.split(micro), y.split(micro), strict=True))
+    for _ in range(n_steps):
+        got_loss = accumulated_step(model, chunks, F.cross_entropy, opt)
+    assert type(got_loss) is float, (
+        f"{what}: accumulated_step should return a Python float, got {type(got_loss).__name__}"
+    )
+    assert_close(got_loss, want_loss, rtol=0.0, atol=1e-12, msg=f"{what}: returned loss vs the whole-batch loss")
+    for (name, p), w in zip(model.named_parameters(), want_params, strict=True):
+        assert_close(p.detach(), w, rtol=0.0, atol=1e-12, msg=f"{what}: parameter {name} vs one whole-batch step")
+
+
+def _sgd(m):
+    return torch.optim.SGD(m.parameters(), lr=0.5)
+
+
+_check_accumulation(0, 2, 8, _sgd, "2 micro-batches of 8, SGD")
+
+
+### BEGIN HIDDEN TESTS
+def _adam(m):
+    return torch.optim.Adam(m.parameters(), lr=1e-2)
+
+
+def _momentum(m):
+    return torch.optim.SGD(m.parameters(), lr=0.3, momentum=0.9, weight_decay=1e-2)
+
+
+_check_accumulation(1, 3, 5, _sgd, "3 micro-batches of 5, SGD")
+_check_accumulation(2, 4, 4, _sgd, "4 micro-batches of 4, SGD")
+_check_accumulation(3, 1, 12, _sgd, "a single micro-batch")
+_check_accumulation(4, 3, 5, _adam, "3 micro-batches of 5, Adam")
+_check_accumulation(5, 4, 3, _adam, "4 micro-batches of 3, Adam, three steps in a row", n_steps=3)
+_check_accumulation(6, 2, 6, _momentum, "2 micro-batches of 6, SGD with momentum, three steps in a row", n_steps=3)
+
+# Stale gradients from an earlier backward() must be cleared first.
+_model = _acc_model(7)
+_x, _y = _acc_data(8, 12)
+_want_loss, _want_params = _big_batch_step(_model, _x, _y, _sgd)
+F.cross_entropy(_model(_x[:3]), _y[:3]).backward()
+accumulated_step(_model, list(zip(_x.split(4), _y.split(4), strict=True)), F.cross_entropy, _sgd(_model))
+for (_name, _p), _w in zip(_model.named_parameters(), _want_params, strict=True):
+    assert_close(_p.detach(), _w, rtol=0.0, atol=1e-12, msg=f"model with stale gradients: parameter {_name}")
+
+
+# optimizer.step() exactly once.
+class _CountingSGD(torch.optim.SGD):
+    calls = 0
+
+    def step(self, closure=None):
+        type(self).calls += 1
+        return super().step(closure)
+
+
+_model = _acc_model(9)
+accumulated_step(
+    _model, list(zip(_x.split(3), _y.split(3), strict=True)), F.cross_entropy, _CountingSGD(_model.parameters(), lr=0.1)
+)
+assert _CountingSGD.calls == 1, f"optimizer.step() should be called once for 4 micro-batches, got {_CountingSGD.calls}"
+
+try:
+    accumulated_step(_acc_model(10), [], F.cross_entropy, _sgd(_acc_model(10)))
+except ValueError:
+    pass
+else:
+    raise AssertionError("accumulated_step with no micro-batches should raise ValueError")
+### END HIDDEN TESTS
+print("accumulated_step: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-evaluate", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 4 — An evaluation loop that does not lie (3 points)
+#
+# Validation numbers decide which checkpoint ships, so an evaluation loop has to be exact and
+# must not disturb training. Four classic mistakes:
+#
+# - **No `model.eval()`.** Dropout keeps dropping units and BatchNorm normalises with the
+#   statistics of the evaluation batch *and updates its running statistics with evaluation
+#   data*. The metrics are noisy and the model itself changes.
+# - **No `torch.inference_mode()`** (or `torch.no_grad()`). Autograd records a graph for
+#   every batch: memory grows, evaluation is slower, and tensors kept for logging hold on to
+#   their graphs.
+# - **Not restoring the mode.** Evaluation usually runs in the middle of training; leaving the
+#   model in eval mode silently turns dropout off for the rest of the run.
+# - **Averaging batch means.** If the last batch is smaller (50 samples in batches of 16 gives
+#   16, 16, 16 and 2), the mean of the four batch losses gives the last 2 samples the same
+#   weight as 16 samples each. Weight each batch by its size.
+#
+# Write `evaluate(model, batches, loss_fn, device) -> dict` that
+#
+# - takes `batches`, any iterable of `(inputs, targets)` pairs (a list, a generator, a
+#   `DataLoader`), with inputs of shape `(B, ...)` and integer class labels of shape `(B,)`,
+#   on any device, and moves each batch to `device` (the model is already there);
+# - uses `loss_fn(logits, targets)`, which returns the **mean** loss over its batch;
+# - returns `{"loss": ..., "accuracy": ...}` as Python `float`s: the mean loss over **all
+#   samples** (each batch weighted by its number of samples), and the fraction of samples whose
+#   largest logit is at the true class;
+# - runs every forward pass in eval mode and under `torch.inference_mode()` (or
+#   `torch.no_grad()`);
+# - leaves the model exactly as it found it: every submodule ends in the mode it had before
+#   the call (a model in train mode stays in train mode, one in eval mode stays in eval mode,
+#   and a model in train mode with some layers deliberately kept in eval mode, such as frozen
+#   BatchNorm layers during fine-tuning, keeps that mix), and no parameter or buffer changes;
+#   restore the modes even if a batch raises an exception (`try` / `finally`);
+# - raises `ValueError` if there are no batches.
+#
+# Tip: accumulate sums as tensors on the device and call `.item()` once at the end; calling it
+# per batch forces the CPU to wait for the GPU on every batch.
+
+
+# %% nbgrader={"grade": false, "grade_id": "evaluate-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def evaluate(model, batches, loss_fn, device):
+    """Mean loss (weighted by batch size) and accuracy of ``model`` over ``batches``.
+
+    Returns:
+        ``{"loss": float, "accuracy": float}``.
+
+    Raises:
+        ValueError: if ``batches`` yields no batch.
+    """
+    ### BEGIN SOLUTION
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        count = 0
+        with torch.inference_mode():
+            for inputs, targets in batches:
+                inputs = inputs.to(device, non_blocking=True)
+                targets = targets.to(device, non_blocking=True)
+                logits = model(inputs)
+                n = targets.shape[0]
+                loss_sum += loss_fn(logits, targets).double() * n
+                correct += (logits.argmax(dim=-1) == targets).sum()
+                count += n
+    finally:
+        for module, training in modes:
+            module.training = training
+    if count == 0:
+        raise ValueError("evaluate got no batches")
+    return {"loss": loss_sum.item() / count, "accuracy": correct.item() / count}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-evaluate", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+class _GradModeProbe(nn.Module):
+    """Passes its input through and records whether autograd was recording at that point."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(torch.is_grad_enabled())
+        return x
+
+
+def _eval_model(seed):
+    """Dropout and BatchNorm, with non-trivial running statistics, on DEVICE."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), _GradModeProbe(), nn.Linear(16, 3)
+    ).to(DEVICE)
+    with torch.no_grad():
+        for _ in range(5):
+            model(torch.randn(32, 8, device=DEVICE) * 2 + 1)  # train-mode passes fill BatchNorm's running stats
+    model[4].seen.clear()
+    return model
+
+
+def _eval_data(seed, n):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 8, generator=g) * 2 + 1, torch.randint(0, 3, (n,), generator=g)
+
+
+def _reference_eval(model, x, y):
+    ref = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        logits = ref(x.to(DEVICE))
+        loss = F.cross_entropy(logits, y.to(DEVICE)).item()
+        acc = (logits.argmax(dim=1).cpu() == y).double().mean().item()
+    return loss, acc
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _check_unchanged(model, before, what):
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f"{what}: evaluate must not change the model, but {k} changed"
+
+
+_model = _eval_model(0)
+_x, _y = _eval_data(1, 50)
+_batches = list(zip(_x.split(16), _y.split(16), strict=True))  # 16, 16, 16 and 2 samples
+_want_loss, _want_acc = _reference_eval(_model, _x, _y)
+_before = _state(_model)
+_model.train()
+_res = evaluate(_model, _batches, F.cross_entropy, DEVICE)
+assert isinstance(_res, dict) and set(_res) == {"loss", "accuracy"}, (
+    f"evaluate should return loss and accuracy, got {_res}"
+)
+assert all(type(v) is float for v in _res.values()), f"both values should be Python floats, got {_res}"
+assert_close(_res["loss"], _want_loss, rtol=1e-5, atol=1e-6, msg="loss over 50 samples in batches of 16, 16, 16, 2")
+assert_close(_res["accuracy"], _want_acc, rtol=0.0, atol=1e-12, msg="accuracy over 50 samples")
+assert _model.training, "a model in train mode should be back in train mode after evaluate"
+assert all(m.training for m in _model.modules()), "every submodule should be back in train mode after evaluate"
+_check_unchanged(_model, _before, "train-mode model")
+assert _model[4].seen and not any(_model[4].seen), (
+    f"the forward passes should run under torch.inference_mode() or torch.no_grad(); autograd was on: {_model[4].seen}"
+)
+assert all(p.grad is None for p in _model.parameters()), "evaluate should not create any gradient"
+### BEGIN HIDDEN TESTS
+# Deterministic: the same numbers twice, and the same from a generator of batches.
+_again = evaluate(_model, (b for b in _batches), F.cross_entropy, DEVICE)
+assert_close(_again["loss"], _res["loss"], rtol=0.0, atol=1e-12, msg="a second call (batches from a generator)")
+assert_close(_again["accuracy"], _res["accuracy"], rtol=0.0, atol=1e-12, msg="a second call: accuracy")
+
+# A model in eval mode stays in eval mode.
+_model.eval()
+_res_eval = evaluate(_model, _batches, F.cross_entropy, DEVICE)
+assert not any(m.training for m in _model.modules()), "a model in eval mode should still be in eval mode after evaluate"
+assert_close(_res_eval["loss"], _want_loss, rtol=1e-5, atol=1e-6, msg="model already in eval mode")
+
+# A train-mode model with its BatchNorm frozen in eval mode keeps exactly that mix.
+_model.train()
+_model[1].eval()
+_modes = [m.training for m in _model.modules()]
+evaluate(_model, _batches, F.cross_entropy, DEVICE)
+assert [m.training for m in _model.modules()] == _modes, (
+    "evaluate should restore each submodule's own mode: a frozen BatchNorm (eval mode inside a model in train mode) "
+    "must stay in eval mode, the rest in train mode"
+)
+_check_unchanged(_model, _before, "model with a frozen BatchNorm")
+
+# Modes are restored when a batch fails.
+_model.train()
+_bad = [*_batches[:2], (torch.randn(4, 5), torch.zeros(4, dtype=torch.long))]  # wrong feature count
+try:
+    evaluate(_model, _bad, F.cross_entropy, DEVICE)
+except RuntimeError:
+    pass
+else:
+    raise AssertionError("a batch with the wrong number of features should raise")
+assert all(m.training for m in _model.modules()), "evaluate should restore the modes even when a batch raises"
+
+# Different batch sizes, weighted by size: a DataLoader with batches of 7 (7 * 7 + 1 = 50 samples).
+_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(_x, _y), batch_size=7)
+_res7 = evaluate(_model, _loader, F.cross_entropy, DEVICE)
+assert_close(_res7["loss"], _want_loss, rtol=1e-5, atol=1e-6, msg="DataLoader with batch_size=7 (last batch 1 sample)")
+assert_close(_res7["accuracy"], _want_acc, rtol=0.0, atol=1e-12, msg="DataLoader with batch_size=7: accuracy")
+
+# Batches of very different sizes, and a second model with a different accuracy.
+_model2 = _eval_model(2)
+_x2, _y2 = _eval_data(3, 40)
+_want_loss2, _want_acc2 = _reference_eval(_model2, _x2, _y2)
+_uneven = [(_x2[:1], _y2[:1]), (_x2[1:31], _y2[1:31]), (_x2[31:], _y2[31:])]
+_res2 = evaluate(_model2, _uneven, F.cross_entropy, DEVICE)
+assert_close(_res2["loss"], _want_loss2, rtol=1e-5, atol=1e-6, msg="batches of 1, 30 and 9 samples")
+assert_close(_res2["accuracy"], _want_acc2, rtol=0.0, atol=1e-12, msg="batches of 1, 30 and 9 samples: accuracy")
+assert not any(_model2[4].seen), "autograd should be off during evaluation"
+
+try:
+    evaluate(_model2, [], F.cross_entropy, DEVICE)
+except ValueError:
+    pass
+else:
+    raise AssertionError("evaluate with no batches should raise ValueError")
+assert all(m.training for m in _model2.modules()), "evaluate with no batches should leave the model in train mode"
+### END HIDDEN TESTS
+print("evaluate: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-checkpoint", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 5 — Checkpoints you can resume from (3 points)
+#
+# Long runs get interrupted: pre-empted cloud machines, out-of-memory errors, a Colab session
+# that times out. A checkpoint must let the run continue **as if nothing had happened**, and
+# that takes more than the model's weights:
+#
+# - the **model** state (`model.state_dict()`);
+# - the **optimizer** state: Adam's moment estimates and step counts, SGD's momentum buffers.
+#   Restarting Adam from scratch throws away its estimates and causes a loss spike;
+# - the **GradScaler** state: its current scale and growth tracker;
+# - the **step** counter (the learning-rate schedule depends on it);
+# - every **random number generator**: Python's `random`, NumPy's global generator, PyTorch's
+#   CPU generator and, when CUDA is available, every CUDA generator
+#   (`torch.cuda.get_rng_state_all()` / `torch.cuda.set_rng_state_all(...)`). Dropout masks,
+#   data shuffling and augmentation all draw from them; without them a resumed run follows a
+#   different path.
+#
+# Two more production rules:
+#
+# - **Write atomically.** A crash or a full disk half way through `torch.save(..., path)`
+#   leaves a corrupt file *in place of the previous good checkpoint*. Write to a temporary file
+#   **in the same folder** (`os.replace` is only atomic within one file system), then
+#   `os.replace(temporary, path)`: `path` then always holds either the old or the new complete
+#   checkpoint. No temporary file may be left behind after a successful save.
+# - **Load with `torch.load(path, weights_only=True)`.** A checkpoint is a pickle, and
+#   unpickling an untrusted file can run arbitrary code; `weights_only=True` only accepts
+#   tensors, numbers, strings and plain containers (dicts, lists, tuples). It refuses NumPy
+#   arrays, so store NumPy's generator state in a safe form: `np.random.get_state()` returns
+#   a tuple `(name, keys, pos, has_gauss, cached_gaussian)` whose `keys` is a `uint32` array;
+#   convert it to a tensor or a list, and back to a `uint32` array when restoring. Python's
+#   `random.getstate()` is already made of tuples and ints.
+#
+# Write
+#
+# ```python
+# save_checkpoint(path, model, optimizer, scaler, step) -> None
+# load_checkpoint(path, model, optimizer, scaler) -> int
+# ```
+#
+# - `path` is a `str` or a `pathlib.Path`; its folder exists. `scaler` is a
+#   `torch.amp.GradScaler`, enabled or not (a disabled one has an empty state, and loading an
+#   empty state into it is fine).
+# - `save_checkpoint` writes one file with `torch.save`: a dict with the keys `"model"`,
+#   `"optimizer"`, `"scaler"`, `"step"` (an `int`) and `"rng"` (the generator states, in any
+#   layout you choose), atomically as described above. If saving fails, the exception
+#   propagates and a checkpoint that was at `path` before is untouched.
+# - `load_checkpoint` reads it with `torch.load(path, map_location="cpu", weights_only=True)`,
+#   loads the three states into the given (freshly created) model, optimizer and scaler,
+#   restores every generator, and returns the step as an `int`. It never loads a file in a way
+#   that could run code stored in it.
+#
+# The test trains a model with dropout and Adam for 3 steps, saves, trains 3 more steps,
+# then builds a new model and optimizer (different initial weights), loads, trains 3 steps and
+# expects the **same losses, bit for bit** on the CPU.
+#
+# Write both yourself: do not call the course package's checkpoint functions
+# (`mlcraft.training`). The hidden tests check this.
+
+
+# %% nbgrader={"grade": false, "grade_id": "checkpoint-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def save_checkpoint(path, model, optimizer, scaler, step):
+    """Atomically write model, optimizer, scaler, step and RNG states to ``path`` (a weights_only-safe file)."""
+    ### BEGIN SOLUTION
+    path = Path(path)
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    rng = {
+        "python": random.getstate(),
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "step": int(step),
+        "rng": rng,
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only still there if something failed
+    ### END SOLUTION
+
+
+def load_checkpoint(path, model, optimizer, scaler):
+    """Restore model, optimizer, scaler and RNG states from ``path``; return the saved step."""
+    ### BEGIN SOLUTION
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scaler.load_state_dict(ckpt["scaler"])
+    rng = ckpt["rng"]
+    random.setstate(rng["python"])
+    npy = rng["numpy"]
+    np.random.set_state(
+        (npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+    )
+    torch.set_rng_state(rng["torch"])
+    if torch.cuda.is_available() and rng["cuda"]:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return int(ckpt["step"])
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-checkpoint", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# The spec covers CUDA's generators, not Apple's: on MPS this test trains on the CPU.
+_CK_DEV = DEVICE if DEVICE.type in ("cpu", "cuda") else torch.device("cpu")
+_g = torch.Generator().manual_seed(0)
+_CK_X = torch.randn(64, 8, generator=_g)
+_CK_Y = (_CK_X @ torch.randn(8, 3, generator=_g)).argmax(dim=1)
+
+
+def _ck_setup(seed, init_scale):
+    """Model with dropout, Adam, and an enabled GradScaler whose scale grows every 2 steps."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Dropout(0.3), nn.Linear(32, 3)).to(_CK_DEV)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scaler = torch.amp.GradScaler(_CK_DEV.type, init_scale=init_scale, growth_interval=2)
+    return model, opt, scaler
+
+
+def _ck_train(model, opt, scaler, n_steps):
+    """Train n_steps; every generator matters: Python picks the batch, NumPy adds noise, torch drops units."""
+    model.train()
+    losses = []
+    for _ in range(n_steps):
+        idx = random.sample(range(64), 16)
+        noise = torch.from_numpy(np.random.normal(0.0, 0.1, size=(16, 8)).astype(np.float32))
+        x, y = (_CK_X[idx] + noise).to(_CK_DEV), _CK_Y[idx].to(_CK_DEV)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        losses.append(loss.item())
+    return torch.tensor(losses, dtype=torch.float64)
+
+
+# Bit for bit on the CPU; CUDA kernels may differ in the last bits between calls.
+_CK_TOL = {"rtol": 0.0, "atol": 0.0} if _CK_DEV.type == "cpu" else {"rtol": 1e-5, "atol": 1e-6}
+
+random.seed(0)
+np.random.seed(0)
+_model, _opt, _scaler = _ck_setup(0, init_scale=2.0**10)
+_ck_train(_model, _opt, _scaler, 3)
+with tempfile.TemporaryDirectory() as _d:
+    _path = Path(_d) / "ckpt.pt"
+    _ret = save_checkpoint(_path, _model, _opt, _scaler, 3)
+    assert _ret is None, f"save_checkpoint should return None, got {_ret!r}"
+    assert sorted(os.listdir(_d)) == ["ckpt.pt"], (
+        f"the folder should hold only ckpt.pt after saving (no temporary file left), got {sorted(os.listdir(_d))}"
+    )
+    _want = _ck_train(_model, _opt, _scaler, 3)
+    _want_scale = _scaler.get_scale()
+
+    _model2, _opt2, _scaler2 = _ck_setup(123, init_scale=2.0**4)  # different weights, fresh optimizer and scaler
+    _step = load_checkpoint(_path, _model2, _opt2, _scaler2)
+    assert type(_step) is int and _step == 3, f"load_checkpoint should return the saved step 3 as an int, got {_step!r}"
+    _got = _ck_train(_model2, _opt2, _scaler2, 3)
+    assert_close(_got, _want, **_CK_TOL, msg="losses of the 3 steps after resuming vs the uninterrupted run")
+    assert _scaler2.get_scale() == _want_scale, (
+        f"the GradScaler's scale after resuming should be {_want_scale}, got {_scaler2.get_scale()}"
+    )
+
+    _raw = torch.load(_path, map_location="cpu", weights_only=True)
+    assert isinstance(_raw, dict), f"the checkpoint should be a dict, got {type(_raw).__name__}"
+    _missing = {"model", "optimizer", "scaler", "step", "rng"} - set(_raw)
+    assert not _missing, f"the checkpoint is missing the keys {sorted(_missing)}"
+    assert _raw["step"] == 3, f"checkpoint['step'] should be 3, got {_raw['step']!r}"
+
+
+### BEGIN HIDDEN TESTS
+# Every generator is restored, each on its own. has_gauss: NumPy caches the second of a pair of
+# normal draws; after an odd number of draws that cache is part of the state.
+def _draws():
+    out = {
+        "Python's random": [random.random() for _ in range(3)],
+        "NumPy's global generator": np.random.rand(3).tolist(),
+        "NumPy's normal draws (cached gaussian)": np.random.standard_normal(3).tolist(),
+        "torch on the CPU": torch.rand(3).tolist(),
+    }
+    if torch.cuda.is_available():
+        out["torch on CUDA"] = torch.rand(3, device="cuda").tolist()
+    return out
+
+
+with tempfile.TemporaryDirectory() as _tmp:
+    _path = Path(_tmp) / "rng.pt"
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    np.random.standard_normal(1)  # leaves a cached gaussian in NumPy's state
+    _model, _opt, _scaler = _ck_setup(5, init_scale=2.0**10)
+    save_checkpoint(str(_path), _model, _opt, _scaler, 7)  # a str path works too
+    _after_save = _draws()
+    random.seed(99)
+    np.random.seed(99)
+    torch.manual_seed(99)
+    np.random.standard_normal(2)
+    _model2, _opt2, _scaler2 = _ck_setup(6, init_scale=2.0**10)
+    assert load_checkpoint(str(_path), _model2, _opt2, _scaler2) == 7, "load_checkpoint should return the saved step 7"
+    _after_load = _draws()
+    for _name, _vals in _after_save.items():
+        assert _after_load[_name] == _vals, (
+            f"{_name} should be restored by load_checkpoint: {_after_load[_name]} vs {_vals}"
+        )
+    for (_k, _v), _w in zip(_model2.state_dict().items(), _model.state_dict().values(), strict=True):
+        assert torch.equal(_v.cpu(), _w.cpu()), f"model state {_k} should be restored"
+
+# Optimizer and scaler state in detail: Adam's moments and step, the scale and growth tracker.
+with tempfile.TemporaryDirectory() as _tmp:
+    _path = Path(_tmp) / "opt.pt"
+    _model, _opt, _scaler = _ck_setup(1, init_scale=2.0**10)
+    _ck_train(_model, _opt, _scaler, n_steps=3)
+    save_checkpoint(_path, _model, _opt, _scaler, 3)
+    _model2, _opt2, _scaler2 = _ck_setup(2, init_scale=2.0**3)
+    load_checkpoint(_path, _model2, _opt2, _scaler2)
+    assert _scaler2.state_dict() == _scaler.state_dict(), (
+        f"the GradScaler state should be restored: {_scaler2.state_dict()} vs {_scaler.state_dict()}"
+    )
+    _s1, _s2 = _opt.state_dict()["state"], _opt2.state_dict()["state"]
+    assert _s1.keys() == _s2.keys() and _s2, "the optimizer state (Adam's moments) should be restored"
+    for _i in _s1:
+        for _key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(torch.as_tensor(_s2[_i][_key]).cpu(), torch.as_tensor(_s1[_i][_key]).cpu()), (
+                f"optimizer state {_key} of parameter {_i} should be restored"
+            )
+
+# A disabled scaler (bfloat16 training) round-trips too.
+with tempfile.TemporaryDirectory() as _tmp:
+    _path = Path(_tmp) / "bf16.pt"
+    _model, _opt, _ = _ck_setup(3, init_scale=1.0)
+    save_checkpoint(_path, _model, _opt, torch.amp.GradScaler(_CK_DEV.type, enabled=False), 12)
+    _model2, _opt2, _ = _ck_setup(4, init_scale=1.0)
+    assert load_checkpoint(_path, _model2, _opt2, torch.amp.GradScaler(_CK_DEV.type, enabled=False)) == 12
+    torch.load(_path, map_location="cpu", weights_only=True)
+
+# Atomic write 1: the file is written elsewhere in the same folder and moved into place.
+_moves = []
+_real_replace, _real_rename = os.replace, os.rename
+
+
+def _record_replace(src, dst, *args, **kwargs):
+    _moves.append((os.fspath(src), os.fspath(dst)))
+    return _real_replace(src, dst, *args, **kwargs)
+
+
+def _record_rename(src, dst, *args, **kwargs):
+    _moves.append((os.fspath(src), os.fspath(dst)))
+    return _real_rename(src, dst, *args, **kwargs)
+
+
+with tempfile.TemporaryDirectory() as _tmp:
+    _path = Path(_tmp) / "atomic.pt"
+    _model, _opt, _scaler = _ck_setup(7, init_scale=2.0**10)
+    os.replace, os.rename = _record_replace, _record_rename
+    try:
+        save_checkpoint(_path, _model, _opt, _scaler, 1)
+    finally:
+        os.replace, os.rename = _real_replace, _real_rename
+    _target = _path.resolve()
+    assert any(
+        Path(_dst).resolve() == _target
+        and Path(_src).resolve().parent == _target.parent
+        and Path(_src).resolve() != _target
+        for _src, _dst in _moves
+    ), (
+        "save_checkpoint should write a temporary file in the checkpoint's folder and move it into place with "
+        f"os.replace(temporary, path); moves seen: {_moves}"
+    )
+    assert sorted(os.listdir(_tmp)) == ["atomic.pt"], (
+        f"no temporary file should be left, got {sorted(os.listdir(_tmp))}"
+    )
+
+
+# Atomic write 2: a save that fails half way (here a model whose extra state cannot be
+# serialised, as a full disk would fail) leaves the previous checkpoint intact.
+class _Unserialisable:
+    def __reduce__(self):
+        raise OSError("simulated failure while writing the checkpoint")
+
+
+class _BrokenModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(8, 3)
+
+    def get_extra_state(self):
+        return _Unserialisable()
+
+    def set_extra_state(self, state):
+        pass
+
+
+with tempfile.TemporaryDirectory() as _tmp:
+    _path = Path(_tmp) / "ckpt.pt"
+    _model, _opt, _scaler = _ck_setup(8, init_scale=2.0**10)
+    save_checkpoint(_path, _model, _opt, _scaler, 41)
+    _broken = _BrokenModel()
+    _raised = False
+    try:
+        save_checkpoint(_path, _broken, torch.optim.Adam(_broken.parameters()), _scaler, 42)
+    except Exception:
+        _raised = True
+    assert _raised, "a save that fails should raise, not hide the error"
+    _kept = torch.load(_path, map_location="cpu", weights_only=True)
+    assert _kept["step"] == 41, (
+        "a failed save must leave the previous checkpoint intact (write to a temporary file, then os.replace)"
+    )
+    for _k, _v in _model.state_dict().items():
+        assert torch.equal(_kept["model"][_k].cpu(), _v.cpu()), f"the previous checkpoint's {_k} was damaged"
+
+# Loading never runs code stored in the file.
+_ran = []
+
+
+def _payload():
+    _ran.append(True)
+    return {}
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (_payload, ())
+
+
+with tempfile.TemporaryDirectory() as _tmp:
+    _path = Path(_tmp) / "evil.pt"
+    _model, _opt, _scaler = _ck_setup(9, init_scale=2.0**10)
+    torch.save(
+        {
+            "model": _model.state_dict(),
+            "optimizer": _opt.state_dict(),
+            "scaler": _scaler.state_dict(),
+            "step": 1,
+            "rng": _Exploit(),
+        },
+        _path,
+    )
+    try:
+        load_checkpoint(_path, _model, _opt, _scaler)
+    except Exception:
+        _refused = True  # the expected outcome: weights_only=True refuses the file
+    assert not _ran, "load_checkpoint ran code stored in the checkpoint: load with torch.load(..., weights_only=True)"
+
+# Written by hand, not with the course package's checkpoint functions.
+
+
+_ck_library = (
+    "mlcraft.training.checkpoint.save_checkpoint",
+    "mlcraft.training.checkpoint.load_checkpoint",
+    "mlcraft.training.checkpoint.capture_rng_state",
+    "mlcraft.training.checkpoint.restore_rng_state",
+)
+with tempfile.TemporaryDirectory() as _tmp:
+    _path = Path(_tmp) / "own.pt"
+    _model, _opt, _scaler = _ck_setup(10, init_scale=2.0**10)
+    call_without(save_checkpoint, _path, _model, _opt, _scaler, 5, forbidden=_ck_library)
+    _step = call_without(load_checkpoint, _path, _model, _opt, _scaler, forbidden=_ck_library)
+    assert _step == 5, f"load_checkpoint should return the saved step 5, got {_step!r}"
+### END HIDDEN TESTS
+print("save_checkpoint / load_checkpoint: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-early-stopping", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 6 — Early stopping (2 points)
+#
+# Training past the point where the validation metric stops improving wastes compute and,
+# without a best-checkpoint rule, ships an overfitted model. Early stopping watches one
+# validation metric after each evaluation and says when to stop.
+#
+# Write a class `EarlyStopping(patience, mode="min", min_delta=0.0)`:
+#
+# - `mode="min"` for a metric that should go down (a loss), `mode="max"` for one that should
+#   go up (an accuracy).
+# - A value is an **improvement** if it is better than the best value so far by **more than**
+#   `min_delta`: `value < best - min_delta` in `"min"` mode, `value > best + min_delta` in
+#   `"max"` mode. A value equal to the best is not an improvement. The first value is always
+#   an improvement, unless it is `NaN`.
+# - `NaN` (a diverged run) is never an improvement and never becomes the best value.
+# - `step(value) -> bool` records one value (a Python `float`). On an improvement it makes
+#   `value` the new best, resets the count of bad steps to 0 and returns `False`. Otherwise it
+#   adds 1 to the count of bad steps and returns `True` if that count has reached `patience`
+#   (stop training), else `False`. So with `patience=2`, the second non-improving value in a
+#   row returns `True`; with `patience=0`, the first one does.
+# - Attributes `best` (the best value so far, `None` before any improvement) and `num_bad_steps`
+#   (the current count of bad steps, an `int`) are kept up to date.
+# - The constructor raises `ValueError` if `mode` is not `"min"` or `"max"`, if `patience` is
+#   negative, or if `min_delta` is negative.
+#
+# Write it yourself: do not use or subclass the course package's `EarlyStopping`
+# (`mlcraft.training`). The hidden tests check this.
+
+
+# %% nbgrader={"grade": false, "grade_id": "early-stopping-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+class EarlyStopping:
+    """Stop when a validation metric has not improved by more than ``min_delta`` for ``patience`` steps."""
+
+    def __init__(self, patience, mode="min", min_delta=0.0):
+        ### BEGIN SOLUTION
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0, got {patience}")
+        if min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+        self.patience = patience
+        self.mode = mode
+        self.min_delta = min_delta
+        self.best = None
+        self.num_bad_steps = 0
+        ### END SOLUTION
+
+    def step(self, value):
+        """Record ``value``; return True when training should stop."""
+        ### BEGIN SOLUTION
+        value = float(value)
+        if math.isnan(value):
+            improved = False
+        elif self.best is None:
+            improved = True
+        elif self.mode == "min":
+            improved = value < self.best - self.min_delta
+        else:
+            improved = value > self.best + self.min_delta
+        if improved:
+            self.best = value
+            self.num_bad_steps = 0
+            return False
+        self.num_bad_steps += 1
+        return self.num_bad_steps >= self.patience
+        ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-early-stopping", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+def _run_stopper(stopper, values):
+    return [stopper.step(v) for v in values]
+
+
+_es = EarlyStopping(patience=2)
+_decisions = _run_stopper(_es, [1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.8])
+assert _decisions == [False, False, False, True, False, False, True], (
+    f"patience=2, mode='min' on [1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.8] should give "
+    f"[False, False, False, True, False, False, True], got {_decisions}"
+)
+assert _es.best == 0.7, f"the best value should be 0.7, got {_es.best}"
+assert _es.num_bad_steps == 2, f"after two non-improving values num_bad_steps should be 2, got {_es.num_bad_steps}"
+
+_es = EarlyStopping(patience=1, mode="max")
+_decisions = _run_stopper(_es, [0.5, 0.6, 0.55])
+assert _decisions == [False, False, True], f"patience=1, mode='max' on [0.5, 0.6, 0.55]: got {_decisions}"
+assert _es.best == 0.6, f"mode='max': the best value should be 0.6, got {_es.best}"
+### BEGIN HIDDEN TESTS
+assert EarlyStopping(patience=3).best is None, "best should be None before the first value"
+assert EarlyStopping(patience=3).num_bad_steps == 0, "num_bad_steps should start at 0"
+
+# A value equal to the best is not an improvement.
+_stopper = EarlyStopping(patience=2)
+assert _run_stopper(_stopper, [1.0, 1.0, 1.0]) == [False, False, True], "ties with the best value are not improvements"
+_stopper = EarlyStopping(patience=2, mode="max")
+assert _run_stopper(_stopper, [0.9, 0.9, 0.9]) == [False, False, True], "mode='max': ties are not improvements"
+
+# min_delta: an improvement must beat the best by more than min_delta.
+_stopper = EarlyStopping(patience=2, min_delta=0.1)
+assert _run_stopper(_stopper, [1.0, 0.95, 0.85]) == [False, False, False], (
+    "min_delta=0.1: 0.95 is no improvement, 0.85 is"
+)
+assert _stopper.best == 0.85 and _stopper.num_bad_steps == 0, (
+    f"best 0.85, count reset; got {_stopper.best}, {_stopper.num_bad_steps}"
+)
+_stopper = EarlyStopping(patience=1, min_delta=0.25)
+assert _run_stopper(_stopper, [1.0, 0.75]) == [False, True], (
+    "min_delta=0.25: 1.0 -> 0.75 is not more than min_delta better"
+)
+_stopper = EarlyStopping(patience=2, mode="max", min_delta=0.05)
+assert _run_stopper(_stopper, [0.5, 0.54, 0.56, 0.57, 0.6, 0.62]) == [False, False, False, False, True, False], (
+    "mode='max', min_delta=0.05"
+)
+assert _stopper.best == 0.62, f"mode='max', min_delta=0.05: best should be 0.62, got {_stopper.best}"
+
+# The count resets on an improvement; stopping needs `patience` bad steps in a row.
+_stopper = EarlyStopping(patience=3)
+assert _run_stopper(_stopper, [5.0, 6.0, 7.0, 4.0, 6.0, 7.0, 8.0]) == [False, False, False, False, False, False, True]
+assert _stopper.best == 4.0 and _stopper.num_bad_steps == 3, (
+    f"best 4.0 and 3 bad steps, got {_stopper.best}, {_stopper.num_bad_steps}"
+)
+
+# patience=0 stops at the first non-improving value.
+_stopper = EarlyStopping(patience=0)
+assert _run_stopper(_stopper, [2.0, 1.0, 1.5]) == [False, False, True], "patience=0 should stop at the first bad value"
+
+# NaN is never an improvement, not even first.
+_nan = float("nan")
+_stopper = EarlyStopping(patience=2)
+assert _run_stopper(_stopper, [_nan]) == [False], "a first NaN is a bad step (count 1 of patience 2)"
+assert _stopper.best is None and _stopper.num_bad_steps == 1, (
+    f"a NaN never becomes the best; got {_stopper.best}, {_stopper.num_bad_steps}"
+)
+assert _run_stopper(_stopper, [3.0, _nan, _nan]) == [False, False, True], "NaN values count as bad steps"
+assert _stopper.best == 3.0, f"the best value should stay 3.0 after NaN values, got {_stopper.best}"
+_stopper = EarlyStopping(patience=1, mode="max")
+assert _run_stopper(_stopper, [0.3, _nan]) == [False, True], "mode='max': NaN is a bad step"
+
+for _kwargs in [{"patience": 2, "mode": "minimum"}, {"patience": -1}, {"patience": 2, "min_delta": -0.1}]:
+    try:
+        EarlyStopping(**_kwargs)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"EarlyStopping(**{_kwargs}) should raise ValueError")
+
+# Written by hand, not with the course package's EarlyStopping.
+
+
+_es_library = (
+    "mlcraft.training.callbacks.EarlyStopping.__init__",
+    "mlcraft.training.callbacks.EarlyStopping.step",
+    "mlcraft.training.callbacks.EarlyStopping.improved",
+)
+_stopper = call_without(EarlyStopping, 1, mode="max", forbidden=_es_library)
+for _value, _want in ((0.5, False), (0.7, False), (0.6, True)):
+    _got = call_without(_stopper.step, _value, forbidden=_es_library)
+    assert _got is _want, f"EarlyStopping(1, mode='max').step({_value}) should return {_want}, got {_got!r}"
+### END HIDDEN TESTS
+print("EarlyStopping: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "wrap-up", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Wrap-up
+#
+# - One training step is six lines, in a fixed order: clear gradients to `None`, move the
+#   batch, forward under autocast, backward through the scaler, unscale *then* clip, step and
+#   update through the scaler. Log the pre-clip gradient norm.
+# - Warm up linearly, decay with a cosine, and check a hand-written schedule against
+#   PyTorch's schedulers.
+# - Accumulating `k` micro-batches needs each loss divided by `k`; then it is exactly one
+#   big-batch step.
+# - Evaluate in eval mode under `inference_mode`, weight batches by their size, and give the
+#   model back in the modes you found it.
+# - A checkpoint holds everything a run depends on, generators included; write it atomically
+#   and load it with `weights_only=True`.
+# - Stop when the validation metric has not improved for `patience` evaluations.
+#
+# The course package collects production versions of these pieces (schedules, checkpoints,
+# early stopping) in `mlcraft.training`; later modules use them.

@@ -1,0 +1,25 @@
+"""Does not divide each micro-batch loss by the number of micro-batches: the step is k times too large."""
+
+
+# fails: test-accumulated-step
+# %% grade_id=accumulated-step-answer
+def accumulated_step(model, micro_batches, loss_fn, optimizer):
+    """One optimizer step over equally sized micro-batches, equal to one step on their concatenation.
+
+    Returns:
+        The mean of the micro-batch losses (the loss of the whole batch), as a float.
+
+    Raises:
+        ValueError: if ``micro_batches`` is empty.
+    """
+    if len(micro_batches) == 0:
+        raise ValueError("micro_batches is empty: need at least one (inputs, targets) pair")
+    k = len(micro_batches)
+    optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for inputs, targets in micro_batches:
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        total += loss.item()
+    optimizer.step()
+    return total / k

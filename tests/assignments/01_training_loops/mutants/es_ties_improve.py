@@ -1,0 +1,40 @@
+"""Counts a value equal to the best (or within min_delta of it) as an improvement: a plateau never stops training."""
+
+# fails: test-early-stopping
+# %% grade_id=early-stopping-answer
+import math
+
+
+class EarlyStopping:
+    """Stop when a validation metric has not improved by more than ``min_delta`` for ``patience`` steps."""
+
+    def __init__(self, patience, mode="min", min_delta=0.0):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0, got {patience}")
+        if min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+        self.patience = patience
+        self.mode = mode
+        self.min_delta = min_delta
+        self.best = None
+        self.num_bad_steps = 0
+
+    def step(self, value):
+        """Record ``value``; return True when training should stop."""
+        value = float(value)
+        if math.isnan(value):
+            improved = False
+        elif self.best is None:
+            improved = True
+        elif self.mode == "min":
+            improved = value <= self.best - self.min_delta
+        else:
+            improved = value >= self.best + self.min_delta
+        if improved:
+            self.best = value
+            self.num_bad_steps = 0
+            return False
+        self.num_bad_steps += 1
+        return self.num_bad_steps >= self.patience

@@ -1,0 +1,36 @@
+"""Runs the forward passes without inference_mode/no_grad: autograd records a graph for every batch."""
+
+# fails: test-evaluate
+# %% grade_id=evaluate-answer
+import torch
+
+
+def evaluate(model, batches, loss_fn, device):
+    """Mean loss (weighted by batch size) and accuracy of ``model`` over ``batches``.
+
+    Returns:
+        ``{"loss": float, "accuracy": float}``.
+
+    Raises:
+        ValueError: if ``batches`` yields no batch.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        count = 0
+        for inputs, targets in batches:
+            inputs = inputs.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
+            logits = model(inputs)
+            n = targets.shape[0]
+            loss_sum += loss_fn(logits, targets).detach().double() * n
+            correct += (logits.argmax(dim=-1) == targets).sum()
+            count += n
+    finally:
+        for module, training in modes:
+            module.training = training
+    if count == 0:
+        raise ValueError("evaluate got no batches")
+    return {"loss": loss_sum.item() / count, "accuracy": correct.item() / count}

@@ -1,0 +1,36 @@
+"""Never switches to eval mode: dropout stays on and BatchNorm uses and updates batch statistics."""
+
+# fails: test-evaluate
+# %% grade_id=evaluate-answer
+import torch
+
+
+def evaluate(model, batches, loss_fn, device):
+    """Mean loss (weighted by batch size) and accuracy of ``model`` over ``batches``.
+
+    Returns:
+        ``{"loss": float, "accuracy": float}``.
+
+    Raises:
+        ValueError: if ``batches`` yields no batch.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        count = 0
+        with torch.inference_mode():
+            for inputs, targets in batches:
+                inputs = inputs.to(device, non_blocking=True)
+                targets = targets.to(device, non_blocking=True)
+                logits = model(inputs)
+                n = targets.shape[0]
+                loss_sum += loss_fn(logits, targets).double() * n
+                correct += (logits.argmax(dim=-1) == targets).sum()
+                count += n
+    finally:
+        for module, training in modes:
+            module.training = training
+    if count == 0:
+        raise ValueError("evaluate got no batches")
+    return {"loss": loss_sum.item() / count, "accuracy": correct.item() / count}
