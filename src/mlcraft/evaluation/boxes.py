@@ -35,6 +35,13 @@ def _check(boxes: torch.Tensor, name: str = "boxes") -> None:
         raise ValueError(f"{name} must have shape (N, 4), got {tuple(boxes.shape)}")
 
 
+def _check_pair(values: torch.Tensor, anchors: torch.Tensor, name: str) -> None:
+    _check(values, name)
+    _check(anchors, "anchors")
+    if values.shape[0] != anchors.shape[0]:
+        raise ValueError(f"{name} and anchors must pair up one to one, got {values.shape[0]} and {anchors.shape[0]}")
+
+
 def box_convert(boxes: torch.Tensor, in_fmt: str, out_fmt: str) -> torch.Tensor:
     """Convert ``(N, 4)`` boxes between ``"xyxy"``, ``"xywh"`` and ``"cxcywh"``."""
     if in_fmt not in _FORMATS or out_fmt not in _FORMATS:
@@ -56,9 +63,18 @@ def box_convert(boxes: torch.Tensor, in_fmt: str, out_fmt: str) -> torch.Tensor:
     return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), dim=-1)
 
 
+def _upcast(t: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 -> float32 (products of coordinates overflow fp16 past 256 px); ints -> int64."""
+    if t.is_floating_point():
+        return t if t.dtype in (torch.float32, torch.float64) else t.float()
+    return t if t.dtype in (torch.int32, torch.int64) else t.int()
+
+
 def box_area(boxes: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` areas of ``xyxy`` boxes; degenerate boxes (x2 <= x1) have area <= 0 as given."""
+    """``(N,)`` areas of ``xyxy`` boxes (half precision upcast to float32, as torchvision does);
+    degenerate boxes (x2 <= x1) have area <= 0 as given."""
     _check(boxes)
+    boxes = _upcast(boxes)
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
@@ -72,6 +88,7 @@ def clip_boxes(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _inter_union(boxes1: torch.Tensor, boxes2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    boxes1, boxes2 = _upcast(boxes1), _upcast(boxes2)
     area1, area2 = box_area(boxes1), box_area(boxes2)
     top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])  # (N, M, 2)
     bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])  # (N, M, 2)
@@ -105,8 +122,7 @@ def encode_boxes(
     boxes: torch.Tensor, anchors: torch.Tensor, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
 ) -> torch.Tensor:
     """Deltas ``(N, 4)`` = ``(wx*dx/wa, wy*dy/ha, ww*log(w/wa), wh*log(h/ha))`` of ``boxes`` w.r.t. ``anchors`` (both xyxy)."""
-    _check(boxes)
-    _check(anchors, "anchors")
+    _check_pair(boxes, anchors, "boxes")
     wx, wy, ww, wh = weights
     b = box_convert(boxes, "xyxy", "cxcywh")
     a = box_convert(anchors, "xyxy", "cxcywh")
@@ -121,8 +137,7 @@ def decode_boxes(
     deltas: torch.Tensor, anchors: torch.Tensor, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
 ) -> torch.Tensor:
     """Inverse of :func:`encode_boxes`; log-scales are clamped at ``log(1000/16)`` so exp cannot overflow."""
-    _check(deltas, "deltas")
-    _check(anchors, "anchors")
+    _check_pair(deltas, anchors, "deltas")
     wx, wy, ww, wh = weights
     a = box_convert(anchors, "xyxy", "cxcywh")
     dw = (deltas[:, 2] / ww).clamp(max=BBOX_XFORM_CLIP)

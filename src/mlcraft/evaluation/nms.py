@@ -4,9 +4,9 @@
 Greedy NMS (as in Felzenszwalb et al., 2010, and detectors since): take the highest-scoring
 box, drop every remaining box whose IoU with it is **greater than** ``iou_threshold``, repeat.
 Tie-breaking: boxes are visited in the order of a **stable** descending sort of the scores, so
-among equal scores the lower index wins. torchvision's CPU kernel uses an unstable sort, so
-with exactly tied scores the two may keep different (equally valid) boxes; with distinct scores
-they agree exactly.
+among equal scores the lower index wins. torchvision does not document its tie order (its
+kernels sort without a stability guarantee), so with exactly tied scores the two may keep
+different, equally valid boxes; with distinct scores they agree exactly (see the tests).
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ import torch
 __all__ = ["batched_nms", "nms"]
 
 
+def _check_inputs(boxes: torch.Tensor, scores: torch.Tensor) -> None:
+    if boxes.dim() != 2 or boxes.shape[-1] != 4 or scores.shape != boxes.shape[:1]:
+        raise ValueError(f"need boxes (N, 4) and scores (N,), got {tuple(boxes.shape)} and {tuple(scores.shape)}")
+
+
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, block_size: int = 512) -> torch.Tensor:
     """Indices (int64, by decreasing score) of the ``xyxy`` boxes kept by greedy NMS.
 
@@ -23,8 +28,7 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, block_s
     greedy pass then walks the overlapping pairs in order, which is cheap when boxes overlap
     sparsely (the usual case) and quadratic in Python when nearly all of them overlap.
     """
-    if boxes.dim() != 2 or boxes.shape[-1] != 4 or scores.shape != boxes.shape[:1]:
-        raise ValueError(f"need boxes (N, 4) and scores (N,), got {tuple(boxes.shape)} and {tuple(scores.shape)}")
+    _check_inputs(boxes, scores)
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
@@ -66,6 +70,7 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, i
     torchvision's exact path; its other path (offsetting each class's coordinates so classes
     cannot overlap) can change IoUs by rounding when coordinates get large.
     """
+    _check_inputs(boxes, scores)
     if idxs.shape != scores.shape:
         raise ValueError(f"idxs must have shape {tuple(scores.shape)}, got {tuple(idxs.shape)}")
     keep = torch.zeros(scores.shape[0], dtype=torch.bool, device=boxes.device)
