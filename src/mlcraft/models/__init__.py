@@ -1,5 +1,6 @@
 """Models: attention and a small GPT (02_attention); a detector comes in 03_detection."""
 
+from mlcraft.models.anchors import BACKGROUND, IGNORE, base_anchors, grid_anchors, match_anchors
 from mlcraft.models.attention import (
     MultiHeadAttention,
     causal_mask,
@@ -17,14 +18,19 @@ from mlcraft.models.positional import (
 )
 
 __all__ = [
+    "BACKGROUND",
     "GPT",
+    "IGNORE",
     "GPTConfig",
     "LearnedPositionalEmbedding",
     "MultiHeadAttention",
     "RotaryEmbedding",
     "apply_rotary",
+    "base_anchors",
     "causal_mask",
+    "grid_anchors",
     "load_hf_gpt2_weights",
+    "match_anchors",
     "merge_heads",
     "rotate_half",
     "scaled_dot_product_attention",
