@@ -101,6 +101,11 @@ WORKER = textwrap.dedent(
     if ctx.is_main:
         torch.save({k: v.clone() for k, v in model.state_dict().items()}, out / "final.pt")
     cleanup_distributed()
+    # Skip interpreter teardown: gloo's threads can abort the process while it exits
+    # ("terminate called without an active exception") after all work is done.
+    import os, sys
+    sys.stdout.flush()
+    os._exit(0)
     """
 )
 

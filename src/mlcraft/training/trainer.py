@@ -141,8 +141,7 @@ class Trainer:
         self.config = config
         self.dist = distributed or DistributedContext()
         seed_everything(config.seed)
-        if config.deterministic:
-            set_deterministic(True)
+        set_deterministic(config.deterministic)  # process-wide: the config decides, both ways
         if device is None:
             device = best_device()
             if device.type == "cuda" and self.dist.enabled:
