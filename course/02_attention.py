@@ -1,0 +1,1047 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Attention and transformers from scratch
+#
+# A transformer is one idea, attention, wrapped in some plumbing. This lesson builds the idea in a
+# few lines of PyTorch, checks every piece against a reference implementation, and ends with a
+# small GPT trained on your CPU in about a minute:
+#
+# 1. attention as a soft dictionary lookup, in five lines;
+# 2. masks (causal, padding, fully masked rows) and why the scores are divided by √d;
+# 3. multi-head attention, checked against `torch.nn.MultiheadAttention`;
+# 4. positional information: sinusoidal, learned and rotary encodings;
+# 5. the transformer block and a small GPT, checked against Hugging Face's GPT-2;
+# 6. training it on Python's own source code;
+# 7. sampling: greedy, temperature, top-k, top-p;
+# 8. the KV cache, and what it buys;
+# 9. what the trained attention heads look at.
+#
+# The reference code lives in `mlcraft.models`, `mlcraft.inference` and `mlcraft.data`. Each
+# section writes the idea by hand first, then checks it against the library with an explicit
+# tolerance.
+
+
+# %%
+# Set-up: on Colab, install the course package; everywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mlcraft @ git+https://github.com/mlcraft/mlcraft"], check=True)
+
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F  # noqa: N812 (the conventional alias)
+from torch import nn
+
+from mlcraft.utils import best_device, configure_logging, seed_everything
+
+# Quiet the trainer's per-step log lines. Call this before importing mlcraft.training: its
+# logger picks up the level when the module is imported.
+configure_logging("WARNING")
+from mlcraft.config import TrainingConfig
+from mlcraft.data import CharTokenizer, TokenBlockDataset, stdlib_corpus
+from mlcraft.inference import filter_logits, generate
+from mlcraft.models import (
+    GPT,
+    GPTConfig,
+    LearnedPositionalEmbedding,
+    MultiHeadAttention,
+    RotaryEmbedding,
+    apply_rotary,
+    causal_mask,
+    load_hf_gpt2_weights,
+    merge_heads,
+    scaled_dot_product_attention,
+    sinusoidal_encoding,
+    split_heads,
+)
+from mlcraft.training import HistoryCallback, Trainer
+
+plt.rcParams.update({"axes.grid": True, "grid.alpha": 0.3})
+device = best_device()
+print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads")
+
+
+# %% [markdown]
+# ## 1. Attention is a soft dictionary lookup
+#
+# A Python `dict` takes a query, finds the key that **equals** it, and returns that key's value.
+# Attention makes each step differentiable:
+#
+# 1. score the query against every key with a dot product: $s_j = q \cdot k_j$;
+# 2. turn the scores into weights that are positive and sum to 1: $w = \mathrm{softmax}(s)$;
+# 3. return the weighted average of the values: $\sum_j w_j v_j$.
+#
+# Four orthogonal keys, four values, and a query that mostly points at key 2:
+
+
+# %%
+keys = torch.eye(4)  # (4 keys, 4 dims): key j is the j-th unit vector
+values = torch.tensor([[10.0], [20.0], [30.0], [40.0]])  # (4 keys, 1 dim)
+query = torch.tensor([0.1, 0.2, 1.0, 0.0])  # closest to key 2
+
+for sharpness in (1, 4, 16):
+    weights = torch.softmax(keys @ (sharpness * query), dim=0)  # (4,)
+    print(f"query × {sharpness:>2}: weights {weights.numpy().round(3)}  ->  output {(weights @ values).item():.2f}")
+
+
+# %% [markdown]
+# With small scores, the output is a blend of all four values. As the scores grow apart, the
+# weights approach one-hot and the lookup turns hard: the output goes to 30, the value of key 2.
+# A network learns what to put in queries, keys and values, so it learns *what to look up*.
+#
+# With many queries at once, stacked as the rows of $Q$ $(T_q, d)$, and keys and values as the
+# rows of $K$ $(T_k, d)$ and $V$ $(T_k, d_v)$:
+#
+# $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}}\right) V$$
+#
+# with the softmax taken over each row (over the keys). Section 2.5 explains the $\sqrt{d}$.
+# First, literally, one query at a time:
+
+
+# %%
+def attention_loop(q, k, v):
+    """q (T_q, d), k (T_k, d), v (T_k, d_v) -> (T_q, d_v), one query at a time."""
+    out = torch.empty(q.shape[0], v.shape[-1], dtype=q.dtype)
+    for i in range(q.shape[0]):
+        scores = k @ q[i] / math.sqrt(q.shape[-1])  # (T_k,): query i against every key
+        out[i] = torch.softmax(scores, dim=0) @ v  # (d_v,): weighted average of the values
+    return out
+
+
+# %% [markdown]
+# The loop does the same thing for every query, so it vectorizes into one matrix product for the
+# scores and one for the output. Writing the transpose as `k.transpose(-2, -1)` makes the function
+# work for any leading batch dimensions, such as `(batch, heads, T, d)`:
+
+
+# %%
+def attention(q, k, v, mask=None):
+    """q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). mask: True = may attend."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # blocked keys get weight exp(-inf) = 0
+    return torch.softmax(scores, dim=-1) @ v  # (..., T_q, d_v)
+
+
+g = torch.Generator().manual_seed(0)
+B, H, T, D = 2, 3, 7, 8
+q, k, v = (torch.randn(B, H, T, D, generator=g, dtype=torch.float64) for _ in range(3))
+
+reference = F.scaled_dot_product_attention(q, k, v)
+print(f"q, k, v {tuple(q.shape)} -> output {tuple(reference.shape)}")
+torch.testing.assert_close(attention(q, k, v), reference, rtol=1e-12, atol=1e-12)
+torch.testing.assert_close(attention_loop(q[1, 2], k[1, 2], v[1, 2]), reference[1, 2], rtol=1e-12, atol=1e-12)
+print("loop and vectorized versions match F.scaled_dot_product_attention to 1e-12 (float64)")
+
+
+# %% [markdown]
+# Checking in float64 with a tolerance of 1e-12 leaves no room for a formula that is only nearly
+# right: a missing scale or a softmax over the wrong dimension would be off by far more.
+#
+# ## 2. Masks
+#
+# A mask says which keys each query may use. It has shape `(T_q, T_k)`, or anything that
+# broadcasts to `(B, H, T_q, T_k)`.
+#
+# ### 2.1 Boolean and additive masks
+#
+# PyTorch accepts two kinds. A **boolean** mask is True where a query *may* attend. A **float**
+# mask is *added* to the scores: 0 keeps a key, `-inf` removes it (its weight becomes
+# `exp(-inf) = 0`). Both express the same pattern here:
+
+
+# %%
+T = 5
+allowed = torch.rand(T, T, generator=g) > 0.4  # an arbitrary pattern: query i may see key j where True
+allowed[:, 0] = True  # every query sees at least one key (section 2.4 covers the other case)
+additive = torch.zeros(T, T, dtype=torch.float64).masked_fill(~allowed, float("-inf"))
+print("boolean mask (1 = may attend):\n", allowed.int())
+print("additive mask:\n", additive)
+
+q5, k5, v5 = (torch.randn(1, 1, T, D, generator=g, dtype=torch.float64) for _ in range(3))
+out_ours = attention(q5, k5, v5, mask=allowed)
+for mask in (allowed, additive):
+    torch.testing.assert_close(out_ours, F.scaled_dot_product_attention(q5, k5, v5, attn_mask=mask), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out_ours, scaled_dot_product_attention(q5, k5, v5, attn_mask=mask), rtol=1e-12, atol=1e-12)
+print("boolean and additive masks give the same output, in ours, PyTorch's and mlcraft's attention")
+
+
+# %% [markdown]
+# A float mask can hold more than 0 and `-inf`: any finite bias nudges a score up or down.
+# Relative-position schemes such as ALiBi use exactly that. Watch out for one convention clash:
+# `torch.nn.MultiheadAttention` reads a *boolean* mask the other way round (True = blocked).
+# Section 3 shows what that does.
+#
+# ### 2.2 The causal mask
+#
+# A language model predicts token $t+1$ from tokens $1..t$, so position $t$ must not see later
+# positions. That is the lower-triangular **causal mask**. `mlcraft.models.causal_mask(T_q, T_k)`
+# also covers decoding with a cache (section 8), where a few new queries meet many keys: the
+# queries are then the *last* positions, and the triangle is aligned to the bottom right.
+
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), gridspec_kw={"width_ratios": [8, 8]})
+for ax, (t_q, t_k), title in zip(
+    axes, [(8, 8), (3, 8)], ["causal_mask(8): training", "causal_mask(3, 8): 3 new tokens, 5 cached"], strict=True
+):
+    ax.imshow(causal_mask(t_q, t_k).numpy(), cmap="Blues", vmin=0, vmax=1.3)
+    ax.set_xticks(range(t_k))
+    ax.set_yticks(range(t_q), labels=[str(t_k - t_q + i) for i in range(t_q)])
+    ax.set_xlabel("key position")
+    ax.set_ylabel("query position")
+    ax.set_title(title, fontsize=10)
+    ax.grid(False)
+plt.tight_layout()
+plt.show()
+
+T = 7
+torch.testing.assert_close(
+    attention(q, k, v, mask=causal_mask(T)), F.scaled_dot_product_attention(q, k, v, is_causal=True), rtol=1e-12, atol=1e-12
+)
+torch.testing.assert_close(
+    scaled_dot_product_attention(q, k, v, is_causal=True),
+    F.scaled_dot_product_attention(q, k, v, is_causal=True),
+    rtol=1e-12,
+    atol=1e-12,
+)
+
+# Causality, checked directly: change the last key and value; no earlier output may move.
+k_changed, v_changed = k.clone(), v.clone()
+k_changed[..., -1, :] += 100.0
+v_changed[..., -1, :] += 100.0
+before = attention(q, k, v, mask=causal_mask(T))
+after = attention(q, k_changed, v_changed, mask=causal_mask(T))
+torch.testing.assert_close(after[..., :-1, :], before[..., :-1, :], rtol=0, atol=0)
+print(f"last position changed by {(after - before)[..., -1, :].abs().max():.1f}; earlier positions bitwise unchanged")
+
+
+# %% [markdown]
+# The masked scores become `-inf`, their weights exactly 0, and `0 × v` is exactly 0, so the
+# earlier outputs do not change by a single bit (`rtol=0, atol=0`).
+#
+# ### 2.3 Padding masks
+#
+# Sequences in a batch have different lengths, so the short ones get padded to the longest. The
+# padding positions hold junk, and no query may read them. The mask comes from the lengths,
+# shaped `(B, 1, 1, T_k)`, so it broadcasts over heads and queries:
+
+
+# %%
+lengths = torch.tensor([6, 4])  # two sequences, padded to 6
+T = int(lengths.max())
+valid = torch.arange(T) < lengths[:, None]  # (B, T): True on real tokens
+key_mask = valid[:, None, None, :]  # (B, 1, 1, T_k)
+print("valid tokens:\n", valid.int())
+
+qp, kp, vp = (torch.randn(2, 1, T, D, generator=g, dtype=torch.float64) for _ in range(3))
+kp[1, :, 4:] = 1e3 * torch.randn(1, 2, D, generator=g, dtype=torch.float64)  # junk in the padding
+vp[1, :, 4:] = 1e3
+padded_out = attention(qp, kp, vp, mask=key_mask)
+
+alone = attention(qp[1:, :, :4], kp[1:, :, :4], vp[1:, :, :4])  # sequence 1 on its own, no padding
+torch.testing.assert_close(padded_out[1:, :, :4], alone, rtol=1e-12, atol=1e-12)
+print("real tokens of the padded sequence = the same sequence run alone: the junk is invisible")
+
+
+# %% [markdown]
+# ### 2.4 Fully masked rows
+#
+# Now mask the *queries* on padding too (a common way to build one mask for both sides), or
+# combine left padding with a causal mask: some rows of the mask are then all False. Such a query
+# has nothing to attend to, its scores are all `-inf`, and softmax computes `0 / 0`:
+
+
+# %%
+both_sides = valid[:, None, :, None] & valid[:, None, None, :]  # (B, 1, T_q, T_k): query and key must be real
+naive = attention(qp, kp, vp, mask=both_sides)
+print("naive attention, sequence 1, first value of each position:", naive[1, 0, :, 0].numpy().round(3))
+
+loss_weights = valid[:, None, :, None]  # ignore padded positions in the loss...
+print("masked loss with the naive output:", (naive * loss_weights).sum().item())  # ...NaN anyway: 0 × NaN = NaN
+
+v_leaf = vp.clone().requires_grad_()
+(attention(qp, kp, v_leaf, mask=both_sides) * loss_weights).sum().backward()
+print("NaN in the gradient of the values, per sequence:", v_leaf.grad.isnan().flatten(1).any(1).tolist())
+
+
+# %% [markdown]
+# The NaN does not stay in the padding. Multiplying it by a zero loss weight still gives NaN, so
+# the loss is NaN, and the gradient of every value vector of sequence 1, real tokens included, is
+# NaN: one optimizer step would write NaN into the weights that produced them.
+#
+# `mlcraft.models.scaled_dot_product_attention` detects rows with no visible key and returns
+# zeros there. Compare with what PyTorch's own function returns on your install: recent versions
+# return zeros as well, older ones return NaN, so do not rely on it without checking:
+
+
+# %%
+safe = scaled_dot_product_attention(qp, kp, vp, attn_mask=both_sides)
+fused_out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=both_sides)
+print("mlcraft, sequence 1:", safe[1, 0, :, 0].numpy().round(3))
+print(f"F.scaled_dot_product_attention (torch {torch.__version__}):", fused_out[1, 0, :, 0].numpy().round(3))
+print("masked loss with mlcraft's output:", round((safe * loss_weights).sum().item(), 4))
+torch.testing.assert_close(safe[1, :, 4:], torch.zeros_like(safe[1, :, 4:]), rtol=0, atol=0)
+torch.testing.assert_close(safe[..., :4, :], naive[..., :4, :], rtol=1e-12, atol=1e-12)
+
+v_leaf = vp.clone().requires_grad_()
+(scaled_dot_product_attention(qp, kp, v_leaf, attn_mask=both_sides) * loss_weights).sum().backward()
+print("NaN in the gradient of the values, per sequence:", v_leaf.grad.isnan().flatten(1).any(1).tolist())
+assert v_leaf.grad.isfinite().all(), "mlcraft's attention must give finite gradients on fully masked rows"
+
+
+# %% [markdown]
+# The fix is two lines: fill fully masked rows with any finite score before the softmax, then
+# multiply their weights by zero. Rows with at least one visible key are untouched (the check
+# against the naive output), and the gradients stay finite.
+#
+# ### 2.5 Why divide by √d
+#
+# If the entries of $q$ and $k$ are independent with mean 0 and variance 1, then
+# $q \cdot k = \sum_{i=1}^{d} q_i k_i$ is a sum of $d$ terms of variance 1: its standard
+# deviation is $\sqrt{d}$. Without the scale, wider heads give wider scores:
+
+
+# %%
+for d in (16, 256, 1024):
+    dots = (torch.randn(10_000, d, generator=g) * torch.randn(10_000, d, generator=g)).sum(dim=-1)
+    print(f"d = {d:>4}: std of q·k = {dots.std():6.2f}   (√d = {math.sqrt(d):5.2f});   std of q·k/√d = {(dots / math.sqrt(d)).std():.2f}")
+
+
+# %% [markdown]
+# Section 1 showed what wide scores do to a softmax: the weights go one-hot. A one-hot softmax
+# also stops learning. Its Jacobian is $\mathrm{diag}(w) - w w^\top$, which is zero when $w$ is
+# one-hot, so almost no gradient flows back to the queries and keys. Here is the entropy of the
+# attention weights over 64 keys (ln 64 ≈ 4.16 means uniform, 0 means one-hot) and the size of
+# the softmax Jacobian, as the head width grows:
+
+
+# %%
+dims = [2**i for i in range(1, 11)]
+n_keys = 64
+curves = {"scaled by 1/√d": ([], []), "unscaled": ([], [])}
+for d in dims:
+    qd = torch.randn(256, d, generator=g)
+    kd = torch.randn(n_keys, d, generator=g)
+    for name, scale in (("scaled by 1/√d", 1 / math.sqrt(d)), ("unscaled", 1.0)):
+        log_w = torch.log_softmax(qd @ kd.T * scale, dim=-1)  # (256 queries, 64 keys)
+        w = log_w.exp()
+        entropy = -(w * log_w).sum(dim=-1).mean()
+        jacobian = torch.diag_embed(w) - w[:, :, None] * w[:, None, :]  # (256, 64, 64)
+        curves[name][0].append(entropy.item())
+        curves[name][1].append(torch.linalg.matrix_norm(jacobian).mean().item())
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+for name, (entropies, jac_norms) in curves.items():
+    axes[0].plot(dims, entropies, "o-", label=name)
+    axes[1].plot(dims, jac_norms, "o-", label=name)
+axes[0].axhline(math.log(n_keys), color="grey", ls="--", lw=0.8, label="ln 64: uniform")
+axes[0].set_ylabel("mean entropy of the weights (nats)")
+axes[0].set_title("Attention entropy over 64 keys")
+axes[1].set_ylabel("mean ‖diag(w) − wwᵀ‖ (Frobenius)")
+axes[1].set_title("Softmax Jacobian: how much gradient gets through")
+for ax in axes:
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("head dimension d")
+    ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+print(f"d = {dims[-1]}: entropy {curves['unscaled'][0][-1]:.2f} unscaled vs {curves['scaled by 1/√d'][0][-1]:.2f} scaled")
+
+
+# %% [markdown]
+# With the scale, both curves stay flat at every width: the scores have standard deviation 1
+# whatever $d$ is. Without it, the entropy collapses towards 0. The Jacobian first grows (a
+# moderately peaked softmax is the most sensitive one; a nearly uniform one over 64 keys is not
+# very sensitive either), then falls towards zero once the weights are close to one-hot.
+# Random initial weights give exactly this kind of $q$ and $k$, so an unscaled wide head would
+# start out saturated and barely train. That is the whole reason for the $1/\sqrt{d}$, and why
+# every attention function takes a `scale=` argument defaulting to it.
+#
+# ## 3. Multi-head attention
+#
+# One attention computes one weighted average per query: one question per position. **Multi-head**
+# attention splits the model width $C$ into $H$ heads of $D = C / H$ channels, runs attention in
+# each head independently, and concatenates the results. Each position asks $H$ different
+# questions for the cost of one wide attention.
+#
+# ### 3.1 Splitting and merging heads
+#
+# Splitting is a reshape plus a transpose: head $h$ owns channels $hD$ to $(h+1)D - 1$, and the
+# head axis moves in front of time so that it acts as a batch dimension:
+
+
+# %%
+B, T, C, H = 2, 5, 12, 3  # D = C / H = 4
+x = torch.randn(B, T, C, generator=g)
+xh = split_heads(x, H)  # (B, T, C) -> (B, T, H, D) -> (B, H, T, D)
+print(f"x {tuple(x.shape)} -> split_heads {tuple(xh.shape)} -> merge_heads {tuple(merge_heads(xh).shape)}")
+print(f"split_heads returns a view; contiguous: {xh.is_contiguous()}")
+
+torch.testing.assert_close(xh[:, 1], x[..., 4:8], rtol=0, atol=0)  # head 1 = channels 4..7
+torch.testing.assert_close(merge_heads(xh), x, rtol=0, atol=0)  # exact round trip
+
+
+# %% [markdown]
+# `split_heads` returns a non-contiguous view, so `merge_heads` has to use `reshape` (which copies
+# when it must); `view` would raise here.
+#
+# ### 3.2 Multi-head attention by hand
+#
+# Queries, keys and values are three linear maps of the same input. Stacking their weights into one
+# `(3C, C)` matrix computes all three in a single matmul (the **fused QKV** projection); a final
+# linear layer mixes the heads' outputs:
+
+
+# %%
+def mha_by_hand(x, qkv, proj, n_heads, mask=None):
+    q, k, v = qkv(x).split(x.shape[-1], dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
+    q, k, v = (split_heads(t, n_heads) for t in (q, k, v))  # 3 × (B, H, T, D)
+    out = attention(q, k, v, mask)  # (B, H, T, D): every head at once
+    return proj(merge_heads(out))  # (B, T, C): concatenate the heads, then mix them
+
+
+x64 = x.double()
+for fused in (True, False):
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(C, H, causal=True, fused=fused).double()
+    out_lib, _ = mha(x64)
+    torch.testing.assert_close(mha_by_hand(x64, mha.qkv, mha.proj, H, causal_mask(T)), out_lib, rtol=1e-12, atol=1e-12)
+print("mha_by_hand matches mlcraft's MultiHeadAttention, fused=True and fused=False")
+n_params = sum(p.numel() for p in mha.parameters())
+print(f"parameters: {n_params} = 4·C² + 4·C = {4 * C * C + 4 * C} (qkv: 3C² + 3C, proj: C² + C)")
+
+
+# %% [markdown]
+# ### 3.3 Against `torch.nn.MultiheadAttention`
+#
+# `mlcraft`'s `qkv.weight` is laid out as `[W_q; W_k; W_v]`, the same as
+# `nn.MultiheadAttention.in_proj_weight`, so the weights copy over one to one. Mind the mask:
+# `nn.MultiheadAttention` reads a boolean mask as **True = blocked**, the opposite of
+# `F.scaled_dot_product_attention`. Passing our mask unchanged is a silent bug:
+
+
+# %%
+torch_mha = nn.MultiheadAttention(C, H, batch_first=True).double()
+with torch.no_grad():
+    torch_mha.in_proj_weight.copy_(mha.qkv.weight)
+    torch_mha.in_proj_bias.copy_(mha.qkv.bias)
+    torch_mha.out_proj.weight.copy_(mha.proj.weight)
+    torch_mha.out_proj.bias.copy_(mha.proj.bias)
+
+out_lib, _ = mha(x64)
+out_torch, _ = torch_mha(x64, x64, x64, attn_mask=~causal_mask(T), need_weights=False)  # True = blocked here
+torch.testing.assert_close(out_lib, out_torch, rtol=1e-12, atol=1e-12)
+print("mlcraft MultiHeadAttention == nn.MultiheadAttention with copied weights (float64, 1e-12)")
+
+wrong, _ = torch_mha(x64, x64, x64, attn_mask=causal_mask(T), need_weights=False)  # our convention: wrong here
+print(f"with the mask not inverted: no error, max difference {(wrong - out_lib).abs().max():.2f}")
+
+
+# %% [markdown]
+# With the mask not inverted, each query sees only the keys strictly *after* it, and the last
+# position sees none at all. Nothing raises; the answer is simply wrong. Always check a new
+# attention call on a case where you know the answer.
+#
+# ## 4. Positional information
+#
+# ### 4.1 Attention does not know the order
+#
+# Self-attention without a mask treats its input as a *set*: shuffle the tokens and the outputs are
+# shuffled the same way, nothing else changes. It is **permutation-equivariant**:
+
+
+# %%
+torch.manual_seed(0)
+set_attn = MultiHeadAttention(C, H, causal=False).double()
+perm = torch.randperm(T, generator=g)
+out_then_perm = set_attn(x64)[0][:, perm]
+perm_then_out = set_attn(x64[:, perm])[0]
+torch.testing.assert_close(perm_then_out, out_then_perm, rtol=1e-12, atol=1e-12)
+print(f"permutation {perm.tolist()}: attention(x[perm]) == attention(x)[perm]")
+
+
+# %% [markdown]
+# So without extra information, `a = b - c` and `c = b - a` look alike to the model: same tokens,
+# same outputs, only reordered. A causal mask breaks part of the symmetry, but every practical model
+# adds positions explicitly. Three common ways follow.
+#
+# ### 4.2 Sinusoidal encodings
+#
+# The original transformer adds a fixed vector to each token embedding:
+# $PE[p, 2i] = \sin(p\,\omega_i)$ and $PE[p, 2i+1] = \cos(p\,\omega_i)$ with
+# $\omega_i = 10000^{-2i/d}$. Each pair of dimensions is a clock turning at its own speed, from one
+# turn every $2\pi$ positions down to one every $2\pi \cdot 10000$ positions:
+
+
+# %%
+pe = sinusoidal_encoding(128, 64)  # (positions, d_model)
+p, i = 37, 5
+torch.testing.assert_close(pe[p, 2 * i].item(), math.sin(p * 10000 ** (-2 * i / 64)), rtol=1e-6, atol=1e-6)
+torch.testing.assert_close(pe[p, 2 * i + 1].item(), math.cos(p * 10000 ** (-2 * i / 64)), rtol=1e-6, atol=1e-6)
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+im = axes[0].imshow(pe.T.numpy(), aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1)
+axes[0].set_xlabel("position p")
+axes[0].set_ylabel("dimension")
+axes[0].set_title("sinusoidal_encoding(128, 64)ᵀ")
+fig.colorbar(im, ax=axes[0])
+im = axes[1].imshow((pe @ pe.T).numpy(), cmap="viridis")
+axes[1].set_xlabel("position")
+axes[1].set_ylabel("position")
+axes[1].set_title("PE · PEᵀ: similarity between positions")
+fig.colorbar(im, ax=axes[1])
+for ax in axes:
+    ax.grid(False)
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# The right panel has constant diagonals: the similarity of two positions depends only on their
+# distance, because $\sin a \sin b + \cos a \cos b = \cos(a - b)$, so
+# $PE[p] \cdot PE[p + k] = \sum_i \cos(k\,\omega_i)$ whatever $p$ is:
+
+
+# %%
+for k_off in (1, 8):
+    dots = [(pe[p] @ pe[p + k_off]).item() for p in (0, 20, 100)]
+    print(f"PE[p] · PE[p + {k_off}] for p = 0, 20, 100: {[round(s, 4) for s in dots]}")
+    torch.testing.assert_close(torch.tensor(dots), torch.full((3,), dots[0]), rtol=1e-5, atol=1e-5)
+
+
+# %% [markdown]
+# ### 4.3 Learned positions
+#
+# GPT-2, and the GPT in this lesson, simply learn one vector per position: an `nn.Embedding` with
+# `block_size` rows, trained like any other weight. It is simple and works well, but it has no row
+# for a position it was not built for:
+
+
+# %%
+learned = LearnedPositionalEmbedding(max_positions=64, d_model=16)
+print("positions 0..63 ->", tuple(learned(torch.arange(64)).shape))
+try:
+    learned(torch.arange(65))
+except ValueError as err:
+    print("positions 0..64 -> ValueError:", err)
+
+
+# %% [markdown]
+# ### 4.4 Rotary embeddings (RoPE)
+#
+# Most recent open models (LLaMA and its relatives) use rotary embeddings instead. Nothing is added
+# to the input. Inside each attention layer, the query and the key at position $p$ are **rotated**:
+# dimension $i$ is paired with dimension $i + D/2$, and each pair is turned by the angle
+# $p\,\theta_i$. A rotation keeps lengths, and rotating $q$ by angle $m\theta$ and $k$ by $n\theta$
+# leaves their dot product depending only on $n - m$. The score then carries the *relative*
+# position, and no position is ever out of range for the table:
+
+
+# %%
+rope = RotaryEmbedding(head_dim=16, max_positions=4096)
+q1 = torch.randn(16, generator=g, dtype=torch.float64)
+k1 = torch.randn(16, generator=g, dtype=torch.float64)
+
+
+def rope_score(m, n):
+    """q rotated to position m, dotted with k rotated to position n."""
+    cos, sin = rope(torch.tensor([m, n]), dtype=torch.float64)  # (2, 16) each
+    return (apply_rotary(q1, cos[0], sin[0]) @ apply_rotary(k1, cos[1], sin[1])).item()
+
+
+for m, n in [(0, 2), (5, 7), (1000, 1002), (3000, 3002), (5, 6)]:
+    print(f"query at {m:>4}, key at {n:>4} (distance {n - m}): score {rope_score(m, n):+.6f}")
+torch.testing.assert_close(rope_score(3000, 3002), rope_score(0, 2), rtol=1e-9, atol=1e-9)
+
+cos, sin = rope(torch.tensor([123]), dtype=torch.float64)
+torch.testing.assert_close(apply_rotary(q1, cos[0], sin[0]).norm(), q1.norm(), rtol=1e-12, atol=1e-12)
+print("the score depends only on the distance, and the rotation keeps |q|")
+
+
+# %% [markdown]
+# Distance 2 gives the same score at positions 0, 5, 1000 and 3000; distance 1 gives a different
+# one. The model in this lesson stays with GPT-2's learned positions, so that it can be checked
+# number for number against Hugging Face's GPT-2.
+#
+# ## 5. The transformer block and a small GPT
+#
+# A GPT is a stack of identical **blocks** on a *residual stream* of width $C$. Each block reads
+# the stream, computes something, and adds it back. GPT-2's block is **pre-norm**: the LayerNorm
+# sits inside each branch, so the identity path from input to output is never normalised away.
+#
+# ```text
+# x = x + attn(ln1(x))   # tokens exchange information (causal multi-head attention)
+# x = x + mlp(ln2(x))    # each token is processed on its own: Linear(C, 4C), GELU, Linear(4C, C)
+# ```
+#
+# Token and position embeddings go in at the bottom; a final LayerNorm and a linear layer to the
+# vocabulary come out at the top. The output layer shares its weight with the token embedding
+# (**weight tying**), which saves $V \cdot C$ parameters.
+
+
+# %%
+text = stdlib_corpus(max_chars=None)  # Python's own standard library source: no download
+tokenizer = CharTokenizer.fit(text)
+V = tokenizer.vocab_size
+
+seed_everything(0)
+config = GPTConfig(vocab_size=V, block_size=64, n_layer=4, n_head=4, d_model=128, dropout=0.0)
+model = GPT(config)
+print(config)
+
+blk = model.blocks[0]
+xb = torch.randn(2, 10, config.d_model, generator=g)
+by_hand = xb + blk.attn(blk.ln1(xb))[0]
+by_hand = by_hand + blk.mlp(blk.ln2(by_hand))
+torch.testing.assert_close(by_hand, blk(xb)[0], rtol=1e-6, atol=1e-6)
+print("block by hand == model.blocks[0]")
+
+
+# %% [markdown]
+# Where the parameters are, for vocabulary $V$, context $T$, width $C$ and $L$ blocks:
+#
+# | part | parameters |
+# |---|---|
+# | token embedding (shared with the output layer) | $V C$ |
+# | position embedding | $T C$ |
+# | each block: 2 LayerNorms, attention, MLP | $4C + (4C^2 + 4C) + (8C^2 + 5C) = 12C^2 + 13C$ |
+# | final LayerNorm | $2C$ |
+
+
+# %%
+Cm, L, T = config.d_model, config.n_layer, config.block_size
+formula = V * Cm + T * Cm + L * (12 * Cm**2 + 13 * Cm) + 2 * Cm
+print(f"V = {V}, T = {T}, C = {Cm}, L = {L}")
+print(f"formula {formula:,}   model.num_parameters() {model.num_parameters():,}")
+print(f"blocks hold {L * (12 * Cm**2 + 13 * Cm) / formula:.0%} of the parameters; output layer tied: {model.lm_head.weight is model.wte.weight}")
+assert formula == model.num_parameters()
+
+
+# %% [markdown]
+# ### 5.1 Parity with Hugging Face's GPT-2
+#
+# The architecture is GPT-2's, so a `GPT2LMHeadModel` of the same shape must give the same logits
+# once its weights are copied in. `load_hf_gpt2_weights` does the copying. Its one subtlety:
+# Hugging Face stores GPT-2's linear layers as `Conv1D` with weights of shape `(in, out)`, the
+# transpose of `nn.Linear`'s, so those weights are transposed on the way. A random GPT-2 is enough:
+# we are checking the wiring, not the training. Dropout is off on both sides, since it would
+# randomise the outputs.
+
+
+# %%
+import transformers
+from transformers import GPT2Config, GPT2LMHeadModel
+
+transformers.utils.logging.set_verbosity_error()  # no chatter about configs
+
+torch.manual_seed(1)
+hf = GPT2LMHeadModel(
+    GPT2Config(
+        vocab_size=V, n_positions=config.block_size, n_embd=config.d_model, n_layer=config.n_layer,
+        n_head=config.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+    )
+).eval()
+ours = GPT(config).eval()
+ids = torch.randint(0, V, (2, config.block_size), generator=g)
+with torch.no_grad():
+    hf_logits = hf(ids).logits
+    print(f"before copying: max |difference| {(ours(ids) - hf_logits).abs().max():.3f}")
+    load_hf_gpt2_weights(ours, hf)
+    our_logits = ours(ids)
+print(f"after copying:  max |difference| {(our_logits - hf_logits).abs().max():.1e}  (logits {tuple(our_logits.shape)})")
+torch.testing.assert_close(our_logits, hf_logits, rtol=1e-5, atol=1e-5)
+
+
+# %% [markdown]
+# With a network, the same call copies the pretrained GPT-2 small checkpoint
+# (`GPT2LMHeadModel.from_pretrained("gpt2")`, about 550 MB) into
+# `GPT(GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, d_model=768))`. Here we
+# train our own small model instead.
+#
+# ## 6. Training the small GPT on CPU
+#
+# The corpus is the source code of a few standard-library modules (`argparse`, `pathlib`,
+# `typing`, ...), read from your Python installation: code, comments and docstrings in English. The
+# tokenizer maps each distinct character to an id. Character-level models need long sequences,
+# but the vocabulary is tiny and there is nothing to download.
+
+
+# %%
+ids_all = tokenizer.encode(text)
+n_train = int(0.9 * len(ids_all))
+train_ids, val_ids = ids_all[:n_train], ids_all[n_train:]  # contiguous split: val is unseen text
+print(f"{len(text):,} characters, vocabulary of {V}: {''.join(tokenizer.itos[1:60])!r}...")
+print(f"train {len(train_ids):,} tokens, val {len(val_ids):,} tokens")
+sample_at = max(text.find("class HelpFormatter"), 0)  # a docstring from argparse
+print("a sample of the training text:\n" + text[sample_at : sample_at + 300])
+
+
+# %% [markdown]
+# `TokenBlockDataset` cuts the token stream into windows of `block_size + 1` tokens: the input is
+# the first `block_size`, the target is the same window shifted by one. Every position in a window
+# is a training example, predicting the next character from everything before it. With `stride=1`
+# a window starts at every character, so shuffled batches are random crops of the text. For
+# validation, non-overlapping windows avoid counting the same text twice.
+
+
+# %%
+block_size = config.block_size
+train_ds = TokenBlockDataset(train_ids, block_size, stride=1)  # a window starting at every character
+val_all = TokenBlockDataset(val_ids, block_size)  # non-overlapping windows
+val_ds = torch.utils.data.Subset(val_all, range(0, len(val_all), 4))  # a quarter of them: enough, and fast
+xw, yw = train_ds[sample_at]
+print(f"{len(train_ds):,} training windows, {len(val_ds)} validation windows")
+print(f"input : {tokenizer.decode(xw[:40])!r}")
+print(f"target: {tokenizer.decode(yw[:40])!r}")
+
+
+def lm_loss(logits, y):
+    return F.cross_entropy(logits.flatten(0, 1), y.flatten())  # (B·T, V) against (B·T,)
+
+
+# %% [markdown]
+# **Check the loss at initialisation first** (the checklist from module 00). The weights start
+# small, so the model should predict a nearly uniform distribution over $V$ characters, and the
+# cross-entropy should be $\ln V$. We measure it for our model and for a copy that does not tie
+# the output layer to the token embedding:
+
+
+# %%
+xv = torch.stack([val_all[i][0] for i in range(64)])  # (64, T): a fixed validation batch
+yv = torch.stack([val_all[i][1] for i in range(64)])
+untied = GPT(GPTConfig(**{**config.model_dump(), "tie_weights": False}))
+with torch.no_grad():
+    init_logits = model(xv)
+    init_loss = lm_loss(init_logits, yv).item()
+    untied_loss = lm_loss(untied(xv), yv).item()
+print(f"ln V = ln {V} = {math.log(V):.3f}")
+print(f"loss at init: untied {untied_loss:.3f}, tied (our model) {init_loss:.3f}")
+torch.testing.assert_close(untied_loss, math.log(V), rtol=0, atol=0.05)
+
+
+# %% [markdown]
+# The untied model lands on $\ln V$. Ours starts *below* it, and a loss that is off from the
+# expected value has to be explained before any training. Here is the explanation. The last hidden
+# state of a position still contains that position's own token embedding, and with tied weights the
+# logit of token $j$ is the hidden state dotted with embedding $j$. For the input token itself that
+# is an embedding dotted with (mostly) itself: positive. For every other token it is a random
+# number around zero. So the fresh model predicts "the next character repeats this one" a little
+# more often than $1/V$, and in Python source, where indentation is runs of spaces, that guess is
+# often right. If that is the whole story, those two numbers predict the loss:
+
+
+# %%
+p_repeat = init_logits.softmax(-1).gather(-1, xv[..., None]).mean().item()  # P(next char = this char)
+r = (yv == xv).float().mean().item()  # how often the next character really is the same one
+predicted = -(r * math.log(p_repeat) + (1 - r) * math.log((1 - p_repeat) / (V - 1)))
+print(f"model's P(repeat) {p_repeat:.3f} (uniform: 1/V = {1 / V:.3f}); repeats in the data: {r:.0%}")
+print(f"predicted loss {predicted:.3f}, measured {init_loss:.3f}")
+torch.testing.assert_close(predicted, init_loss, rtol=0, atol=0.05)
+
+
+# %% [markdown]
+# Now train with the `Trainer` from module 01: AdamW, linear warm-up then cosine decay, and
+# gradient clipping. Autocast is on for a GPU only: how fast bf16 runs on a CPU depends on the CPU
+# model, and a model this small has little to gain from it there. `HistoryCallback` keeps the
+# logged metrics for the plot. About a minute on two CPU cores; seconds on a GPU.
+
+
+# %%
+train_config = TrainingConfig(
+    lr=3e-3, batch_size=32, max_steps=700, warmup_steps=50, grad_clip_norm=1.0,
+    amp=device.type == "cuda",  # bf16 autocast on recent GPUs, fp16 with a GradScaler on older ones
+    eval_every=100, log_every=1, progress=False, seed=0,
+)
+history = HistoryCallback()
+trainer = Trainer(model, train_config, train_ds, lm_loss, val_data=val_ds, callbacks=[history])
+start = time.perf_counter()
+trainer.fit()
+train_seconds = time.perf_counter() - start
+final_train = sum(s["loss"] for s in history.steps[-20:]) / 20
+final_val = history.evals[-1]["val_loss"]
+print(f"{train_config.max_steps} steps in {train_seconds:.0f} s on {trainer.device} ({train_seconds / train_config.max_steps * 1e3:.0f} ms/step)")
+print(f"final train loss (mean of the last 20 steps) {final_train:.3f}, val loss {final_val:.3f}")
+predictions = train_config.max_steps * train_config.batch_size * block_size
+print(f"{predictions:,} next-character predictions: each training character came round {predictions / len(train_ids):.1f} times")
+
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 4))
+steps = [s["step"] for s in history.steps]
+ax.plot(steps, [s["loss"] for s in history.steps], lw=0.8, alpha=0.7, label="train (per step)")
+ax.plot([e["step"] for e in history.evals], [e["val_loss"] for e in history.evals], "o-", label="validation")
+ax.axhline(math.log(V), color="grey", ls="--", lw=0.8, label=f"ln {V}: uniform guess")
+ax.set_xlabel("step")
+ax.set_ylabel("cross-entropy (nats per character)")
+ax.set_title(f"Small GPT on Python source, {model.num_parameters() / 1e6:.2f} M parameters")
+ax.legend()
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# The loss falls fast from $\ln V$ as the model learns character frequencies, then keeps falling as
+# it learns spelling, indentation and common keywords. The validation loss is still falling at the
+# end: no sign of overfitting, which is why dropout stays off. Each character came round only a
+# couple of times, each time at a different place in its window. Validation stays above training
+# because it is different text: the last 10% of the corpus, which lies in the last module of the
+# list (`typing.py`), with its own style. A few hundred steps is a short run; more steps and a
+# larger model bring the loss down further.
+#
+# ## 7. Sampling
+#
+# The model outputs a distribution over the next character. How we pick from it matters as much as
+# the model. At each step, `generate` takes the logits of the last position and
+#
+# - **greedy** (`temperature=0`): takes the most likely token;
+# - **temperature** $\tau$: samples from $\mathrm{softmax}(z / \tau)$: $\tau < 1$ sharpens the
+#   distribution, $\tau > 1$ flattens it;
+# - **top-k**: samples only among the $k$ most likely tokens;
+# - **top-p** (nucleus): samples among the smallest set of most likely tokens whose probabilities
+#   add up to $p$, so the set is small when the model is sure and large when it is not.
+#
+# Here is the model's distribution after a prompt, and what top-k and top-p keep of it:
+
+
+# %%
+prompt = "    def __init__(self, "
+prompt_ids = tokenizer.encode(prompt)[None].to(trainer.device)  # (1, T)
+model.eval()
+with torch.no_grad():
+    next_logits = model(prompt_ids)[:, -1, :].float()  # (1, V)
+probs = torch.softmax(next_logits, dim=-1)[0]
+kept_k = filter_logits(next_logits, top_k=5)[0].isfinite()
+kept_p = filter_logits(next_logits, top_p=0.9)[0].isfinite()
+print(f"after {prompt!r}:")
+for tok in probs.argsort(descending=True)[:10].tolist():
+    print(f"  {tokenizer.itos[tok]!r:6} p = {probs[tok]:.3f}   top-k=5 keeps: {kept_k[tok].item()!s:5}  top-p=0.9 keeps: {kept_p[tok].item()}")
+print(f"top-k=5 keeps {kept_k.sum().item()} tokens, top-p=0.9 keeps {kept_p.sum().item()}")
+
+
+# %%
+strategies = {
+    "greedy": {"temperature": 0.0},
+    "temperature 0.7": {"temperature": 0.7},
+    "temperature 1.5": {"temperature": 1.5},
+    "top-k 10": {"temperature": 1.0, "top_k": 10},
+    "top-p 0.9": {"temperature": 1.0, "top_p": 0.9},
+}
+for name, kwargs in strategies.items():
+    gen = torch.Generator(device=trainer.device).manual_seed(0)
+    out = generate(model, prompt_ids, max_new_tokens=120, generator=gen, **kwargs)
+    print(f"──── {name} ────")
+    print(tokenizer.decode(out[0].cpu()))
+
+
+# %% [markdown]
+# Greedy decoding is deterministic and tends to fall into loops: it repeats whatever is most likely.
+# A high temperature samples the tail of the distribution, producing characters the model itself
+# considers unlikely. A low temperature, top-k and top-p all cut that tail in different ways, and
+# give the most code-like text. None of this changes the model, only how we read its output.
+#
+# ## 8. The KV cache
+#
+# Generating token $t+1$ needs the attention of position $t$ over keys and values $1..t$. Without a
+# cache, `generate` runs the whole context through the model at every step, recomputing keys and
+# values that have not changed: with a context of length $t$, each step costs $O(t)$ projections.
+# With a **KV cache**, each layer keeps the keys and values computed so far and the model runs
+# only the newest token, appending its key and value. That is the `(k, v)` pair
+# `MultiHeadAttention` returns and `GPT.forward_with_cache` threads through the layers.
+#
+# First, the cache must not change the numbers. Feeding a sequence one token at a time through the
+# cache must reproduce the logits of one full forward pass:
+
+
+# %%
+seq = prompt_ids[:, :20]
+with torch.no_grad():
+    full_logits = model(seq)  # (1, 20, V) in one pass
+    cache, steps_logits = None, []
+    for t in range(seq.shape[1]):
+        step_logits, cache = model.forward_with_cache(seq[:, t : t + 1], cache)  # one new token per step
+        steps_logits.append(step_logits)
+print(f"cache after 20 tokens: {len(cache)} layers × (keys, values), each {tuple(cache[0][0].shape)} = (B, H, T, D)")
+torch.testing.assert_close(torch.cat(steps_logits, dim=1), full_logits, rtol=1e-5, atol=1e-5)
+
+cached = generate(model, prompt_ids, 100, temperature=1.0, top_k=10, use_cache=True, generator=torch.Generator(device=trainer.device).manual_seed(7))
+uncached = generate(model, prompt_ids, 100, temperature=1.0, top_k=10, use_cache=False, generator=torch.Generator(device=trainer.device).manual_seed(7))
+torch.testing.assert_close(cached, uncached, rtol=0, atol=0)
+print("step-by-step logits match one full pass; sampled tokens are identical with and without the cache")
+
+
+# %% [markdown]
+# The 100 generated tokens run past `block_size` (64). From there `generate` crops the context to
+# the last 64 tokens, and the cache has to be rebuilt each step: with learned *absolute* positions,
+# every cached key was computed at a position that has now shifted. The cache pays off within one
+# window. To time it over a longer generation, we use a model with the same width and depth and a
+# 512-token window. Its weights are random, which does not matter for speed:
+
+
+# %%
+timing_model = GPT(GPTConfig(**{**config.model_dump(), "block_size": 512})).to(trainer.device).eval()
+start_ids = prompt_ids[:, :16]
+
+
+def tokens_per_second(n_new, use_cache):
+    t0 = time.perf_counter()
+    out = generate(timing_model, start_ids, n_new, temperature=0.0, use_cache=use_cache)
+    out.cpu()  # waits for the device to finish
+    return n_new / (time.perf_counter() - t0)
+
+
+for n_new in (64, 256):
+    speeds = {True: [], False: []}
+    for _ in range(2):  # interleaved repeats; keep the best of each (the least disturbed run)
+        for use_cache in (True, False):
+            speeds[use_cache].append(tokens_per_second(n_new, use_cache))
+    with_cache, without_cache = max(speeds[True]), max(speeds[False])
+    print(
+        f"{n_new:>3} new tokens on {trainer.device}: {without_cache:6,.0f} tokens/s without the cache, "
+        f"{with_cache:6,.0f} with it: speed-up {with_cache / without_cache:.1f}x"
+    )
+
+def kv_cache_mib(n_layer, d_model, tokens, bytes_per_number):
+    return 2 * n_layer * tokens * d_model * bytes_per_number / 2**20  # keys and values, every layer
+
+
+print(f"cache for one 512-token sequence of this model (float32): {kv_cache_mib(config.n_layer, config.d_model, 512, 4):.1f} MiB")
+print(f"cache for one 1024-token sequence of GPT-2 small (fp16):   {kv_cache_mib(12, 768, 1024, 2):.0f} MiB")
+
+
+# %% [markdown]
+# The speed-up grows with the length of the generation: without the cache, the cost of a step
+# grows with the context; with it, each step processes one token. The price is memory:
+# $2 \times L \times T \times C$ numbers per sequence (keys and values, every layer, every
+# position). That is small here, but it grows with every dimension of the model, and serving many
+# long sequences at once is largely a matter of managing that memory.
+#
+# ## 9. What the trained heads look at
+#
+# Finally, open the model up. For a snippet of code, recompute one layer's queries and keys by
+# hand from its fused `qkv` projection, and get the attention weights from
+# `scaled_dot_product_attention(..., return_weights=True)`. Checking the result against the
+# layer's own output makes sure these are the weights the model really used.
+
+
+# %%
+snippet = "    def __init__(self, name):\n        self.name = name\n"
+snippet_ids = tokenizer.encode(snippet)[None].to(trainer.device)  # (1, T)
+
+
+@torch.no_grad()
+def attention_weights(model, idx):
+    """Per layer: the (H, T, T) causal attention weights for the token ids idx (1, T)."""
+    positions = torch.arange(idx.shape[1], device=idx.device)
+    x = model.wte(idx) + model.wpe(positions)  # (1, T, C)
+    per_layer = []
+    for block in model.blocks:
+        h = block.ln1(x)
+        q, k, v = block.attn.qkv(h).split(model.config.d_model, dim=-1)  # 3 × (1, T, C)
+        q, k, v = (split_heads(t, model.config.n_head) for t in (q, k, v))  # 3 × (1, H, T, D)
+        out, w = scaled_dot_product_attention(q, k, v, is_causal=True, return_weights=True)  # w: (1, H, T, T)
+        torch.testing.assert_close(block.attn.proj(merge_heads(out)), block.attn(h)[0], rtol=1e-4, atol=1e-4)
+        per_layer.append(w[0].cpu())
+        x = block(x)[0]
+    return per_layer
+
+
+weights = attention_weights(model, snippet_ids)
+print(f"{len(weights)} layers, weights {tuple(weights[0].shape)} each = (heads, query, key)")
+for w in weights:
+    torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]), rtol=1e-5, atol=1e-5)  # each row is a distribution
+
+newline = snippet.index("\n")  # the end of the first line
+indent = slice(newline + 1, newline + 9)  # the 8 spaces that start the second line
+scores = {
+    "previous character": torch.stack([w.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1) for w in weights]),
+    "the character itself": torch.stack([w.diagonal(dim1=-2, dim2=-1).mean(-1) for w in weights]),
+    "indentation -> newline": torch.stack([w[:, indent, newline].mean(-1) for w in weights]),
+}  # each (layers, heads): mean attention weight on that key
+print(f"mean weight on ...          {'  '.join(f'head {h}' for h in range(config.n_head))}")
+for name, table in scores.items():
+    for layer, row in enumerate(table):
+        print(f"{name if layer == 0 else '':24} L{layer}  " + "  ".join(f"{v:6.2f}" for v in row.tolist()))
+
+
+# %%
+def show_heads(layer):
+    labels = [{"\n": "⏎", " ": "·"}.get(ch, ch) for ch in snippet]
+    _, axes = plt.subplots(2, 2, figsize=(12, 12))
+    for head, ax in enumerate(axes.flat):
+        ax.imshow(weights[layer][head].numpy(), cmap="magma", vmin=0, vmax=1)
+        ax.set_xticks(range(len(labels)), labels=labels, fontsize=7, family="monospace")
+        ax.set_yticks(range(len(labels)), labels=labels, fontsize=7, family="monospace")
+        ax.set_xlabel("key (attended to)")
+        ax.set_ylabel("query (attending)")
+        prev, to_newline = scores["previous character"][layer, head], scores["indentation -> newline"][layer, head]
+        ax.set_title(f"layer {layer}, head {head}: previous char {prev:.2f}, indentation -> newline {to_newline:.2f}", fontsize=9)
+        ax.grid(False)
+    plt.tight_layout()
+    plt.show()
+
+
+show_heads(0)
+
+
+# %% [markdown]
+# Each row is one query character, each column a character it may attend to; the upper triangle is
+# empty because of the causal mask. Read the maps together with the table. Two patterns are easy
+# to spot in the first layer:
+#
+# - A **previous-character head** is a bright line just below the diagonal, with a high "previous
+#   character" score. It copies the last character forward, the raw material for anything that
+#   depends on local context, such as spelling `self`.
+# - An **indentation head** is a vertical bar: the spaces at the start of the second line all look
+#   at the newline that began it (a high "indentation -> newline" score). It brings "a new line
+#   started here" to every space of the indentation, and knowing where the line began is what
+#   the model needs to predict where the indentation ends.
+#
+# The last layer works on what the earlier layers computed, so its maps are harder to read:
+
+
+# %%
+show_heads(config.n_layer - 1)
+
+
+# %% [markdown]
+# Small models trained for a minute have blurry heads, and which head does what changes with the
+# seed, the device and the Python version whose standard library you trained on, so compare your
+# tables rather than these words. Longer training sharpens them, and
+# larger models grow heads with specific jobs, such as matching a bracket or copying a name seen
+# earlier.
+#
+# ## 10. What's next
+#
+# You have built attention from its formula, checked it against PyTorch and Hugging Face, trained a
+# GPT and looked inside it.
+#
+# - **Exercise:** `exercises/02_attention/02_attention.ipynb`. Check it with
+#   `mlcraft check exercises/02_attention/02_attention.ipynb`.
+# - **A real corpus.** `mlcraft.data.fetch_text` downloads a text once, caches it, and refuses it
+#   unless its SHA-256 matches the one you give, so a changed or truncated file cannot slip into an
+#   experiment. With a network:
+#
+#   ```python
+#   from mlcraft.data import fetch_text
+#
+#   text = fetch_text(url, sha256=expected_sha256, cache_dir="data")  # ValueError on a mismatch
+#   ```
+#
+#   Everything in this lesson then runs unchanged on the new text.
+# - **Next lesson:** `03_detection`.
