@@ -84,6 +84,15 @@ def _num_samples(targets: Any) -> int:
     raise TypeError(f"cannot count samples in targets of type {type(targets).__name__}; use a tensor or a list")
 
 
+def _total_norm(parameters: Iterable[torch.Tensor]) -> float:
+    """Global L2 norm of the gradients (what ``clip_grad_norm_`` reports), without touching them."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    norms = torch._foreach_norm(grads) if hasattr(torch, "_foreach_norm") else [g.norm() for g in grads]
+    return float(torch.linalg.vector_norm(torch.stack([n.float() for n in norms])))
+
+
 def maybe_compile(model: nn.Module, enabled: bool, backend: str = "inductor") -> nn.Module:
     """``torch.compile(model)`` when asked and supported; the eager model otherwise (with a warning)."""
     if not enabled:
@@ -228,14 +237,17 @@ class Trainer:
         with context:
             with self._autocast():
                 loss = self.loss_fn(self.train_model(inputs), targets)
-            self.scaler.scale(loss * loss_scale).backward()
+            scaled = loss * loss_scale if loss_scale != 1.0 else loss  # skip a no-op multiply in the graph
+            self.scaler.scale(scaled).backward()
         return loss.detach().float()
 
     def _update(self) -> tuple[float, bool]:
         """Unscale, clip, step (unless gradients are inf/NaN), zero grads. Returns (grad norm, skipped)."""
         self.scaler.unscale_(self.optimizer)
-        max_norm = self.config.grad_clip_norm if self.config.grad_clip_norm is not None else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        if self.config.grad_clip_norm is not None:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm))
+        else:  # measure only: clip_grad_norm_(inf) would also rescale every gradient by 1.0
+            grad_norm = _total_norm(self.model.parameters())
         if self.scaler.is_enabled():
             scale_before = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
