@@ -33,14 +33,18 @@ def interleaved_medians(
     fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int = 2
 ) -> dict[str, float]:
     """Median wall time of each function, timed in alternating rounds so that machine noise
-    (other processes, frequency scaling) falls on all of them alike."""
+    (other processes, frequency scaling) falls on all of them alike. The order rotates every
+    round, so no function always runs right after the same neighbour (cache and allocator state)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     sync(device)
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    names = list(fns)
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn = fns[name]
             start = time.perf_counter()
             fn()
             sync(device)

@@ -142,9 +142,18 @@ class MultiHeadAttention(nn.Module):
             k = torch.cat([kv_cache[0], k], dim=2)  # (B, H, T_past + T, D)
             v = torch.cat([kv_cache[1], v], dim=2)
         dropout_p = self.dropout if self.training else 0.0
-        mask = attn_mask
+        mask, t_q, t_k = attn_mask, q.shape[2], k.shape[2]
+        if self.causal and mask is None and t_q in (1, t_k):
+            # No mask tensor needed: square causal -> the kernel's own is_causal (its fastest path);
+            # one new query after a cache sees every key.
+            if self.fused:
+                out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=t_q > 1)  # (B, H, T, D)
+            else:
+                out = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=t_q > 1)  # type: ignore[assignment]
+            projected_fast: torch.Tensor = self.proj(merge_heads(out))  # (B, T, C)
+            return projected_fast, (k, v)
         if self.causal:
-            causal = causal_mask(q.shape[2], k.shape[2], device=x.device)
+            causal = causal_mask(t_q, t_k, device=x.device)
             mask = (
                 causal
                 if mask is None
