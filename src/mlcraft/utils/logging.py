@@ -20,6 +20,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     """Route structlog output to stderr, human-readable by default, JSON lines with ``json=True``.
 
     Raises:
+        TypeError: if ``level`` is not a string (e.g. ``logging.INFO``; pass ``"INFO"``).
         ValueError: for a level name the ``logging`` module does not know.
     """
     if not isinstance(level, str):
