@@ -764,7 +764,7 @@ torch.testing.assert_close(predicted, init_loss, rtol=0, atol=0.05)
 
 # %%
 train_config = TrainingConfig(
-    lr=3e-3, batch_size=32, max_steps=700, warmup_steps=50, grad_clip_norm=1.0,
+    lr=3e-3, batch_size=32, max_steps=800, warmup_steps=50, grad_clip_norm=1.0,
     amp=device.type == "cuda",  # bf16 autocast on recent GPUs, fp16 with a GradScaler on older ones
     eval_every=100, log_every=1, progress=False, seed=0,
 )
@@ -801,8 +801,8 @@ plt.show()
 # end: no sign of overfitting, which is why dropout stays off. Each character came round only a
 # couple of times, each time at a different place in its window. Validation stays above training
 # because it is different text: the last 10% of the corpus, which lies in the last module of the
-# list (`typing.py`), with its own style. A few hundred steps is a short run; more steps and a
-# larger model bring the loss down further.
+# list (`typing.py`), with its own style. 800 steps is a short run; more steps and a larger model
+# bring the loss down further.
 #
 # ## 7. Sampling
 #
@@ -1022,9 +1022,9 @@ show_heads(config.n_layer - 1)
 # %% [markdown]
 # Small models trained for a minute have blurry heads, and which head does what changes with the
 # seed, the device and the Python version whose standard library you trained on, so compare your
-# tables rather than these words. Longer training sharpens them, and
-# larger models grow heads with specific jobs, such as matching a bracket or copying a name seen
-# earlier.
+# tables rather than these words. Longer training sharpens them, and larger models grow heads with
+# more specific jobs, such as copying a name seen earlier in the context (the "induction heads" of
+# Olsson et al., 2022).
 #
 # ## 10. What's next
 #
@@ -1043,5 +1043,6 @@ show_heads(config.n_layer - 1)
 #   text = fetch_text(url, sha256=expected_sha256, cache_dir="data")  # ValueError on a mismatch
 #   ```
 #
-#   Everything in this lesson then runs unchanged on the new text.
+#   Sections 6 to 9 then run on the new text. Change the prompt and the snippet to match its
+#   style: the character tokenizer only knows characters it has seen.
 # - **Next lesson:** `03_detection`.
