@@ -1,7 +1,23 @@
-"""Data: tokenizers and text corpora (02_attention), with more sets to come (detection shapes in
-03, tabular sets in 05). Everything works offline; real loaders verify checksums."""
+"""Data: tokenizers and text corpora (02_attention), synthetic shapes for detection and the VOC
+route (03_detection), with more sets to come. Everything works offline; real loaders verify
+checksums or say how to get the data."""
 
+from mlcraft.data.detection import VOC_CLASSES, collate_detection, voc_detection
+from mlcraft.data.shapes import SHAPE_CLASSES, ShapesConfig, ShapesDetection, make_shapes_image
 from mlcraft.data.text import TokenBlockDataset, fetch_text, stdlib_corpus
 from mlcraft.data.tokenizers import ByteTokenizer, CharTokenizer
 
-__all__ = ["ByteTokenizer", "CharTokenizer", "TokenBlockDataset", "fetch_text", "stdlib_corpus"]
+__all__ = [
+    "SHAPE_CLASSES",
+    "VOC_CLASSES",
+    "ByteTokenizer",
+    "CharTokenizer",
+    "ShapesConfig",
+    "ShapesDetection",
+    "TokenBlockDataset",
+    "collate_detection",
+    "fetch_text",
+    "make_shapes_image",
+    "stdlib_corpus",
+    "voc_detection",
+]
