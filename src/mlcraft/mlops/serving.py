@@ -1,0 +1,362 @@
+"""A FastAPI service for a registered model: validated requests, versioned responses, health,
+readiness, request logs and Prometheus metrics.
+
+Structure follows FastAPI's guides (https://fastapi.tiangolo.com/advanced/events/ for the
+``lifespan`` that loads the model once at start-up; https://fastapi.tiangolo.com/tutorial/handling-errors/
+for the validation handler) and the Prometheus text exposition format
+(https://prometheus.io/docs/instrumenting/exposition_formats/).
+
+Endpoints:
+
+- ``GET /health``: liveness, 200 whenever the process answers.
+- ``GET /ready``: readiness, 200 once a model is loaded, 503 (with the reason) otherwise.
+- ``POST /predict`` ``{"features": [f_1, ..., f_F]}`` and ``POST /predict/batch``
+  ``{"instances": [[...], ...]}``: class, label and probabilities, with the model name and version.
+- ``GET /metrics``: request counts, latency histogram, rows predicted, per-class counts.
+- ``POST /admin/reload`` (only with ``allow_reload=True``): load again, e.g. after an alias moved.
+
+Bad input (NaN, infinities, values outside float32, wrong length or type, empty or oversized
+batch, missing or extra fields, malformed JSON) is answered with 422 and a message naming the
+field and the problem; it never reaches the model. Every response carries ``X-Model-Version``
+and ``X-Request-ID``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Protocol
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlcraft.utils.logging import get_logger
+
+__all__ = [
+    "BatchPredictRequest",
+    "BatchPredictResponse",
+    "PredictRequest",
+    "PredictResponse",
+    "Prediction",
+    "Predictor",
+    "ReadyResponse",
+    "ServingMetrics",
+    "create_app",
+    "format_validation_errors",
+]
+
+log = get_logger(__name__)
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_FEATURES = 10_000  # schema-level cap on a row's length, before the model's own check
+MAX_BATCH_CAP = 100_000  # schema-level cap on a batch, before the app's max_batch_size
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # seconds
+
+# A finite number that survives the cast to float32: strict (no strings, no booleans).
+Feature = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+
+
+class Predictor(Protocol):
+    """What the service needs from a model (e.g. :class:`mlcraft.mlops.registry.TorchPredictor`)."""
+
+    name: str
+    version: str
+    n_features: int
+    class_names: tuple[str, ...]
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """float32 ``[B, F]`` -> probabilities ``[B, C]``."""
+        ...
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(_Strict):
+    """One row of raw features, in the model's column order."""
+
+    features: list[Feature] = Field(min_length=1, max_length=MAX_FEATURES)
+
+
+class BatchPredictRequest(_Strict):
+    """Rows of raw features; at most the service's ``max_batch_size`` rows."""
+
+    instances: list[Annotated[list[Feature], Field(min_length=1, max_length=MAX_FEATURES)]] = Field(
+        min_length=1, max_length=MAX_BATCH_CAP
+    )
+
+
+class Prediction(BaseModel):
+    class_index: int
+    label: str
+    probabilities: list[float]  # one per class, summing to 1
+
+
+class PredictResponse(BaseModel):
+    model_name: str
+    model_version: str
+    prediction: Prediction
+
+
+class BatchPredictResponse(BaseModel):
+    model_name: str
+    model_version: str
+    predictions: list[Prediction]
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    model_name: str | None = None
+    model_version: str | None = None
+    detail: str | None = None
+
+
+def format_validation_errors(errors: Sequence[Any]) -> str:
+    """``"body.features.2: Input should be a finite number; ..."``: one clause per error, field first."""
+    parts = []
+    for error in errors:
+        location = ".".join(str(part) for part in error.get("loc", ()))
+        parts.append(f"{location}: {error.get('msg', 'invalid')}" if location else str(error.get("msg", "invalid")))
+    return "; ".join(parts)
+
+
+def _invalid(loc: tuple[str | int, ...], message: str, kind: str) -> RequestValidationError:
+    return RequestValidationError([{"type": kind, "loc": ("body", *loc), "msg": message}])
+
+
+class ServingMetrics:
+    """Thread-safe counters rendered in the Prometheus text format (no client library needed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, str, int], int] = {}  # (method, path, status) -> count
+        self.latency_buckets: dict[str, list[int]] = {}  # path -> cumulative counts per bucket
+        self.latency_sum: dict[str, float] = {}
+        self.latency_count: dict[str, int] = {}
+        self.rows_predicted = 0
+        self.class_counts: dict[str, int] = {}
+
+    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
+        with self._lock:
+            key = (method, path, status)
+            self.requests[key] = self.requests.get(key, 0) + 1
+            buckets = self.latency_buckets.setdefault(path, [0] * len(LATENCY_BUCKETS))
+            for i, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    buckets[i] += 1
+            self.latency_sum[path] = self.latency_sum.get(path, 0.0) + seconds
+            self.latency_count[path] = self.latency_count.get(path, 0) + 1
+
+    def observe_predictions(self, labels: Sequence[str]) -> None:
+        with self._lock:
+            self.rows_predicted += len(labels)
+            for label in labels:
+                self.class_counts[label] = self.class_counts.get(label, 0) + 1
+
+    def render(self, model_name: str | None, model_version: str | None) -> str:
+        with self._lock:
+            lines = [
+                "# HELP mlcraft_requests_total HTTP requests answered, by method, route and status.",
+                "# TYPE mlcraft_requests_total counter",
+            ]
+            for (method, path, status), count in sorted(self.requests.items()):
+                lines.append(f'mlcraft_requests_total{{method="{method}",path="{path}",status="{status}"}} {count}')
+            lines += [
+                "# HELP mlcraft_request_duration_seconds Time to answer a request, by route.",
+                "# TYPE mlcraft_request_duration_seconds histogram",
+            ]
+            for path, buckets in sorted(self.latency_buckets.items()):
+                for bound, count in zip(LATENCY_BUCKETS, buckets, strict=True):
+                    lines.append(f'mlcraft_request_duration_seconds_bucket{{path="{path}",le="{bound}"}} {count}')
+                total = self.latency_count[path]
+                lines.append(f'mlcraft_request_duration_seconds_bucket{{path="{path}",le="+Inf"}} {total}')
+                lines.append(f'mlcraft_request_duration_seconds_sum{{path="{path}"}} {self.latency_sum[path]:.6f}')
+                lines.append(f'mlcraft_request_duration_seconds_count{{path="{path}"}} {total}')
+            lines += [
+                "# HELP mlcraft_rows_predicted_total Rows scored by the model.",
+                "# TYPE mlcraft_rows_predicted_total counter",
+                f"mlcraft_rows_predicted_total {self.rows_predicted}",
+                "# HELP mlcraft_predictions_total Predicted classes (a shift here is a drift signal).",
+                "# TYPE mlcraft_predictions_total counter",
+            ]
+            lines += [f'mlcraft_predictions_total{{label="{k}"}} {v}' for k, v in sorted(self.class_counts.items())]
+            lines += ["# HELP mlcraft_model_info The model being served.", "# TYPE mlcraft_model_info gauge"]
+            if model_name is not None:
+                lines.append(f'mlcraft_model_info{{name="{model_name}",version="{model_version}"}} 1')
+        return "\n".join(lines) + "\n"
+
+
+class _ModelNotReadyError(Exception):
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason or "unknown"
+
+
+def create_app(
+    loader: Callable[[], Predictor],
+    *,
+    max_batch_size: int = 256,
+    allow_reload: bool = False,
+    title: str = "mlcraft model service",
+) -> FastAPI:
+    """Build the service. ``loader`` is called once at start-up (in the lifespan) and on reload.
+
+    A loader that raises leaves the service up but not ready: ``/ready`` and the predict
+    endpoints answer 503 with the error, ``/health`` still answers 200.
+    """
+    if not 1 <= max_batch_size <= MAX_BATCH_CAP:
+        raise ValueError(f"max_batch_size must be in [1, {MAX_BATCH_CAP}], got {max_batch_size}")
+    metrics = ServingMetrics()
+    state: dict[str, Any] = {"predictor": None, "error": "not loaded yet"}
+    reload_lock = threading.Lock()
+
+    def load() -> str | None:
+        """Load a model; on failure keep serving the previous one (if any) and return the error."""
+        try:
+            predictor = loader()
+        except Exception as err:  # a broken registry or file must not crash the process
+            error = f"{type(err).__name__}: {err}"
+            if state["predictor"] is None:
+                state["error"] = error
+            log.error("model load failed", error=error)
+            return error
+        state["predictor"], state["error"] = predictor, None  # one assignment: requests see old or new
+        log.info("model ready", model=predictor.name, version=predictor.version, features=predictor.n_features)
+        return None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        load()
+        yield
+        log.info("shutdown")
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.state.metrics = metrics
+
+    def current() -> Predictor:
+        predictor: Predictor | None = state["predictor"]
+        if predictor is None:
+            raise _ModelNotReadyError(state["error"])
+        return predictor
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]  # the offending input is not echoed back: it may be huge or sensitive
+        return JSONResponse(status_code=422, content={"message": format_validation_errors(errors), "detail": errors})
+
+    @app.exception_handler(_ModelNotReadyError)
+    async def on_not_ready(request: Request, exc: _ModelNotReadyError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"message": f"model not ready: {exc.reason}"})
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        start = time.perf_counter()
+        response = await call_next(request)
+        seconds = time.perf_counter() - start
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")  # the route template: bounded label values
+        predictor: Predictor | None = state["predictor"]
+        version = predictor.version if predictor is not None else "none"
+        response.headers["X-Request-ID"] = request_id
+        response.headers["X-Model-Version"] = version
+        metrics.observe_request(request.method, path, response.status_code, seconds)
+        log.info(
+            "request",
+            method=request.method,
+            path=path,
+            status=response.status_code,
+            latency_ms=round(seconds * 1000, 3),
+            request_id=request_id,
+            model_version=version,
+        )
+        return response
+
+    def score(predictor: Predictor, rows: list[list[float]]) -> list[Prediction]:
+        probabilities = predictor.predict_proba(np.asarray(rows, dtype=np.float32))  # (B, C)
+        if not np.isfinite(probabilities).all():  # finite inputs, non-finite outputs: the model's fault
+            raise RuntimeError("the model produced non-finite probabilities")
+        indices = probabilities.argmax(axis=-1)
+        predictions = [
+            Prediction(class_index=int(i), label=predictor.class_names[int(i)], probabilities=p.tolist())
+            for i, p in zip(indices, probabilities, strict=True)
+        ]
+        metrics.observe_predictions([p.label for p in predictions])
+        return predictions
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
+    def ready() -> Any:
+        predictor: Predictor | None = state["predictor"]
+        if predictor is None:
+            return JSONResponse(status_code=503, content=ReadyResponse(ready=False, detail=state["error"]).model_dump())
+        return ReadyResponse(ready=True, model_name=predictor.name, model_version=predictor.version)
+
+    @app.post("/predict", response_model=PredictResponse)
+    def predict(request: PredictRequest) -> PredictResponse:
+        predictor = current()
+        if len(request.features) != predictor.n_features:
+            raise _invalid(
+                ("features",),
+                f"expected {predictor.n_features} features, got {len(request.features)}",
+                "wrong_number_of_features",
+            )
+        [prediction] = score(predictor, [request.features])
+        return PredictResponse(model_name=predictor.name, model_version=predictor.version, prediction=prediction)
+
+    @app.post("/predict/batch", response_model=BatchPredictResponse)
+    def predict_batch(request: BatchPredictRequest) -> BatchPredictResponse:
+        predictor = current()
+        if len(request.instances) > max_batch_size:
+            raise _invalid(
+                ("instances",),
+                f"batch of {len(request.instances)} rows exceeds the limit of {max_batch_size}",
+                "batch_too_large",
+            )
+        for index, row in enumerate(request.instances):
+            if len(row) != predictor.n_features:
+                raise _invalid(
+                    ("instances", index),
+                    f"expected {predictor.n_features} features, got {len(row)}",
+                    "wrong_number_of_features",
+                )
+        predictions = score(predictor, request.instances)
+        return BatchPredictResponse(model_name=predictor.name, model_version=predictor.version, predictions=predictions)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def prometheus_metrics() -> str:
+        predictor: Predictor | None = state["predictor"]
+        name, version = (predictor.name, predictor.version) if predictor is not None else (None, None)
+        return metrics.render(name, version)
+
+    if allow_reload:
+
+        @app.post("/admin/reload", response_model=ReadyResponse)
+        def reload() -> Any:
+            with reload_lock:
+                error = load()
+            if error is None:
+                return ready()
+            predictor: Predictor | None = state["predictor"]
+            still = f"; still serving version {predictor.version}" if predictor is not None else ""
+            return JSONResponse(
+                status_code=503,
+                content=ReadyResponse(
+                    ready=predictor is not None, detail=f"reload failed: {error}{still}"
+                ).model_dump(),
+            )
+
+    return app

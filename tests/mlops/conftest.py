@@ -1,0 +1,68 @@
+"""Shared fixtures for the 07_mlops tests: offline MLflow, one trained model, one SQLite store,
+and a check that no test leaves a server or worker thread running."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mlcraft.mlops.model import TabularData, TabularMLP, make_tabular_data, train_tabular_mlp
+
+# Set before anything imports mlflow: no telemetry, nothing leaves the machine.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("MLFLOW_REGISTRY_URI", None)
+
+#: Threads our code starts; none may outlive the test that started it.
+OUR_THREAD_PREFIXES = ("uvicorn-", "load-")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    leftover = [
+        t.name
+        for t in threading.enumerate()
+        if t not in before and t.is_alive() and t.name.startswith(OUR_THREAD_PREFIXES)
+    ]
+    assert not leftover, f"test left threads running: {leftover}"
+
+
+@pytest.fixture(scope="session")
+def tabular() -> tuple[TabularData, TabularData]:
+    """(train, validation) rows of the synthetic table."""
+    return make_tabular_data(2000, seed=0).split(0.8)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tabular: tuple[TabularData, TabularData]) -> TabularMLP:
+    train, val = tabular
+    return train_tabular_mlp(train, val)
+
+
+@pytest.fixture(scope="session")
+def live_rows() -> np.ndarray:
+    """Held-out rows (float32 ``[300, 8]``) for parity checks and requests."""
+    return make_tabular_data(300, seed=123).features
+
+
+@pytest.fixture(scope="session")
+def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of the session's SQLite tracking store (created once: the schema migration takes seconds)."""
+    return tmp_path_factory.mktemp("mlruns")
