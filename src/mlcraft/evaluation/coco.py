@@ -110,12 +110,15 @@ class _Image:
 
 @dataclass(frozen=True)
 class _Matches:
-    """One image, class and area range: its detections (best first) and how each matched, per IoU threshold."""
+    """One image, every class: its detections (best first within each class, at most 100 per
+    class) and how each matched, per IoU threshold ``T`` and area range ``A``."""
 
-    scores: Floats  # (D,) decreasing
-    matched: NDArray[np.bool_]  # (T, D) matched to some ground truth
-    ignored: NDArray[np.bool_]  # (T, D) counts neither as a true nor as a false positive
-    num_gt: int  # regular (not ignored) ground truths
+    scores: Floats  # (D,) decreasing within each class
+    labels: NDArray[np.int64]  # (D,)
+    matched: NDArray[np.bool_]  # (T, A, D) matched to some ground truth
+    ignored: NDArray[np.bool_]  # (T, A, D) counts neither as a true nor as a false positive
+    gt_labels: NDArray[np.int64]  # (G,)
+    gt_regular: NDArray[np.bool_]  # (A, G) ground truths that count in each area range
 
 
 def _array(value: ArrayLike) -> Floats:
@@ -187,46 +190,72 @@ def _coco_iou(dt: Floats, gt: Floats, crowd: NDArray[np.bool_]) -> Floats:
     return np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
 
 
-def _match(
-    ious: Floats, gt_ignore: NDArray[np.bool_], gt_crowd: NDArray[np.bool_], thresholds: Floats
-) -> NDArray[np.int64]:
-    """``(T, D)`` index of the ground truth each detection (best first) matches at each threshold, or -1."""
+def _match(ious: Floats, gt_ignore: NDArray[np.bool_], gt_crowd: NDArray[np.bool_], floor: Floats) -> NDArray[np.int64]:
+    """``(P, D)`` index of the ground truth each detection (best first) matches in each of ``P``
+    independent runs (an IoU threshold and an area range each), or -1.
+
+    ``ious`` is ``(D, G)``, ``gt_ignore`` ``(P, G)``, ``floor`` ``(P, 1)`` the least IoU of a match.
+    """
     num_dt, num_gt = ious.shape
-    match = np.full((len(thresholds), num_dt), -1, dtype=np.int64)
-    taken = np.zeros((len(thresholds), num_gt), dtype=bool)  # (T, G)
-    floor = np.minimum(thresholds, 1 - 1e-10)[:, None]  # (T, 1); an IoU of exactly 1 still matches at 1.0
-    rows = np.arange(len(thresholds))
-    for d in range(num_dt if num_gt else 0):
-        free = (~taken | gt_crowd) & (ious[d] >= floor)  # (T, G); crowd regions are never used up
+    match = np.full((len(floor), num_dt), -1, dtype=np.int64)
+    if num_gt == 0 or num_dt == 0:
+        return match
+    taken = np.zeros((len(floor), num_gt), dtype=bool)  # (P, G)
+    rows = np.arange(len(floor))
+    reachable = ious >= floor.min()  # (D, G): pairs that can match in some run
+    # A detection below the lowest floor against every ground truth matches nothing: skip it.
+    for d in np.flatnonzero(reachable.any(axis=1)):
+        candidates = np.flatnonzero(reachable[d])
+        if len(candidates) == 1:  # one possible ground truth: no choice to make (the common case)
+            g = candidates[0]
+            hit = (ious[d, g] >= floor[:, 0]) & (~taken[:, g] | gt_crowd[g])  # (P,)
+            match[hit, d] = g
+            taken[hit, g] = True
+            continue
+        free = (~taken | gt_crowd) & (ious[d] >= floor)  # (P, G); crowd regions are never used up
         regular = free & ~gt_ignore
         free = np.where(regular.any(axis=1, keepdims=True), regular, free)  # ignored ones only as a fallback
         # Highest IoU; on ties the later ground truth, as COCOeval's running max (`<` skips, `>=` replaces).
-        best = num_gt - 1 - np.argmax(np.where(free, ious[d], -1.0)[:, ::-1], axis=1)  # (T,)
+        best = num_gt - 1 - np.argmax(np.where(free, ious[d], -1.0)[:, ::-1], axis=1)  # (P,)
         hit = free.any(axis=1)
         match[hit, d] = best[hit]
         taken[rows[hit], best[hit]] = True
     return match
 
 
-def _evaluate_image(
-    image: _Image, label: int, thresholds: Floats, area_ranges: Sequence[tuple[float, float]]
-) -> list[_Matches]:
-    """``COCOeval.evaluateImg`` for one image and class, one result per area range."""
-    is_gt, is_dt = image.gt_labels == label, image.dt_labels == label
-    order = np.argsort(-image.dt_scores[is_dt], kind="mergesort")[: MAX_DETECTIONS[-1]]
-    dt_boxes, scores = image.dt_boxes[is_dt][order], image.dt_scores[is_dt][order]
-    gt_crowd, gt_area = image.gt_crowd[is_gt], image.gt_area[is_gt]
-    ious = _coco_iou(dt_boxes, image.gt_boxes[is_gt], gt_crowd)  # (D, G)
+def _rank_within_class(labels: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Position of each entry among the earlier entries with the same label (0, 1, 2, ...)."""
+    by_label = np.argsort(labels, kind="mergesort")  # stable: keeps the order within a label
+    sorted_labels = labels[by_label]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]]) if len(labels) else np.zeros(0, int)
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(labels)]))
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[by_label] = np.arange(len(labels)) - run_start
+    return rank
+
+
+def _evaluate_image(image: _Image, thresholds: Floats, ranges: Floats) -> _Matches:
+    """``COCOeval.evaluateImg`` for one image, every class, IoU threshold ``(T,)`` and area range
+    ``(A, 2)`` at once. Classes never interact: a detection can only match its own class."""
+    order = np.argsort(-image.dt_scores, kind="mergesort")  # stable: within a class too
+    order = order[_rank_within_class(image.dt_labels[order]) < MAX_DETECTIONS[-1]]
+    dt_boxes, scores, labels = image.dt_boxes[order], image.dt_scores[order], image.dt_labels[order]
+    gt_crowd, gt_area = image.gt_crowd, image.gt_area
+    ious = _coco_iou(dt_boxes, image.gt_boxes, gt_crowd)  # (D, G)
+    ious[labels[:, None] != image.gt_labels[None, :]] = 0.0  # other classes never match
     dt_area = dt_boxes[:, 2] * dt_boxes[:, 3]
-    results = []
-    for low, high in area_ranges:
-        gt_ignore = gt_crowd | (gt_area < low) | (gt_area > high)
-        match = _match(ious, gt_ignore, gt_crowd, thresholds)
-        matched = match >= 0
-        ignored = ~matched & ((dt_area < low) | (dt_area > high))[None, :]  # unmatched and outside the range
-        ignored[matched] = gt_ignore[match[matched]]  # matched to an ignored ground truth
-        results.append(_Matches(scores, matched, ignored, int((~gt_ignore).sum())))
-    return results
+    num_t, num_a, num_d = len(thresholds), len(ranges), len(scores)
+    low, high = ranges[:, :1], ranges[:, 1:]  # (A, 1) each
+    gt_ignore = gt_crowd | (gt_area < low) | (gt_area > high)  # (A, G)
+    floor = np.minimum(thresholds, 1 - 1e-10)  # an IoU of exactly 1 still matches at 1.0
+    runs_ignore = np.broadcast_to(gt_ignore, (num_t, *gt_ignore.shape)).reshape(num_t * num_a, -1)  # (T*A, G)
+    match = _match(ious, runs_ignore, gt_crowd, np.repeat(floor, num_a)[:, None]).reshape(num_t, num_a, num_d)
+    matched = match >= 0
+    outside = (dt_area < low) | (dt_area > high)  # (A, D)
+    ignored = ~matched & outside[None]  # unmatched and outside the range
+    t, a, d = np.nonzero(matched)
+    ignored[t, a, d] = gt_ignore[a, match[t, a, d]]  # matched to an ignored ground truth
+    return _Matches(scores, labels, matched, ignored, image.gt_labels, ~gt_ignore)
 
 
 def _interpolate(recall: Floats, precision: Floats) -> Floats:
@@ -239,21 +268,52 @@ def _interpolate(recall: Floats, precision: Floats) -> Floats:
     return out
 
 
-def _accumulate(images: Sequence[_Matches], max_det: int) -> tuple[Floats, Floats]:
-    """``COCOeval.accumulate`` for one class, area range and ``max_det``: precision ``(T, R)``, recall ``(T,)``."""
-    num_t = images[0].matched.shape[0]
-    num_gt = sum(m.num_gt for m in images)
-    if num_gt == 0:
-        return -np.ones((num_t, len(RECALL_THRESHOLDS))), -np.ones(num_t)
-    scores = np.concatenate([m.scores[:max_det] for m in images])
-    order = np.argsort(-scores, kind="mergesort")  # images in order, then the stable sort pycocotools uses
-    matched = np.concatenate([m.matched[:, :max_det] for m in images], axis=1)[:, order]  # (T, D)
-    counted = ~np.concatenate([m.ignored[:, :max_det] for m in images], axis=1)[:, order]
-    tp = np.cumsum(matched & counted, axis=1).astype(np.float64)  # (T, D)
-    fp = np.cumsum(~matched & counted, axis=1).astype(np.float64)
-    recall, precision = tp / num_gt, tp / (fp + tp + _EPS)
-    curves = np.stack([_interpolate(r, p) for r, p in zip(recall, precision, strict=True)])
-    return curves, recall[:, -1] if len(scores) else np.zeros(num_t)
+def _accumulate(
+    scores: Floats,
+    rank: NDArray[np.int64],
+    matched: NDArray[np.bool_],
+    counted: NDArray[np.bool_],
+    num_gt: NDArray[np.int64],
+) -> tuple[Floats, Floats]:
+    """``COCOeval.accumulate`` for one class: precision ``(T, R, A, M)`` and recall ``(T, A, M)``.
+
+    The class's detections of every image come concatenated in image order (best first within
+    an image), so a stable sort by score ranks ties as pycocotools does. ``rank`` is each
+    detection's position within its image, ``num_gt`` ``(A,)`` the regular ground truths.
+    """
+    num_t, num_a = matched.shape[:2]
+    precision = -np.ones((num_t, len(RECALL_THRESHOLDS), num_a, len(MAX_DETECTIONS)))
+    recall = -np.ones((num_t, num_a, len(MAX_DETECTIONS)))
+    for m, max_det in enumerate(MAX_DETECTIONS):
+        keep = np.flatnonzero(rank < max_det)
+        order = keep[np.argsort(-scores[keep], kind="mergesort")]
+        hit, count = matched[..., order], counted[..., order]
+        tp = np.cumsum(hit & count, axis=-1).astype(np.float64)  # (T, A, D)
+        fp = np.cumsum(~hit & count, axis=-1).astype(np.float64)
+        for a in np.flatnonzero(num_gt > 0):  # no regular ground truth: stays -1
+            rc, pr = tp[:, a] / num_gt[a], tp[:, a] / (fp[:, a] + tp[:, a] + _EPS)  # (T, D)
+            precision[:, :, a, m] = [_interpolate(r, p) for r, p in zip(rc, pr, strict=True)]
+            recall[:, a, m] = rc[:, -1] if len(order) else 0.0
+    return precision, recall
+
+
+def _gather(images: Sequence[_Image], thresholds: Floats, ranges: Floats) -> dict[str, NDArray[Any]]:
+    """Every image evaluated and its detections concatenated in image order."""
+    num_t, num_a = len(thresholds), len(ranges)
+    none = _Matches(
+        np.zeros(0), np.zeros(0, np.int64), np.zeros((num_t, num_a, 0), bool), np.zeros((num_t, num_a, 0), bool),
+        np.zeros(0, np.int64), np.zeros((num_a, 0), bool),
+    )  # fmt: skip
+    per_image = [none] + [_evaluate_image(image, thresholds, ranges) for image in images]  # `none`: no images
+    return {
+        "scores": np.concatenate([m.scores for m in per_image]),
+        "labels": np.concatenate([m.labels for m in per_image]),
+        "rank": np.concatenate([_rank_within_class(m.labels) for m in per_image]),
+        "matched": np.concatenate([m.matched for m in per_image], axis=-1),  # (T, A, D)
+        "counted": ~np.concatenate([m.ignored for m in per_image], axis=-1),
+        "gt_labels": np.concatenate([m.gt_labels for m in per_image]),
+        "gt_regular": np.concatenate([m.gt_regular for m in per_image], axis=-1),  # (A, G)
+    }
 
 
 def _classes(images: Sequence[_Image]) -> list[int]:
@@ -289,14 +349,16 @@ def coco_evaluate(ground_truths: Targets, detections: Targets, *, box_format: Bo
     """
     images = _parse(ground_truths, detections, box_format)
     labels = _classes(images)
-    ranges = list(AREA_RANGES.values())
+    ranges = np.array(list(AREA_RANGES.values()))  # (A, 2)
     shape = (len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(labels), len(ranges), len(MAX_DETECTIONS))
     precision, recall = -np.ones(shape), -np.ones(shape[:1] + shape[2:])
+    every = _gather(images, IOU_THRESHOLDS, ranges)
     for k, label in enumerate(labels):
-        per_image = [_evaluate_image(image, label, IOU_THRESHOLDS, ranges) for image in images]  # [I][A]
-        for a in range(len(ranges)):
-            for m, max_det in enumerate(MAX_DETECTIONS):
-                precision[:, :, k, a, m], recall[:, k, a, m] = _accumulate([p[a] for p in per_image], max_det)
+        mine = every["labels"] == label
+        num_gt = every["gt_regular"][:, every["gt_labels"] == label].sum(axis=1)  # (A,)
+        precision[:, :, k], recall[:, k] = _accumulate(
+            every["scores"][mine], every["rank"][mine], every["matched"][..., mine], every["counted"][..., mine], num_gt
+        )
     # ``COCOeval.summarize``: area index 0..3 = all/small/medium/large, detections index 2 = 100.
     t50, t75 = int(np.flatnonzero(IOU_THRESHOLDS == 0.5)[0]), int(np.flatnonzero(IOU_THRESHOLDS == 0.75)[0])
     ap, ar = precision[..., 2], recall[..., 2]  # (T, R, K, A), (T, K, A) at 100 detections
@@ -353,14 +415,15 @@ def precision_recall_curve(
     if not 0.0 <= iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
     images = _parse(ground_truths, detections, box_format)
-    per_image = [_evaluate_image(image, label, np.array([iou_threshold]), [AREA_RANGES["all"]])[0] for image in images]
-    num_gt = sum(m.num_gt for m in per_image)
+    every = _gather(images, np.array([iou_threshold]), np.array([AREA_RANGES["all"]]))
+    num_gt = int(every["gt_regular"][0, every["gt_labels"] == label].sum())
     if num_gt == 0:
         raise ValueError(f"class {label} has no ground truth (crowd regions aside): its recall is undefined")
-    scores = np.concatenate([m.scores for m in per_image])
+    mine = np.flatnonzero((every["labels"] == label) & (every["rank"] < MAX_DETECTIONS[-1]))
+    scores = every["scores"][mine]
     order = np.argsort(-scores, kind="mergesort")
-    matched = np.concatenate([m.matched[0] for m in per_image])[order]
-    counted = ~np.concatenate([m.ignored[0] for m in per_image])[order]
+    matched = every["matched"][0, 0, mine][order]
+    counted = every["counted"][0, 0, mine][order]
     tp, fp = np.cumsum(matched[counted]).astype(np.float64), np.cumsum(~matched[counted]).astype(np.float64)
     return tp / (tp + fp), tp / num_gt, scores[order][counted]
 

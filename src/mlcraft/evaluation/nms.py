@@ -7,6 +7,21 @@ Tie-breaking: boxes are visited in the order of a **stable** descending sort of 
 among equal scores the lower index wins. torchvision does not document its tie order (its
 kernels sort without a stability guarantee), so with exactly tied scores the two may keep
 different, equally valid boxes; with distinct scores they agree exactly (see the tests).
+
+How it runs without a Python loop over boxes, in two vectorised steps:
+
+1. **Which pairs overlap enough.** Boxes are sorted by ``x1`` and taken in blocks; a block can
+   only overlap the boxes whose ``x1`` lies before its largest ``x2`` (a sweep line, found with
+   ``searchsorted``), so the IoU is computed on a dense ``(block, window)`` tile, never on all
+   ``N x N`` pairs. IoUs use torchvision's arithmetic (``inter / (area_i + area_j - inter)`` in
+   the input dtype), so borderline pairs fall on the same side of the threshold.
+2. **Which boxes survive.** With ``S[i, j]`` = "higher-ranked ``i`` overlaps lower-ranked
+   ``j``", greedy NMS keeps ``j`` iff no *kept* ``i`` has ``S[i, j]``. That system has one
+   solution (fix the ranks one by one), found by iterating ``kept <- not any(kept[i] & S[i, j])``
+   from "all kept" until nothing changes, as in Cluster-NMS (Zheng et al., 2021). After ``t``
+   rounds the ``t`` best-ranked boxes are final, so it converges; each round is one scatter over
+   the overlapping pairs, and real detections converge in a handful of rounds. Long chains
+   (each box overlapping only the next) fall back to one sequential pass over the pairs.
 """
 
 from __future__ import annotations
@@ -15,67 +30,112 @@ import torch
 
 __all__ = ["batched_nms", "nms"]
 
+#: Fixed-point rounds before switching to the sequential pass (chains deeper than this are rare).
+_MAX_ROUNDS = 32
+
 
 def _check_inputs(boxes: torch.Tensor, scores: torch.Tensor) -> None:
     if boxes.dim() != 2 or boxes.shape[-1] != 4 or scores.shape != boxes.shape[:1]:
         raise ValueError(f"need boxes (N, 4) and scores (N,), got {tuple(boxes.shape)} and {tuple(scores.shape)}")
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, block_size: int = 512) -> torch.Tensor:
-    """Indices (int64, by decreasing score) of the ``xyxy`` boxes kept by greedy NMS.
-
-    IoUs are computed ``block_size`` rows at a time against every later box (vectorised); the
-    greedy pass then walks the overlapping pairs in order, which is cheap when boxes overlap
-    sparsely (the usual case) and quadratic in Python when nearly all of them overlap.
-    """
-    _check_inputs(boxes, scores)
-    if boxes.numel() == 0:
-        return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    order = torch.sort(scores, descending=True, stable=True).indices
-    ranked = boxes[order]  # (N, 4) in visiting order
+def _suppressing_pairs(
+    ranked: torch.Tensor, classes: torch.Tensor | None, iou_threshold: float, block_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs ``(i, j)`` of ranks, ``i < j``, with IoU > threshold (and equal classes, if given)."""
     n = ranked.shape[0]
-    x1, y1, x2, y2 = ranked.unbind(-1)
+    by_x = torch.sort(ranked[:, 0], stable=True).indices  # sorted position -> rank
+    x1, y1, x2, y2 = ranked[by_x].unbind(-1)  # (N,) each, in x1 order
+    x1 = x1.contiguous()
     area = (x2 - x1) * (y2 - y1)
+    cls = classes[by_x] if classes is not None else None
+    # A negative threshold makes even disjoint boxes (IoU 0) suppress: then every pair is a candidate.
+    everything = iou_threshold < 0
     sources, targets = [], []
     for start in range(0, n, block_size):
         stop = min(start + block_size, n)
-        # Cheap filter first: only pairs whose x-ranges overlap can have IoU > 0.
-        overlap_x = torch.minimum(x2[start:stop, None], x2[None, start:]) > torch.maximum(
-            x1[start:stop, None], x1[None, start:]
-        )  # (B, N - start)
-        rows, cols = overlap_x.nonzero(as_tuple=True)
-        later = cols > rows  # only an earlier box suppresses a later one
-        i, j = rows[later] + start, cols[later] + start
-        # Exact IoU on the candidates, computed as torchvision does (inter / union).
-        w = (torch.minimum(x2[i], x2[j]) - torch.maximum(x1[i], x1[j])).clamp(min=0)
-        h = (torch.minimum(y2[i], y2[j]) - torch.maximum(y1[i], y1[j])).clamp(min=0)
-        inter = w * h
-        iou = inter / (area[i] + area[j] - inter)
-        hit = iou > iou_threshold  # NaN IoU (two empty boxes) never suppresses
-        sources.append(i[hit])
-        targets.append(j[hit])
-    suppressed = bytearray(n)
-    # Pairs come sorted by their first box, so suppressed[i] is final before i's own pairs are read.
-    for i, j in zip(torch.cat(sources).tolist(), torch.cat(targets).tolist(), strict=True):
-        if not suppressed[i]:
-            suppressed[j] = 1
-    keep = torch.tensor([not s for s in suppressed], dtype=torch.bool, device=boxes.device)
-    return order[keep]
+        # Later boxes can overlap the block only if they start before the block's rightmost edge.
+        end = n if everything else max(int(torch.searchsorted(x1, x2[start:stop].max().reshape(1))), stop)
+        w = torch.minimum(x2[start:stop, None], x2[None, start:end]) - torch.maximum(
+            x1[start:stop, None], x1[None, start:end]
+        )  # (B, W)
+        h = torch.minimum(y2[start:stop, None], y2[None, start:end]) - torch.maximum(
+            y1[start:stop, None], y1[None, start:end]
+        )  # (B, W)
+        inter = w.clamp_(min=0) * h.clamp_(min=0)
+        hit = inter / (area[start:stop, None] + area[None, start:end] - inter) > iou_threshold  # NaN: no hit
+        if cls is not None:
+            hit &= cls[start:stop, None] == cls[None, start:end]
+        hit[:, : stop - start].triu_(diagonal=1)  # inside the block, each pair once and no self-pairs
+        if everything:
+            hit[:, :start] = False  # pairs with earlier blocks were found by those blocks
+        rows, cols = hit.nonzero(as_tuple=True)
+        a, b = by_x[rows + start], by_x[cols + start]
+        sources.append(torch.minimum(a, b))  # the better-ranked box suppresses the other
+        targets.append(torch.maximum(a, b))
+    return torch.cat(sources), torch.cat(targets)
 
 
-def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+def _greedy_keep(n: int, sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Keep mask (by rank) of greedy NMS given the suppressing pairs ``sources[k] < targets[k]``."""
+    suppressed = torch.zeros(n, dtype=torch.bool, device=sources.device)
+    for _ in range(_MAX_ROUNDS):
+        update = torch.zeros_like(suppressed)
+        update[targets[~suppressed[sources]]] = True
+        if torch.equal(update, suppressed):
+            return ~suppressed
+        suppressed = update
+    # A long chain: walk the pairs in rank order of their first box (exact, linear in pairs).
+    order = torch.sort(sources, stable=True).indices
+    done = bytearray(n)
+    for i, j in zip(sources[order].tolist(), targets[order].tolist(), strict=True):
+        if not done[i]:
+            done[j] = 1
+    return torch.tensor([not d for d in done], dtype=torch.bool, device=sources.device)
+
+
+def _nms(
+    boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor | None, iou_threshold: float, block_size: int
+) -> torch.Tensor:
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    order = torch.sort(scores, descending=True, stable=True).indices
+    ranked_classes = classes[order] if classes is not None else None
+    sources, targets = _suppressing_pairs(boxes[order], ranked_classes, iou_threshold, block_size)
+    return order[_greedy_keep(order.numel(), sources, targets)]
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, block_size: int = 256) -> torch.Tensor:
+    """Indices (int64, by decreasing score) of the ``xyxy`` boxes kept by greedy NMS.
+
+    Args:
+        boxes (Tensor[N, 4]): ``(x1, y1, x2, y2)``; empty or inverted boxes have IoU 0 (or NaN
+            between two empty boxes), so they never suppress nor get suppressed (for a
+            threshold >= 0), as in torchvision.
+        scores (Tensor[N]): one score per box.
+        iou_threshold: a box is dropped when its IoU with a kept, better-scored box is
+            **strictly greater** than this.
+        block_size: rows per IoU tile (memory ~ ``block_size x window`` floats); no effect on
+            the result.
+    """
+    _check_inputs(boxes, scores)
+    return _nms(boxes, scores, None, iou_threshold, block_size)
+
+
+def batched_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float, block_size: int = 256
+) -> torch.Tensor:
     """Class-aware NMS: boxes with different ``idxs`` (class ids) never suppress each other.
 
-    Runs :func:`nms` per class and merges the survivors by decreasing score (stable). This is
-    torchvision's exact path; its other path (offsetting each class's coordinates so classes
-    cannot overlap) can change IoUs by rounding when coordinates get large.
+    Equal to running :func:`nms` per class and merging the survivors by decreasing score
+    (torchvision's exact path), done in one pass: a pair counts only when its classes match.
+    torchvision's other path (offsetting each class's coordinates so classes cannot overlap)
+    can change IoUs by rounding when coordinates get large; this one computes the same IoUs as
+    :func:`nms` does.
     """
     _check_inputs(boxes, scores)
     if idxs.shape != scores.shape:
         raise ValueError(f"idxs must have shape {tuple(scores.shape)}, got {tuple(idxs.shape)}")
-    keep = torch.zeros(scores.shape[0], dtype=torch.bool, device=boxes.device)
-    for class_id in torch.unique(idxs):
-        members = torch.where(idxs == class_id)[0]
-        keep[members[nms(boxes[members], scores[members], iou_threshold)]] = True
-    kept = torch.where(keep)[0]
-    return kept[torch.sort(scores[kept], descending=True, stable=True).indices]
+    return _nms(boxes, scores, idxs, iou_threshold, block_size)
