@@ -45,8 +45,7 @@ def _degenerate(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor,
     return boxes, scores
 
 
-# Our nms takes ~0.5-2 s on 5000 boxes on a CI core (torchvision's C++: ~0.1 s), so that size runs in
-# float32 only.
+# 5000 boxes run in float32 only (the float64 cases add time, not coverage).
 NMS_CASES = [(n, t, d) for n in SIZES[:-1] for t in THRESHOLDS for d in DTYPES]
 NMS_CASES += [(SIZES[-1], t, torch.float32) for t in THRESHOLDS]
 
@@ -155,3 +154,48 @@ def test_batched_nms_rejects_boxes_that_do_not_match_scores(n_boxes: int, cols: 
     boxes[:, 2:] += 20
     with pytest.raises(ValueError):
         batched_nms(boxes, torch.rand(n_scores), torch.zeros(n_scores, dtype=torch.int64), 0.5)
+
+
+def test_a_long_suppression_chain_matches_torchvision(device: torch.device) -> None:
+    """Each box overlaps only the next (IoU 0.6): greedy keeps every other one. The fixed-point pass
+    needs one round per link, so a chain of 200 exercises the sequential fallback as well."""
+    n = 200
+    x = torch.arange(n, dtype=torch.float64) * 2.5  # width 10, shift 2.5: IoU(k, k+1) = 0.6, IoU(k, k+2) ~ 0.33
+    boxes = torch.stack(
+        [x, torch.zeros(n, dtype=torch.float64), x + 10, torch.full((n,), 10.0, dtype=torch.float64)], 1
+    )
+    scores = torch.linspace(1.0, 0.1, n, dtype=torch.float64)  # chain order = score order
+    keep = nms(boxes.to(device), scores.to(device), 0.5)
+    assert torch.equal(keep.cpu(), tv.nms(boxes, scores, 0.5))
+    assert keep.tolist() == list(range(0, n, 2))
+
+
+@pytest.mark.parametrize("threshold", [-0.5, -1e-9])
+def test_negative_thresholds_suppress_even_disjoint_boxes(threshold: float, device: torch.device) -> None:
+    boxes, scores = _boxes(50, torch.float32, device, seed=6)
+    boxes = torch.cat([boxes, torch.tensor([[5.0, 5, 5, 5], [5.0, 5, 5, 5]], device=device)])  # two points: NaN IoU
+    scores = torch.cat([scores, torch.tensor([2.0, 1.5], device=device)])
+    keep = nms(boxes, scores, threshold)
+    assert torch.equal(keep, tv.nms(boxes, scores, threshold))
+
+
+def test_non_finite_and_inverted_boxes_match_torchvision() -> None:
+    boxes, scores = _boxes(100, torch.float32, torch.device("cpu"), seed=7)
+    boxes[::9, 2] = boxes[::9, 0] - 5  # inverted: x2 < x1
+    boxes[5, 0] = float("nan")
+    boxes[17, 3] = float("inf")
+    for threshold in (0.0, 0.3, 0.7):
+        assert torch.equal(nms(boxes, scores, threshold), tv.nms(boxes, scores, threshold)), threshold
+
+
+def test_many_classes_in_one_pass_match_torchvision(device: torch.device) -> None:
+    boxes, scores = _boxes(2000, torch.float32, device, seed=8)
+    idxs = torch.randint(0, 80, (2000,), generator=torch.Generator().manual_seed(9)).to(device)
+    for threshold in (0.3, 0.5):
+        assert torch.equal(batched_nms(boxes, scores, idxs, threshold), tv.batched_nms(boxes, scores, idxs, threshold))
+
+
+def test_block_size_must_be_positive() -> None:
+    boxes, scores = _boxes(5, torch.float32, torch.device("cpu"))
+    with pytest.raises(ValueError, match="block_size must be >= 1, got 0"):
+        nms(boxes, scores, 0.5, block_size=0)
