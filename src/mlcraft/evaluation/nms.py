@@ -8,11 +8,11 @@ among equal scores the lower index wins. torchvision does not document its tie o
 kernels sort without a stability guarantee), so with exactly tied scores the two may keep
 different, equally valid boxes; with distinct scores they agree exactly (see the tests).
 
-How it runs without a Python loop over boxes, in two vectorised steps:
+How it runs without a Python loop over boxes:
 
 1. **Which pairs overlap enough.** Boxes are sorted by ``x1`` and taken in blocks; a block can
    only overlap the boxes whose ``x1`` lies before its largest ``x2`` (a sweep line, found with
-   ``searchsorted``), so the IoU is computed on a dense ``(block, window)`` tile, never on all
+   ``searchsorted``), so the IoU is computed on dense ``(block, window)`` tiles, never on all
    ``N x N`` pairs. IoUs use torchvision's arithmetic (``inter / (area_i + area_j - inter)`` in
    the input dtype), so borderline pairs fall on the same side of the threshold.
 2. **Which boxes survive.** With ``S[i, j]`` = "higher-ranked ``i`` overlaps lower-ranked
@@ -22,6 +22,10 @@ How it runs without a Python loop over boxes, in two vectorised steps:
    rounds the ``t`` best-ranked boxes are final, so it converges; each round is one scatter over
    the overlapping pairs, and real detections converge in a handful of rounds. Long chains
    (each box overlapping only the next) fall back to one sequential pass over the pairs.
+3. **Rounds by rank.** Steps 1-2 settle the best-ranked undecided boxes; every later box that
+   one of their winners overlaps is then dropped at once (a kept box always suppresses), and
+   the next round takes the survivors. Where candidates crowd around objects, as a detector's
+   do, the first winners remove most boxes before anyone computes their IoUs with each other.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ __all__ = ["batched_nms", "nms"]
 
 #: Fixed-point rounds before switching to the sequential pass (chains deeper than this are rare).
 _MAX_ROUNDS = 32
+#: Boxes settled in the first round (later rounds take an eighth of those left, at least this many).
+_FIRST_ROUND = 256
+#: Winners per tile when they meet the remaining boxes (fewer rows: narrower x-windows, more tiles).
+_WINNER_ROWS = 32
 
 
 def _check_inputs(boxes: torch.Tensor, scores: torch.Tensor) -> None:
@@ -94,6 +102,51 @@ def _greedy_keep(n: int, sources: torch.Tensor, targets: torch.Tensor) -> torch.
     return torch.tensor([not d for d in done], dtype=torch.bool, device=sources.device)
 
 
+def _suppressed_by(
+    winners: torch.Tensor,
+    others: torch.Tensor,
+    winner_classes: torch.Tensor | None,
+    other_classes: torch.Tensor | None,
+    iou_threshold: float,
+) -> torch.Tensor:
+    """Mask over ``others`` (M, 4): overlapped (IoU > threshold, same class) by some of ``winners`` (K, 4).
+
+    Both are swept in ``x1`` order; each tile of winners only meets the others whose
+    ``x1`` lies between its leftmost ``x1`` minus the widest other box and its rightmost ``x2``.
+    """
+    by_x = torch.sort(others[:, 0], stable=True).indices
+    x1, y1, x2, y2 = others[by_x].unbind(-1)  # (M,) each, in x1 order
+    x1 = x1.contiguous()
+    area = (x2 - x1) * (y2 - y1)
+    widest = (x2 - x1).max()
+    cls = other_classes[by_x] if other_classes is not None else None
+    rows = torch.sort(winners[:, 0], stable=True).indices
+    wx1, wy1, wx2, wy2 = winners[rows].unbind(-1)
+    warea = (wx2 - wx1) * (wy2 - wy1)
+    wcls = winner_classes[rows] if winner_classes is not None else None
+    hit_any = torch.zeros(others.shape[0], dtype=torch.bool, device=others.device)
+    for start in range(0, winners.shape[0], _WINNER_ROWS):
+        stop = min(start + _WINNER_ROWS, winners.shape[0])
+        bounds = torch.stack([wx1[start] - widest, wx2[start:stop].max()])  # wx1 is sorted: [start] is the min
+        lo, hi = torch.searchsorted(x1, bounds).tolist()
+        if hi <= lo:
+            continue
+        w = torch.minimum(wx2[start:stop, None], x2[None, lo:hi]) - torch.maximum(
+            wx1[start:stop, None], x1[None, lo:hi]
+        )
+        h = torch.minimum(wy2[start:stop, None], y2[None, lo:hi]) - torch.maximum(
+            wy1[start:stop, None], y1[None, lo:hi]
+        )
+        inter = w.clamp_(min=0) * h.clamp_(min=0)  # (B, W)
+        hit = inter / (warea[start:stop, None] + area[None, lo:hi] - inter) > iou_threshold
+        if cls is not None and wcls is not None:
+            hit &= wcls[start:stop, None] == cls[None, lo:hi]
+        hit_any[lo:hi] |= hit.any(dim=0)
+    suppressed = torch.zeros_like(hit_any)
+    suppressed[by_x] = hit_any
+    return suppressed
+
+
 def _nms(
     boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor | None, iou_threshold: float, block_size: int
 ) -> torch.Tensor:
@@ -102,9 +155,34 @@ def _nms(
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
+    ranked = boxes[order]
     ranked_classes = classes[order] if classes is not None else None
-    sources, targets = _suppressing_pairs(boxes[order], ranked_classes, iou_threshold, block_size)
-    return order[_greedy_keep(order.numel(), sources, targets)]
+    if iou_threshold < 0:  # even disjoint boxes suppress each other: compare every pair
+        sources, targets = _suppressing_pairs(ranked, ranked_classes, iou_threshold, block_size)
+        return order[_greedy_keep(order.numel(), sources, targets)]
+    # With a threshold >= 0, empty, inverted and NaN boxes (IoU 0 or NaN) are always kept.
+    keep = torch.ones(order.numel(), dtype=torch.bool, device=boxes.device)
+    alive = torch.nonzero((ranked[:, 2] > ranked[:, 0]) & (ranked[:, 3] > ranked[:, 1])).squeeze(1)  # ranks
+    # Rounds: settle the best-ranked undecided boxes exactly, then drop every later box that one
+    # of their winners overlaps (a kept box always suppresses). Where boxes crowd around objects,
+    # the first round's winners remove most of the rest at once.
+    while alive.numel():
+        split = max(_FIRST_ROUND, alive.numel() // 8)
+        head, rest = alive[:split], alive[split:]
+        head_classes = ranked_classes[head] if ranked_classes is not None else None
+        sources, targets = _suppressing_pairs(ranked[head], head_classes, iou_threshold, block_size)
+        head_keep = _greedy_keep(head.numel(), sources, targets)
+        keep[head[~head_keep]] = False
+        winners = head[head_keep]
+        if rest.numel() == 0 or winners.numel() == 0:
+            alive = rest
+            continue
+        rest_classes = ranked_classes[rest] if ranked_classes is not None else None
+        winner_classes = ranked_classes[winners] if ranked_classes is not None else None
+        lost = _suppressed_by(ranked[winners], ranked[rest], winner_classes, rest_classes, iou_threshold)
+        keep[rest[lost]] = False
+        alive = rest[~lost]
+    return order[keep]
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, block_size: int = 256) -> torch.Tensor:
