@@ -199,3 +199,22 @@ def test_block_size_must_be_positive() -> None:
     boxes, scores = _boxes(5, torch.float32, torch.device("cpu"))
     with pytest.raises(ValueError, match="block_size must be >= 1, got 0"):
         nms(boxes, scores, 0.5, block_size=0)
+
+
+@pytest.mark.parametrize("n", [300, 3000])
+def test_detector_like_crowds_match_torchvision(n: int, device: torch.device) -> None:
+    """Candidates crowd around objects, as a detector's do: most are removed by an early winner."""
+    g = torch.Generator().manual_seed(n)
+    objects = max(n // 20, 1)
+    centre = torch.rand(objects, 2, generator=g) * 900 + 50
+    size = torch.rand(objects, 2, generator=g) * 150 + 20
+    which = torch.randint(0, objects, (n,), generator=g)
+    c = centre[which] + torch.randn(n, 2, generator=g) * size[which] * 0.1
+    s = size[which] * (1 + 0.1 * torch.randn(n, 2, generator=g))
+    boxes = torch.cat([c - s / 2, c + s / 2], dim=1).to(device)
+    scores = torch.rand(n, generator=g).to(device)
+    labels = torch.randint(0, 3, (n,), generator=g).to(device)
+    for threshold in (0.3, 0.5, 0.7):
+        assert torch.equal(nms(boxes, scores, threshold), tv.nms(boxes, scores, threshold)), threshold
+        expected = tv.batched_nms(boxes, scores, labels, threshold)
+        assert torch.equal(batched_nms(boxes, scores, labels, threshold), expected), threshold
