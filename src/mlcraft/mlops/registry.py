@@ -70,17 +70,27 @@ def register_model(
     class_names: Sequence[str] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> str:
-    """Register the logged model at ``model_uri`` as a new version of ``name``; returns the version.
+    """Register the logged model at ``model_uri`` (``ModelInfo.model_uri``, ``models:/m-...``) as a
+    new version of ``name`` (created on first use); returns the version.
 
     ``class_names`` are stored as the version tag ``class_names`` (a JSON list) so a server can
     answer with labels. ``alias`` (e.g. ``"challenger"``) is pointed at the new version.
     """
-    mlflow = import_mlflow()
-    tracking.activate()
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking)
+    try:  # through the client rather than mlflow.register_model, which prints to stderr
+        client.create_registered_model(name)
+    except MlflowException as err:
+        if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
     all_tags = dict(tags or {})
     if class_names is not None:
         all_tags[_CLASS_NAMES_TAG] = json.dumps(list(class_names))
-    version = str(mlflow.register_model(model_uri, name, tags=all_tags).version)
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    run_id = client.get_logged_model(model_id).source_run_id if model_id is not None else None
+    record = client.create_model_version(name, source=model_uri, run_id=run_id, tags=all_tags, model_id=model_id)
+    version = str(record.version)
     log.info("registered", name=name, version=version, source=model_uri)
     if alias is not None:
         set_alias(tracking, name, alias, version)

@@ -17,8 +17,11 @@ To browse a local store: ``mlflow ui --backend-store-uri sqlite:///<root>/mlflow
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 import time
+import warnings
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -58,12 +61,22 @@ log = get_logger(__name__)
 
 
 def import_mlflow() -> ModuleType:
-    """Import ``mlflow`` with telemetry off (unless the user already decided otherwise)."""
+    """Import ``mlflow`` with telemetry off (unless the user already decided otherwise).
+
+    Also quiets what mlflow and its database layer write to stderr on routine work (INFO lines
+    when a store is created, a deprecation warning from SQLAlchemy 2.1 inside mlflow's store):
+    warnings and errors still show. Notebook cells graded on an empty stderr rely on it.
+    """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    warnings.filterwarnings("ignore", message=r".*``noload`` loader strategy is deprecated", module=r"mlflow\.")
+    first_import = "mlflow" not in sys.modules
     import mlflow
     import mlflow.pytorch  # a lazy submodule: importing it makes it an attribute of mlflow
 
+    if first_import:  # mlflow sets its logger to INFO when imported; quiet it once, users may re-enable
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     return mlflow
 
 
@@ -238,14 +251,14 @@ def log_torch_model(
     run_id: str,
     tracking: Tracking,
     name: str = "model",
-    registered_model_name: str | None = None,
 ) -> ModelInfo:
     """Log ``model`` (in eval mode) to run ``run_id`` as an MLflow PyTorch model in the ``pt2`` format.
 
     ``example`` (float32 ``[B >= 2, F]``) traces the graph and defines the signature
     ``Tensor(float32, (-1, F))``: the batch axis is dynamic, so do not pass a single row.
     Pip requirements are given explicitly (``torch``, ``numpy``), which spares mlflow a
-    subprocess that re-imports the model to infer them.
+    subprocess that re-imports the model to infer them. Register the result with
+    :func:`mlcraft.mlops.registry.register_model` (``info.model_uri``).
     """
     if example.ndim != 2 or example.shape[0] < 2:
         raise ValueError(f"example must be [B >= 2, F] so the batch axis stays dynamic, got shape {example.shape}")
@@ -266,7 +279,6 @@ def log_torch_model(
             name=name,
             input_example=example,
             signature=signature,
-            registered_model_name=registered_model_name,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
             serialization_format="pt2",
         )

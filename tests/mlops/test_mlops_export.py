@@ -1,0 +1,103 @@
+"""Tests for mlcraft.mlops.export: ONNX export with a dynamic batch axis, parity through
+onnxruntime, and the eager vs onnxruntime measurements (structure only; speed lives in benchmarks/)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from mlcraft.mlops.export import (
+    check_onnx_parity,
+    compare_runtimes,
+    export_onnx,
+    memory_footprint,
+    onnx_session,
+)
+from mlcraft.mlops.model import TabularMLP
+
+
+@pytest.fixture(scope="module")
+def onnx_path(trained_model: TabularMLP, live_rows: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A single-row example: the exporter must still keep the batch axis dynamic.
+    return export_onnx(trained_model, torch.from_numpy(live_rows[:1]), tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def test_export_has_a_named_dynamic_batch_axis(onnx_path: Path) -> None:
+    model = onnx.load(str(onnx_path))
+    [inp] = model.graph.input
+    [out] = model.graph.output
+    assert inp.name == "features" and out.name == "logits"
+    in_dims = inp.type.tensor_type.shape.dim
+    assert in_dims[0].dim_param == "batch" and in_dims[0].dim_value == 0, f"batch axis not symbolic: {in_dims[0]}"
+    assert in_dims[1].dim_value == 8
+    assert out.type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert [p.name for p in onnx_path.parent.iterdir()] == ["model.onnx"], "no external data file, no leftovers"
+
+
+def test_parity_with_eager_on_every_row_and_batch_size(
+    trained_model: TabularMLP, onnx_path: Path, live_rows: np.ndarray
+) -> None:
+    report = check_onnx_parity(trained_model, onnx_path, live_rows)
+    assert report.passed, str(report)
+    assert report.max_abs_error <= 1e-5, f"fp32 parity {report.max_abs_error:.3e} > 1e-5"
+    assert report.batch_sizes == (1, 7, 300) and report.n_rows == 300
+    assert report.argmax_agreement == 1.0
+    assert "parity ok" in str(report)
+
+
+def test_parity_catches_a_model_that_differs(trained_model: TabularMLP, onnx_path: Path, live_rows: np.ndarray) -> None:
+    changed = copy.deepcopy(trained_model)
+    with torch.no_grad():
+        changed.net[-1].bias[0] += 1e-3
+    report = check_onnx_parity(changed, onnx_path, live_rows)
+    assert not report.passed and report.max_abs_error == pytest.approx(1e-3, rel=1e-2), str(report)
+
+
+def test_parity_checks_all_rows_not_just_the_first(
+    trained_model: TabularMLP, onnx_path: Path, live_rows: np.ndarray
+) -> None:
+    class WrongAfterFirstRow(torch.nn.Module):  # right on row 0, wrong on every other row
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = trained_model(x)
+            out[1:] += 0.5
+            return out
+
+    report = check_onnx_parity(WrongAfterFirstRow(), onnx_path, live_rows, batch_sizes=[1])
+    assert not report.passed and report.max_abs_error == pytest.approx(0.5, rel=1e-4), str(report)
+
+
+def test_parity_rejects_bad_inputs(trained_model: TabularMLP, onnx_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"\[N >= 1, F\]"):
+        check_onnx_parity(trained_model, onnx_path, np.zeros((0, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"\[B, F\]"):
+        export_onnx(trained_model, torch.zeros(8), onnx_path.parent / "bad.onnx")
+
+
+def test_compare_runtimes_reports_both_runtimes(
+    trained_model: TabularMLP, onnx_path: Path, live_rows: np.ndarray
+) -> None:
+    session = onnx_session(onnx_path)
+    results = compare_runtimes(trained_model, session, live_rows, batch_sizes=(1, 64), repeats=10, warmup=2)
+    assert [r.batch_size for r in results] == [1, 64]
+    for r in results:
+        assert r.eager.count == r.onnx.count == 10
+        assert 0 < r.eager.p50_ms <= r.eager.p99_ms and 0 < r.onnx.p50_ms <= r.onnx.p99_ms
+        assert r.onnx_rows_per_s == pytest.approx(r.batch_size / (r.onnx.p50_ms / 1000))
+        assert r.speedup_p50 == pytest.approx(r.eager.p50_ms / r.onnx.p50_ms)
+    with pytest.raises(ValueError, match="batch size"):
+        compare_runtimes(trained_model, session, live_rows, batch_sizes=(301,), repeats=1)
+
+
+def test_memory_footprint(trained_model: TabularMLP, onnx_path: Path, live_rows: np.ndarray) -> None:
+    footprint = memory_footprint(trained_model, onnx_path, live_rows[:64])
+    expected = sum(t.numel() * 4 for t in [*trained_model.parameters(), *trained_model.buffers()])
+    assert footprint.torch_parameter_bytes == expected
+    assert footprint.onnx_file_bytes == onnx_path.stat().st_size
+    # The file holds the same float32 weights plus the graph.
+    assert expected <= footprint.onnx_file_bytes < expected + 100_000
+    assert footprint.onnx_session_rss_bytes is None or footprint.onnx_session_rss_bytes >= 0
