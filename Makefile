@@ -75,6 +75,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_amp.py
 	$(BIN)/python benchmarks/bench_attention.py
 	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_nms.py
+	$(BIN)/python benchmarks/bench_coco.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -38,8 +38,10 @@ __all__ = ["batched_nms", "nms"]
 _MAX_ROUNDS = 32
 #: Boxes settled in the first round (later rounds take an eighth of those left, at least this many).
 _FIRST_ROUND = 256
-#: Winners per tile when they meet the remaining boxes (fewer rows: narrower x-windows, more tiles).
-_WINNER_ROWS = 32
+#: IoU entries per tile when winners meet the remaining boxes (bounds the rows of a tile).
+_TILE = 1 << 16
+#: A round whose winners drop less than this fraction of the rest ends the rounds.
+_SPARSE = 0.25
 
 
 def _check_inputs(boxes: torch.Tensor, scores: torch.Tensor) -> None:
@@ -125,8 +127,10 @@ def _suppressed_by(
     warea = (wx2 - wx1) * (wy2 - wy1)
     wcls = winner_classes[rows] if winner_classes is not None else None
     hit_any = torch.zeros(others.shape[0], dtype=torch.bool, device=others.device)
-    for start in range(0, winners.shape[0], _WINNER_ROWS):
-        stop = min(start + _WINNER_ROWS, winners.shape[0])
+    # Fewer rows per tile give narrower x-windows but more tiles (each one a few kernel launches).
+    tile_rows = min(max(_TILE // max(others.shape[0], 1), 32), 1024)
+    for start in range(0, winners.shape[0], tile_rows):
+        stop = min(start + tile_rows, winners.shape[0])
         bounds = torch.stack([wx1[start] - widest, wx2[start:stop].max()])  # wx1 is sorted: [start] is the min
         lo, hi = torch.searchsorted(x1, bounds).tolist()
         if hi <= lo:
@@ -145,6 +149,15 @@ def _suppressed_by(
     suppressed = torch.zeros_like(hit_any)
     suppressed[by_x] = hit_any
     return suppressed
+
+
+def _settle(
+    ranked: torch.Tensor, classes: torch.Tensor | None, subset: torch.Tensor, iou_threshold: float, block_size: int
+) -> torch.Tensor:
+    """Greedy NMS on the boxes ``ranked[subset]`` alone (``subset``: ranks, increasing): their keep mask."""
+    sub_classes = classes[subset] if classes is not None else None
+    sources, targets = _suppressing_pairs(ranked[subset], sub_classes, iou_threshold, block_size)
+    return _greedy_keep(subset.numel(), sources, targets)
 
 
 def _nms(
@@ -169,9 +182,7 @@ def _nms(
     while alive.numel():
         split = max(_FIRST_ROUND, alive.numel() // 8)
         head, rest = alive[:split], alive[split:]
-        head_classes = ranked_classes[head] if ranked_classes is not None else None
-        sources, targets = _suppressing_pairs(ranked[head], head_classes, iou_threshold, block_size)
-        head_keep = _greedy_keep(head.numel(), sources, targets)
+        head_keep = _settle(ranked, ranked_classes, head, iou_threshold, block_size)
         keep[head[~head_keep]] = False
         winners = head[head_keep]
         if rest.numel() == 0 or winners.numel() == 0:
@@ -182,6 +193,11 @@ def _nms(
         lost = _suppressed_by(ranked[winners], ranked[rest], winner_classes, rest_classes, iou_threshold)
         keep[rest[lost]] = False
         alive = rest[~lost]
+        if lost.float().mean() < _SPARSE:
+            # The winners dropped few boxes: overlaps are sparse, and one sweep over the rest
+            # costs less than more rounds.
+            keep[alive[~_settle(ranked, ranked_classes, alive, iou_threshold, block_size)]] = False
+            break
     return order[keep]
 
 
