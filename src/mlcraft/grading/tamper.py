@@ -1,0 +1,109 @@
+"""Tamper detection: compare a submitted notebook with the source cells nbgrader recorded.
+
+nbgrader restores what it can during ``autograde`` (locked cells from their checksum, points,
+cell types, deleted graded cells with ``add_missing_cells``) but only *logs* it. This module
+reports it, per cell, before grading, so the instructor sees who tried what:
+
+- ``deleted``: a graded, locked or task cell of the source is not in the submission;
+- ``metadata stripped``: the same, but a cell with the cell's source is still there without
+  its nbgrader metadata (so nbgrader would not have graded it);
+- ``edited``: a locked cell's source differs from the source (``assert True``);
+- ``retyped``: a graded or solution cell changed type (code to markdown or raw);
+- ``points``: a graded cell claims other points than the source;
+- ``unlocked``: a locked cell's ``locked`` flag was cleared;
+- ``duplicated``: a grade id appears more than once;
+- ``tags``: a cell carries tags, which are ignored when grading (e.g. ``skip-execution``).
+
+Grading then runs on the restored notebook: the score is what the restored tests say.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from nbgrader.api import Gradebook
+
+from mlcraft.grading.notebooks import HIDDEN_MARKERS
+
+__all__ = ["Tamper", "detect_tampering"]
+
+
+@dataclass(frozen=True)
+class Tamper:
+    """One change to a cell a student must not change."""
+
+    cell: str  # grade id
+    kind: str  # deleted, metadata stripped, edited, retyped, points, unlocked, duplicated, tags
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.cell} ({self.kind}{': ' + self.detail if self.detail else ''})"
+
+
+def _norm(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+def _released(source: str) -> str:
+    """A source cell as learners receive it: hidden-test blocks removed (nbgrader's ClearHiddenTests)."""
+    kept, hidden = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped == HIDDEN_MARKERS[0]:
+            hidden = True
+        elif stripped == HIDDEN_MARKERS[1]:
+            hidden = False
+        elif not hidden:
+            kept.append(line)
+    return _norm("\n".join(kept))
+
+
+def _edited(cell: Any, source: Any) -> bool:
+    """Whether a locked cell's text differs from the source, hidden tests aside."""
+    return _norm(cell.source) not in (_norm(source.source), _released(source.source))
+
+
+def detect_tampering(nb: Any, db_url: str, assignment: str, notebook: str) -> list[Tamper]:
+    """Every protected-cell change in ``nb`` relative to the source recorded in the gradebook."""
+    found: list[Tamper] = []
+    by_id: dict[str, Any] = {}
+    ids: Counter[str] = Counter()
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id:
+            ids[grade_id] += 1
+            by_id.setdefault(grade_id, cell)
+        tags = cell.metadata.get("tags")
+        if tags:
+            found.append(Tamper(grade_id or "cell", "tags", ", ".join(map(str, tags))))
+    found += [Tamper(i, "duplicated", f"{n} cells") for i, n in ids.items() if n > 1]
+    plain_sources = {_norm(c.source) for c in nb.cells if not c.metadata.get("nbgrader", {}).get("grade_id")}
+    with Gradebook(db_url) as gradebook:
+        source_nb = gradebook.find_notebook(notebook, assignment)
+        graded = {c.name: float(c.max_score) for c in source_nb.grade_cells}
+        for source in source_nb.source_cells:
+            if not (source.locked or source.name in graded or source.name in {t.name for t in source_nb.task_cells}):
+                continue
+            cell = by_id.get(source.name)
+            if cell is None:
+                stripped = {_norm(source.source), _released(source.source)} & plain_sources
+                kind = "metadata stripped" if stripped else "deleted"
+                found.append(Tamper(source.name, kind))
+                continue
+            if cell.cell_type != source.cell_type:
+                found.append(Tamper(source.name, "retyped", f"{source.cell_type} -> {cell.cell_type}"))
+            meta = cell.metadata.get("nbgrader", {})
+            if source.name in graded and meta.get("points") is not None:
+                try:
+                    claimed = float(meta["points"])
+                except (TypeError, ValueError):
+                    claimed = float("nan")
+                if claimed != graded[source.name]:
+                    found.append(Tamper(source.name, "points", f"{meta['points']} instead of {graded[source.name]:g}"))
+            if source.locked and not meta.get("locked", False):
+                found.append(Tamper(source.name, "unlocked"))
+            if source.locked and cell.cell_type == source.cell_type and _edited(cell, source):
+                found.append(Tamper(source.name, "edited"))
+    return found

@@ -1,0 +1,345 @@
+"""The adversarial corpus: hostile and broken submissions graded together with honest ones.
+
+Every kind in ``tests/grading/corpus/`` (see its README) is a submission to a small corpus
+assignment. All of them are graded in one run of `grade_classroom` with two workers and tight
+limits; each must get its declared status, score and flags, and the honest submissions in the
+same run keep their exact scores. Side effects are checked outside the sandbox: no process a
+submission started survives, no gradebook or other submission changed, nothing reached the
+network listener.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import nbformat
+import pytest
+
+from mlcraft.grading.classroom import GradeSettings, Status, SubmissionResult, grade_classroom
+from mlcraft.grading.sandbox import sandbox_status
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = Path(__file__).resolve().parent / "corpus"
+MODULE = "90_corpus"
+SETTINGS = GradeSettings(
+    cell_timeout_s=4, submission_timeout_s=120, workers=2, memory_mb=5120, max_output_bytes=100_000, scratch_mb=64
+)
+
+SOURCE = """# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Corpus assignment
+
+# %%
+import numpy as np
+import torch
+
+from mlcraft.testing import assert_close
+
+
+# %% nbgrader={"grade": false, "grade_id": "add-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def add(a, b):
+    ### BEGIN SOLUTION
+    return a + b
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-add", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+assert add(1, 2) == 3, "add(1, 2) should be 3"
+### BEGIN HIDDEN TESTS
+assert add(-5, 5) == 0, "hidden: add(-5, 5) should be 0"
+### END HIDDEN TESTS
+
+
+# %% nbgrader={"grade": false, "grade_id": "mul-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def mul(a, b):
+    ### BEGIN SOLUTION
+    return a * b
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-mul", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+assert mul(2, 3) == 6
+
+
+# %% nbgrader={"grade": false, "grade_id": "scale-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def scale(x):
+    ### BEGIN SOLUTION
+    return 2 * x
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-scale", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+x = torch.arange(4.0)
+assert torch.allclose(scale(x), 2 * x)
+assert np.allclose(scale(x).numpy(), 2 * x.numpy())
+assert (scale(x) == 2 * x).all()
+np.testing.assert_allclose(scale(x).numpy(), 2 * x.numpy())
+assert_close(scale(x), 2 * x, msg="scale doubles")
+"""
+
+ANSWERS = {"add-answer": "def add(a, b):\n    return a + b\n", "mul-answer": "def mul(a, b):\n    return a * b\n"}
+ANSWERS["scale-answer"] = "def scale(x):\n    return 2 * x\n"
+
+_HEADER = re.compile(r"^# (expect|cells|flags|sandbox): ?(.*)$", re.MULTILINE)
+_SECTION = re.compile(r"^# %% (?P<op>[a-z_]+)(?:=(?P<arg>\S+))?(?: (?P<extra>.+))?$", re.MULTILINE)
+
+
+@dataclass
+class Kind:
+    """One corpus file: what to submit and what grading must say."""
+
+    name: str
+    description: str
+    status: Status
+    score: float
+    cells: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    needs_sandbox: bool = False
+    ops: list[tuple[str, str, str, str]] = field(default_factory=list)  # (op, arg, extra, text)
+
+
+def load_kind(path: Path) -> Kind:
+    text = path.read_text(encoding="utf-8")
+    first = _SECTION.search(text)
+    header = text[: first.start()] if first else text
+    values = {m[1]: m[2].strip() for m in _HEADER.finditer(header)}
+    status_text, _, score = values["expect"].rpartition(" ")
+    kind = Kind(
+        name=path.stem,
+        description=header.split('"""')[1].strip(),
+        status=Status(status_text),
+        score=float(score),
+        cells={k: float(v) for k, v in (item.split("=") for item in values.get("cells", "").split())},
+        flags=[f.strip() for f in values.get("flags", "").split("|") if f.strip()],
+        needs_sandbox=values.get("sandbox") == "required",
+    )
+    matches = list(_SECTION.finditer(text))
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        body = text[match.end() + 1 : end]
+        kind.ops.append((match["op"], match["arg"] or "", match["extra"] or "", body))
+    return kind
+
+
+KINDS = [load_kind(p) for p in sorted(CORPUS.glob("*.case"))]
+
+
+def _cell(nb: Any, grade_id: str) -> tuple[int, Any]:
+    for index, cell in enumerate(nb.cells):
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            return index, cell
+    raise KeyError(f"no cell {grade_id}")
+
+
+def build(kind: Kind, release: Any, folder: Path, values: dict[str, str]) -> None:
+    """Write ``kind``'s submission into ``folder`` (``<student>/<module>/``)."""
+    folder.mkdir(parents=True)
+    target = folder / f"{MODULE}.ipynb"
+
+    def fill(text: str) -> str:
+        for key, value in values.items():
+            text = text.replace("{" + key + "}", value)
+        return text.replace("\\x00", "\x00")
+
+    nb = nbformat.from_dict(json.loads(json.dumps(release)))
+    for grade_id, answer in ANSWERS.items():
+        _cell(nb, grade_id)[1].source = answer
+    for op, arg, extra, body in kind.ops:
+        text = fill(body)
+        if op == "raw":
+            target.write_text(text.strip("\n"), encoding="utf-8")
+            return
+        if op == "extra":
+            (folder / arg).write_text(text, encoding="utf-8")
+        elif op == "kernelspec":
+            nb.metadata["kernelspec"] = {"name": arg, "display_name": arg, "language": "python"}
+        else:
+            index, cell = _cell(nb, arg)
+            if op in ("grade_id", "edit"):
+                cell.source = text.strip("\n")
+            elif op == "delete":
+                del nb.cells[index]
+            elif op == "strip":
+                del cell.metadata["nbgrader"]
+                cell.source = text.strip("\n") or cell.source
+            elif op == "points":
+                cell.metadata["nbgrader"]["points"] = float(extra)
+            elif op == "retype":
+                new = nbformat.v4.new_markdown_cell(cell.source) if extra == "markdown" else None
+                new = new or nbformat.v4.new_raw_cell(cell.source)
+                new.metadata = cell.metadata
+                nb.cells[index] = new
+            elif op == "tags":
+                cell.metadata["tags"] = extra.split(",")
+            elif op == "duplicate":
+                copy = nbformat.from_dict(json.loads(json.dumps(cell)))
+                copy.source = text.strip("\n")
+                copy["id"] = f"copy-of-{arg}"
+                nb.cells.insert(index, copy)
+            else:
+                raise ValueError(f"{kind.name}: unknown op {op}")
+    nbformat.write(nb, target)
+
+
+def _digest(paths: list[Path]) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
+
+
+class _Listener:
+    """A TCP listener on 127.0.0.1 that records whatever reaches it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self.sock.settimeout(0.5)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                self.received.append(conn.recv(1024))
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+@dataclass
+class Graded:
+    results: dict[str, SubmissionResult]
+    sandboxed: bool
+    received: list[bytes]
+    protected_before: dict[str, str]
+    protected_after: dict[str, str]
+    out: Path
+    survivors: str
+
+
+@pytest.fixture(scope="module")
+def corpus_course(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from mlcraft.grading.release import release
+
+    tmp_path = tmp_path_factory.mktemp("corpus")
+    root = tmp_path / "course"
+    source = root / "solutions" / MODULE
+    source.mkdir(parents=True)
+    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    shutil.copy(REPO / "solutions" / "jupytext.toml", root / "solutions" / "jupytext.toml")
+    (source / f"{MODULE}.py").write_text(SOURCE, encoding="utf-8")
+    jupytext.write(jupytext.reads(SOURCE, fmt="py:percent"), source / f"{MODULE}.ipynb")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("MLCRAFT_GRADING_DIR", str(tmp_path / "grading"))
+        monkeypatch.delenv("MLCRAFT_COURSE_ROOT", raising=False)
+        release(root, [MODULE])
+        yield root
+
+
+@pytest.fixture(scope="module")
+def graded(corpus_course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graded]:
+    tmp_path = tmp_path_factory.mktemp("corpus-run")
+    classroom, out = tmp_path / "class", tmp_path / "out"
+    release = nbformat.read(corpus_course / "exercises" / MODULE / f"{MODULE}.ipynb", as_version=4)
+    listener = _Listener()
+    values = {"course": str(corpus_course), "out": str(out), "classroom": str(classroom), "port": str(listener.port)}
+    try:
+        for kind in KINDS:
+            build(kind, release, classroom / kind.name / MODULE, values)
+        honest = classroom / "honest_correct" / MODULE / f"{MODULE}.ipynb"
+        before = _digest([honest])
+        results = grade_classroom(classroom, corpus_course, out, [MODULE], SETTINGS)
+        gradebooks = sorted(out.rglob("gradebook.db"))
+        after = _digest([honest])
+        # Every gradebook must still be a SQLite database (the hostile submission wrote '0wned').
+        for path in gradebooks:
+            assert path.read_bytes()[:16] == b"SQLite format 3\x00", f"{path} was overwritten"
+    finally:
+        listener.close()
+    survivors = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
+    yield Graded(
+        {r.student: r for r in results},
+        bool(sandbox_status(SETTINGS.sandbox)[0]),
+        listener.received,
+        before,
+        after,
+        out,
+        "\n".join(line for line in survivors.splitlines() if "4242.25" in line and "ps -eo" not in line),
+    )
+
+
+def test_the_corpus_has_at_least_twenty_hostile_kinds() -> None:
+    hostile = [k for k in KINDS if not k.name.startswith("honest")]
+    assert len(hostile) >= 20, [k.name for k in hostile]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_kind(graded: Graded, kind: Kind) -> None:
+    if kind.needs_sandbox and not graded.sandboxed:
+        pytest.skip("needs the bubblewrap sandbox (apt-get install bubblewrap)")
+    result = graded.results[kind.name]
+    summary = (
+        f"{kind.description}\n{result.status.value} {result.score:g} {result.cells} {result.flags} {result.detail}"
+    )
+    assert result.status is kind.status, summary
+    assert result.score == kind.score, summary
+    if result.status in (Status.MISSING, Status.INVALID):
+        assert result.detail, summary  # never a silent 0
+    for cell, points in kind.cells.items():
+        assert result.cells[cell][0] == points, summary
+    for flag in kind.flags:
+        assert any(flag in f for f in result.flags), f"no flag containing {flag!r}: {summary}"
+
+
+def test_honest_submissions_keep_exact_scores(graded: Graded) -> None:
+    expected = {"honest_correct": 5.0, "honest_partial": 3.0, "honest_blank": 0.0}
+    assert {s: graded.results[s].score for s in expected} == expected
+    assert all(graded.results[s].max_score == 5.0 for s in expected)
+
+
+def test_no_process_outlives_grading(graded: Graded) -> None:
+    if not graded.sandboxed:
+        pytest.skip("needs the bubblewrap sandbox")
+    assert graded.survivors == "", f"a submission's daemon is still running:\n{graded.survivors}"
+
+
+def test_nothing_reached_the_network(graded: Graded) -> None:
+    if not graded.sandboxed:
+        pytest.skip("needs the bubblewrap sandbox")
+    assert graded.received == []
+
+
+def test_other_submissions_are_untouched(graded: Graded) -> None:
+    assert graded.protected_after == graded.protected_before
+
+
+def test_output_is_capped_in_the_graded_notebook(graded: Graded) -> None:
+    autograded = graded.out / "work" / MODULE / "print_20mb_line" / "autograded" / "print_20mb_line" / MODULE
+    size = (autograded / f"{MODULE}.ipynb").stat().st_size
+    assert size < 2 * SETTINGS.max_output_bytes, f"autograded notebook is {size} bytes"
