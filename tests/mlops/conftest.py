@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from mlcraft.mlops.model import TabularData, TabularMLP, make_tabular_data, train_tabular_mlp
+from mlcraft.mlops.tracking import Tracking, log_torch_model, setup_tracking
 
 # Set before anything imports mlflow: no telemetry, nothing leaves the machine.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -66,3 +67,15 @@ def live_rows() -> np.ndarray:
 def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder of the session's SQLite tracking store (created once: the schema migration takes seconds)."""
     return tmp_path_factory.mktemp("mlruns")
+
+
+@pytest.fixture(scope="session")
+def logged(store_root: Path, trained_model: TabularMLP, live_rows: np.ndarray) -> tuple[Tracking, str]:
+    """``(tracking, model_uri)``: the trained model logged once to a run of the experiment
+    ``registry``; tests register it as many versions (under their own model names) as they need."""
+    tracking = setup_tracking("registry", root=store_root)
+    client = tracking.client()
+    run = client.create_run(tracking.experiment_id, run_name="for-registry")
+    info = log_torch_model(trained_model, live_rows[:16], run_id=run.info.run_id, tracking=tracking)
+    client.set_terminated(run.info.run_id)
+    return tracking, info.model_uri

@@ -20,21 +20,10 @@ from mlcraft.mlops.registry import (
     rollback,
     set_alias,
 )
-from mlcraft.mlops.tracking import Tracking, import_mlflow, log_torch_model, setup_tracking
+from mlcraft.mlops.tracking import Tracking, import_mlflow, setup_tracking
 from mlcraft.testing import assert_close
 
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def logged(store_root: Path, trained_model: TabularMLP, live_rows: np.ndarray) -> tuple[Tracking, str]:
-    """The trained model logged once to a run; tests register it as many versions as they need."""
-    tracking = setup_tracking("registry", root=store_root)
-    client = tracking.client()
-    run = client.create_run(tracking.experiment_id, run_name="for-registry")
-    info = log_torch_model(trained_model, live_rows[:16], run_id=run.info.run_id, tracking=tracking)
-    client.set_terminated(run.info.run_id)
-    return tracking, info.model_uri
 
 
 def _fresh_model(logged: tuple[Tracking, str], versions: int) -> tuple[Tracking, str, list[str]]:
