@@ -3,7 +3,8 @@
 Every command exits non-zero on failure and prints one line naming the problem and the fix;
 ``check`` and ``grade`` print a table. Exit codes: 0 success, 1 a check found problems,
 2 bad input (missing folder, unknown module, invalid notebook), 3 ``grade`` finished but
-some submissions need attention (missing, invalid, error).
+some submissions need attention (any status but graded), 130 ``grade`` interrupted (run it
+again to resume).
 """
 
 from __future__ import annotations
@@ -201,36 +202,67 @@ def grade(
     cell_timeout: Annotated[int, typer.Option(min=1, help="Seconds each cell may run.")] = 120,
     submission_timeout: Annotated[int, typer.Option(min=10, help="Seconds one submission may take in all.")] = 900,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Submissions graded in parallel.")] = 1,
+    memory_mb: Annotated[int, typer.Option(min=512, help="Memory (address space) of each kernel, MiB.")] = 8192,
+    max_output_bytes: Annotated[int, typer.Option(min=1024, help="Output kept per cell, bytes.")] = 1_000_000,
+    scratch_mb: Annotated[int, typer.Option(min=16, help="Writable scratch space of each kernel, MiB.")] = 256,
+    sandbox: Annotated[
+        str, typer.Option(help="auto: bubblewrap where available; bwrap: required; off: no sandbox.")
+    ] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Grade again submissions already graded in --out.")] = False,
 ) -> None:
-    """Autograde a classroom folder: grades.csv, report.json and feedback HTML for each student."""
+    """Autograde a classroom folder: grades.csv, report.json and feedback HTML for each student.
+
+    Each kernel runs sandboxed (bubblewrap) with the limits above. An interrupted run resumes
+    where it stopped when started again with the same --out.
+    """
     from pydantic import ValidationError
 
     from mlcraft.grading.classroom import GradeSettings, Status, SubmissionResult, grade_classroom
+    from mlcraft.grading.sandbox import MISSING_PROTECTIONS, sandbox_status
 
     root = _course_root()
     out_dir = out or grading_dir() / "runs" / submissions.resolve().name
     try:
-        settings = GradeSettings(cell_timeout_s=cell_timeout, submission_timeout_s=submission_timeout, workers=workers)
+        settings = GradeSettings(
+            cell_timeout_s=cell_timeout,
+            submission_timeout_s=submission_timeout,
+            workers=workers,
+            memory_mb=memory_mb,
+            max_output_bytes=max_output_bytes,
+            scratch_mb=scratch_mb,
+            sandbox=sandbox,  # type: ignore[arg-type]  # validated by pydantic
+        )
     except ValidationError as err:
-        _fail(f"invalid limits: {err.errors()[0]['msg']}")
+        _fail(f"invalid limits: {err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}")
+    bwrap, reason = sandbox_status(settings.sandbox)
+    if not bwrap and settings.sandbox != "bwrap":
+        err_console.print(
+            f"[bold yellow]warning: grading WITHOUT a sandbox[/] ({reason}): {MISSING_PROTECTIONS}. "
+            "Memory, time and output limits still apply."
+        )
+    done = 0
 
     def progress(result: SubmissionResult) -> None:
-        console.print(f"  {result.student} / {result.module}: {result.status.value}")
+        nonlocal done
+        done += 1
+        console.print(f"  [{done}] {result.student} / {result.module}: {result.status.value}")
 
     try:
-        results = grade_classroom(submissions, root, out_dir, module, settings, on_result=progress)
+        results = grade_classroom(submissions, root, out_dir, module, settings, on_result=progress, force=force)
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     except RuntimeError as err:
         _fail(str(err), EXIT_PROBLEMS)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: finished submissions are saved; run again to resume ({out_dir})")
+        raise typer.Exit(130) from None
     table = Table(title=f"grades ({len(results)} submissions)", header_style="bold")
     for column in ("student", "module", "status", "score", "detail"):
         table.add_column(column)
-    colors = {Status.GRADED: "green", Status.MISSING: "yellow", Status.INVALID: "red", Status.ERROR: "red"}
+    colors = {Status.GRADED: "green", Status.MISSING: "yellow", Status.TIMEOUT: "yellow", Status.TAMPERED: "magenta"}
     for r in results:
-        table.add_row(
-            r.student, r.module, f"[{colors[r.status]}]{r.status.value}[/]", f"{r.score:g} / {r.max_score:g}", r.detail
-        )
+        color = colors.get(r.status, "red")
+        table.add_row(r.student, r.module, f"[{color}]{r.status.value}[/]", f"{r.score:g} / {r.max_score:g}", r.detail)
     console.print(table)
     console.print(
         f"wrote {out_dir / 'grades.csv'}, {out_dir / 'report.json'} and feedback under {out_dir / 'feedback'}"

@@ -97,6 +97,8 @@ class GradeSettings(FrozenConfig):
     max_output_bytes: int = Field(default=1_000_000, ge=1024, le=1 << 30)  # output kept per cell
     scratch_mb: int = Field(default=256, ge=16, le=1 << 16)  # writable scratch (tmpfs) and largest file
     sandbox: Literal["auto", "bwrap", "off"] = "auto"  # bwrap: required; auto: where available
+    guard: bool = True  # restore torch/numpy/test helpers before each graded cell (imports them at start)
+    feedback: bool = True  # generate feedback HTML for each student
 
 
 @dataclass
@@ -156,6 +158,7 @@ def _workspace_config(
             "SandboxKernelManager.memory_bytes": settings.memory_mb * 2**20,
             "SandboxKernelManager.file_size_bytes": settings.scratch_mb * 2**20,
             "SandboxKernelManager.scratch_bytes": settings.scratch_mb * 2**20,
+            "SandboxKernelManager.guard": settings.guard,
             **{f"SandboxKernelManager.{k}": v for k, v in sandbox.items()},
         }
     lines += [f"c.{key} = {value!r}" for key, value in entries.items()]
@@ -290,8 +293,9 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
 
 def _run_worker(run: _Run, workspace: Path, student: str, module: str) -> tuple[bool, str, dict[str, Any]]:
     limit = run.settings.submission_timeout_s + _PROCESS_GRACE_S
+    args = [module, student] if run.settings.feedback else [module, student, "--no-feedback"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlcraft.grading.worker", module, student],
+        [sys.executable, "-m", "mlcraft.grading.worker", *args],
         cwd=workspace,
         env=python_env(),
         stdout=subprocess.PIPE,
@@ -457,6 +461,8 @@ def grade_classroom(
             if run.stopping:
                 raise KeyboardInterrupt
             result = _grade_one(run, student, module)
+            if run.stopping:  # interrupted while grading: nothing is recorded, it is graded next run
+                raise KeyboardInterrupt
             result.max_score = result.max_score or max_scores[module]
             _write_atomic(path, json.dumps({**_result_json(result), "fingerprint": fingerprint}, indent=1))
             log.info("submission", student=student, module=module, status=result.status.value, score=result.score)

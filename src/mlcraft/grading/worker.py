@@ -1,4 +1,4 @@
-"""Grade one submission in its own process: ``python -m mlcraft.grading.worker MODULE STUDENT``.
+"""Grade one submission in its own process: ``python -m mlcraft.grading.worker MODULE STUDENT [--no-feedback]``.
 
 Run with the grading workspace as working directory (its ``nbgrader_config.py`` is read from
 there). Before autograding, the submitted notebook is compared with the source cells in the
@@ -31,8 +31,10 @@ def _tampering(config: Any, module: str, student: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    feedback = "--no-feedback" not in argv
+    argv = [a for a in argv if a != "--no-feedback"]
     if len(argv) != 2:
-        print("usage: python -m mlcraft.grading.worker MODULE STUDENT", file=sys.stderr)
+        print("usage: python -m mlcraft.grading.worker MODULE STUDENT [--no-feedback]", file=sys.stderr)
         return 2
     module, student = argv
     config = PyFileConfigLoader("nbgrader_config.py", path=str(Path.cwd())).load_config()
@@ -40,7 +42,7 @@ def main(argv: list[str]) -> int:
     api = NbGraderAPI(config=config)
     result = api.autograde(module, student, force=True, create=True)
     stage = "autograde"
-    if result.get("success"):
+    if result.get("success") and feedback:
         result = api.generate_feedback(module, student, force=True)
         stage = "feedback"
     ok = bool(result.get("success"))
