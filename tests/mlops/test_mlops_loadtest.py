@@ -5,16 +5,18 @@ load test's own bounds and safety checks."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
 
-from mlcraft.mlops.loadtest import is_loopback, run_load_test, serve_in_background
+from mlcraft.mlops.loadtest import is_loopback, run_load_test, serve_in_background, serve_in_subprocess
 from mlcraft.mlops.model import CLASS_NAMES
 from mlcraft.mlops.registry import TorchPredictor, load_model_by_alias, promote, register_model, rollback, set_alias
 from mlcraft.mlops.serving import create_app
@@ -139,3 +141,37 @@ def test_port_in_use_is_an_error() -> None:
         port = int(taken.getsockname()[1])
         with pytest.raises(OSError), serve_in_background(_slow_app(0.0), port=port):
             pass
+
+
+@pytest.mark.slow  # a fresh Python process imports torch, mlflow and fastapi: 5-20 s on 2 busy cores
+def test_app_from_env_in_its_own_uvicorn_process(
+    logged: tuple[Tracking, str], live_rows: np.ndarray, tmp_path: Path
+) -> None:
+    """What the Docker image runs: ``uvicorn --factory mlcraft.mlops.serving:app_from_env``."""
+    tracking, uri = logged
+    version = register_model(tracking, uri, "from-env", alias="champion", class_names=CLASS_NAMES)
+    env = {
+        "MLCRAFT_TRACKING_URI": tracking.tracking_uri,
+        "MLCRAFT_MODEL_NAME": "from-env",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "OMP_NUM_THREADS": "1",
+    }
+    with serve_in_subprocess("mlcraft.mlops.serving:app_from_env", env=env, startup_timeout=120) as server:
+        assert httpx.get(f"{server.url}/ready", timeout=10).json()["model_version"] == version
+        response = httpx.post(f"{server.url}/predict", json={"features": live_rows[0].tolist()}, timeout=10)
+        assert response.status_code == 200 and response.json()["prediction"]["label"] in CLASS_NAMES
+        report = run_load_test(f"{server.url}/predict", [{"features": live_rows[0].tolist()}], n_requests=50)
+        assert report.ok == 50, str(report)
+        log_lines = Path(server.log_path).read_text().splitlines()
+    assert server.process.returncode is not None, "the server process must have exited"
+    requests = [json.loads(line) for line in log_lines if '"event": "request"' in line]
+    assert len(requests) >= 52 and {"path", "status", "latency_ms", "request_id", "model_version"} <= set(requests[0])
+
+
+def test_app_from_env_requires_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlcraft.mlops.serving import app_from_env
+
+    monkeypatch.delenv("MLCRAFT_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLCRAFT_MODEL_NAME", "x")
+    with pytest.raises(RuntimeError, match="MLCRAFT_TRACKING_URI"):
+        app_from_env()

@@ -29,6 +29,7 @@ from mlcraft.utils.logging import get_logger
 
 __all__ = [
     "MemoryFootprint",
+    "OnnxPredictor",
     "ParityReport",
     "RuntimeComparison",
     "check_onnx_parity",
@@ -107,6 +108,26 @@ def _run_session(session: Any, features: np.ndarray) -> np.ndarray:
     name = session.get_inputs()[0].name
     outputs: list[np.ndarray] = session.run(None, {name: np.ascontiguousarray(features, dtype=np.float32)})
     return outputs[0]
+
+
+class OnnxPredictor:
+    """Class probabilities from an exported model run by onnxruntime (the serving ``Predictor`` protocol)."""
+
+    def __init__(
+        self, path: str | Path, *, name: str, version: str, class_names: Sequence[str], threads: int = 1
+    ) -> None:
+        self.session = onnx_session(path, threads=threads)
+        self.name, self.version, self.class_names = name, version, tuple(class_names)
+        shape = self.session.get_inputs()[0].shape  # ["batch", F]
+        self.n_features = int(shape[1])
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """``[B, F]`` float32 -> ``[B, C]`` float32 probabilities (a numerically stable softmax)."""
+        logits = _run_session(self.session, features).astype(np.float64)  # (B, C)
+        logits -= logits.max(axis=-1, keepdims=True)
+        weights = np.exp(logits)
+        probabilities: np.ndarray = (weights / weights.sum(axis=-1, keepdims=True)).astype(np.float32)
+        return probabilities
 
 
 @dataclass(frozen=True)

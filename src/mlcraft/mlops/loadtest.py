@@ -16,7 +16,11 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -31,7 +35,16 @@ import httpx
 from mlcraft.mlops.timing import LatencySummary, summarize_latencies
 from mlcraft.utils.logging import get_logger
 
-__all__ = ["LoadTestReport", "RunningServer", "is_loopback", "run_load_test", "serve_in_background"]
+__all__ = [
+    "LoadTestReport",
+    "RunningServer",
+    "ServerProcess",
+    "free_port",
+    "is_loopback",
+    "run_load_test",
+    "serve_in_background",
+    "serve_in_subprocess",
+]
 
 log = get_logger(__name__)
 
@@ -119,6 +132,89 @@ def serve_in_background(
         if thread.is_alive():  # pragma: no cover - uvicorn ignored both requests
             raise RuntimeError(f"uvicorn on {host}:{bound_port} did not stop within {2 * shutdown_timeout} s")
         log.info("server stopped", url=f"http://{host}:{bound_port}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (the OS's pick for port 0). Another process could take it
+    before you bind it; :func:`serve_in_background` avoids that race by keeping its socket."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """A uvicorn process started by :func:`serve_in_subprocess`."""
+
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: str  # the server's stdout and stderr (deleted when the server stops)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@contextmanager
+def serve_in_subprocess(
+    factory: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    host: str = "127.0.0.1",
+    startup_timeout: float = 120.0,
+    shutdown_timeout: float = 10.0,
+) -> Iterator[ServerProcess]:
+    """Run ``uvicorn --factory <factory>`` (e.g. ``"mlcraft.mlops.serving:app_from_env"``) in its own
+    process on a free loopback port, with ``env`` added to this process's environment.
+
+    Ready when ``GET /health`` answers 200 (else ``RuntimeError`` with the end of the server's log).
+    On exit: SIGTERM (uvicorn shuts down gracefully), then SIGKILL after ``shutdown_timeout``.
+    A separate process is what a benchmark wants: the client's threads do not share its GIL.
+    """
+    if not is_loopback(host):
+        raise ValueError(f"serve_in_subprocess binds loopback addresses only, got {host!r}")
+    port = free_port(host)
+    log_file = tempfile.NamedTemporaryFile(prefix="uvicorn-", suffix=".log", delete=False)  # noqa: SIM115
+    command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", host, "--port", str(port)]
+    command += ["--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen(
+        command, env={**os.environ, **(env or {})}, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
+    server = ServerProcess(host, port, process, log_file.name)
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with code {process.returncode}:\n{_tail(log_file.name)}")
+            try:
+                if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"uvicorn did not answer /health within {startup_timeout} s:\n{_tail(log_file.name)}"
+                )
+            time.sleep(0.1)
+        log.info("server process started", url=server.url, pid=process.pid)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(shutdown_timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(shutdown_timeout)
+        log_file.close()
+        os.unlink(log_file.name)
+        log.info("server process stopped", url=server.url, returncode=process.returncode)
+
+
+def _tail(path: str, lines: int = 30) -> str:
+    with open(path, errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
 
 
 def is_loopback(host: str) -> bool:

@@ -47,6 +47,7 @@ __all__ = [
     "Predictor",
     "ReadyResponse",
     "ServingMetrics",
+    "app_from_env",
     "create_app",
     "format_validation_errors",
 ]
@@ -360,3 +361,44 @@ def create_app(
             )
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The service configured from environment variables, for
+    ``uvicorn --factory mlcraft.mlops.serving:app_from_env`` (the command of ``docker/Dockerfile``).
+
+    - ``MLCRAFT_TRACKING_URI`` (required): the registry's store, ``sqlite:///...`` or ``http://...``.
+    - ``MLCRAFT_MODEL_NAME`` (required) and ``MLCRAFT_MODEL_ALIAS`` (default ``champion``).
+    - ``MLCRAFT_ONNX_PATH`` (optional): serve this exported file with onnxruntime instead of the
+      registered PyTorch model (name, version and labels still come from the registry).
+    - ``MLCRAFT_MAX_BATCH`` (default 256), ``MLCRAFT_ALLOW_RELOAD`` (``1`` to enable ``/admin/reload``),
+      ``MLCRAFT_LOG_LEVEL`` (default ``INFO``); logs are JSON lines on stderr.
+    """
+    import os
+
+    from mlcraft.utils.logging import configure_logging
+
+    configure_logging(os.environ.get("MLCRAFT_LOG_LEVEL", "INFO"), json=True)
+    missing = [key for key in ("MLCRAFT_TRACKING_URI", "MLCRAFT_MODEL_NAME") if not os.environ.get(key)]
+    if missing:
+        raise RuntimeError(f"set {', '.join(missing)} (see mlcraft.mlops.serving.app_from_env)")
+    uri, name = os.environ["MLCRAFT_TRACKING_URI"], os.environ["MLCRAFT_MODEL_NAME"]
+    alias = os.environ.get("MLCRAFT_MODEL_ALIAS", "champion")
+    onnx_path = os.environ.get("MLCRAFT_ONNX_PATH")
+
+    def loader() -> Predictor:
+        from mlcraft.mlops.registry import load_model_by_alias
+        from mlcraft.mlops.tracking import registry_tracking
+
+        loaded = load_model_by_alias(registry_tracking(uri), name, alias)
+        if onnx_path:
+            from mlcraft.mlops.export import OnnxPredictor
+
+            return OnnxPredictor(onnx_path, name=loaded.name, version=loaded.version, class_names=loaded.class_names)
+        return loaded.predictor()
+
+    return create_app(
+        loader,
+        max_batch_size=int(os.environ.get("MLCRAFT_MAX_BATCH", "256")),
+        allow_reload=os.environ.get("MLCRAFT_ALLOW_RELOAD", "0") == "1",
+    )

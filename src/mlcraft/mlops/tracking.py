@@ -54,6 +54,7 @@ __all__ = [
     "log_figure",
     "log_torch_model",
     "metric_history",
+    "registry_tracking",
     "setup_tracking",
 ]
 
@@ -105,7 +106,8 @@ class Tracking:
         mlflow = import_mlflow()
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        mlflow.set_experiment(experiment_id=self.experiment_id)
+        if self.experiment_id:  # empty for a registry-only handle (see registry_tracking)
+            mlflow.set_experiment(experiment_id=self.experiment_id)
 
 
 def setup_tracking(
@@ -140,6 +142,13 @@ def setup_tracking(
         tracking.activate()
     log.info("tracking", uri=tracking_uri, experiment=experiment, experiment_id=tracking.experiment_id)
     return tracking
+
+
+def registry_tracking(tracking_uri: str) -> Tracking:
+    """A handle on an existing store for registry work only (serving): no experiment is created or set."""
+    if not tracking_uri:
+        raise ValueError("tracking_uri must be a non-empty URI such as sqlite:///path/mlflow.db")
+    return Tracking(tracking_uri, "", "", None)
 
 
 def flatten_params(params: BaseModel | Mapping[str, Any], prefix: str = "") -> dict[str, str]:
