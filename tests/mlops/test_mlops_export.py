@@ -101,3 +101,26 @@ def test_memory_footprint(trained_model: TabularMLP, onnx_path: Path, live_rows:
     # The file holds the same float32 weights plus the graph.
     assert expected <= footprint.onnx_file_bytes < expected + 100_000
     assert footprint.onnx_session_rss_bytes is None or footprint.onnx_session_rss_bytes >= 0
+
+
+def test_onnx_predictor_matches_the_eager_model(
+    trained_model: TabularMLP, onnx_path: Path, live_rows: np.ndarray
+) -> None:
+    from mlcraft.mlops.export import OnnxPredictor
+    from mlcraft.mlops.model import CLASS_NAMES, predict_proba
+
+    predictor = OnnxPredictor(onnx_path, name="tabular", version="3", class_names=CLASS_NAMES)
+    assert predictor.n_features == 8 and predictor.class_names == CLASS_NAMES
+    got = predictor.predict_proba(live_rows)
+    assert got.dtype == np.float32 and got.shape == (300, 3)
+    np.testing.assert_allclose(got, predict_proba(trained_model, live_rows), rtol=0, atol=1e-6)
+
+
+def test_parity_accepts_a_torch_export_module(
+    trained_model: TabularMLP, onnx_path: Path, live_rows: np.ndarray
+) -> None:
+    """The registry stores torch.export graphs, which refuse .eval(); parity and timing take them as they are."""
+    example = torch.from_numpy(live_rows[:4])
+    exported = torch.export.export(trained_model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    report = check_onnx_parity(exported.module(), onnx_path, live_rows)
+    assert report.passed, str(report)

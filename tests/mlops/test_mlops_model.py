@@ -63,3 +63,13 @@ def test_trained_model_learns_the_structure(
     accuracy = float((probabilities.argmax(1) == val.labels).mean())
     assert accuracy > 0.75, f"validation accuracy {accuracy:.3f}; the classes are learnable to about 0.8"
     assert not trained_model.training, "train_tabular_mlp returns the model in eval mode"
+
+
+def test_mlp_gives_the_same_logits_on_every_device(device: torch.device, trained_model: TabularMLP) -> None:
+    x = torch.from_numpy(make_tabular_data(64, seed=9).features)
+    with torch.inference_mode():
+        expected = trained_model(x)
+        moved = TabularMLP(trained_model.config).to(device)
+        moved.load_state_dict(trained_model.state_dict())
+        got = moved.eval()(x.to(device))
+    assert_close(got.cpu(), expected, msg=f"TabularMLP on {device} vs cpu")

@@ -92,6 +92,15 @@ def export_onnx(
     return target
 
 
+def _eval_mode(model: nn.Module) -> nn.Module:
+    """``model.eval()``; modules from ``torch.export`` (what the registry stores) have no train/eval
+    switch (they were exported in eval mode) and raise on ``eval()``, so they are left as they are."""
+    try:
+        return model.eval()
+    except NotImplementedError:
+        return model
+
+
 def onnx_session(path: str | Path, *, threads: int = 1) -> Any:
     """An onnxruntime CPU ``InferenceSession`` with all graph optimizations and ``threads`` intra-op threads."""
     import onnxruntime as ort
@@ -172,10 +181,9 @@ def check_onnx_parity(
     n = x.shape[0]
     sizes = tuple(sorted({min(max(int(b), 1), n) for b in (batch_sizes or (1, 7, n))}))
     session = onnx_session(session_or_path) if isinstance(session_or_path, str | Path) else session_or_path
-    model = model.eval()
-    cpu_model = model.to("cpu")
+    model = _eval_mode(model)
     with torch.inference_mode():
-        reference = cpu_model(torch.from_numpy(x)).numpy().astype(np.float64)  # (N, C)
+        reference = model(torch.from_numpy(x)).numpy().astype(np.float64)  # (N, C)
     max_abs, abs_sum, count, agree = 0.0, 0.0, 0, 0
     for size in sizes:
         got = np.concatenate([_run_session(session, x[i : i + size]) for i in range(0, n, size)]).astype(np.float64)
@@ -232,7 +240,7 @@ def compare_runtimes(
     """
     import time
 
-    model = model.eval()
+    model = _eval_mode(model)
     results = []
     for size in batch_sizes:
         if not 1 <= size <= inputs.shape[0]:
