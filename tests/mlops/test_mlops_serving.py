@@ -236,3 +236,18 @@ def test_bad_configuration_and_message_format() -> None:
         create_app(lambda: None, max_batch_size=0)  # type: ignore[arg-type, return-value]
     errors = [{"loc": ("body", "features", 2), "msg": "bad"}, {"loc": (), "msg": "worse"}]
     assert format_validation_errors(errors) == "body.features.2: bad; worse"
+
+
+def test_a_failing_model_is_a_logged_500_not_a_crash(trained_model: TabularMLP) -> None:
+    class Broken(TorchPredictor):
+        def predict_proba(self, features: np.ndarray) -> np.ndarray:
+            return np.full((features.shape[0], 3), np.nan, dtype=np.float32)
+
+    broken = Broken(trained_model, name="tabular", version="9", n_features=8, class_names=CLASS_NAMES)
+    with TestClient(create_app(lambda: broken), raise_server_exceptions=False) as client:
+        with structlog.testing.capture_logs() as logs:
+            response = client.post("/predict", json={"features": [0.0] * 8})
+        assert response.status_code == 500
+        assert any(e["event"] == "request failed" and "non-finite" in e["error"] for e in logs)
+        assert 'path="/predict",status="500"} 1' in client.get("/metrics").text
+        assert client.get("/health").status_code == 200

@@ -263,7 +263,13 @@ def create_app(
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         start = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as err:  # a bug or a model failure: still counted and logged, then a 500
+            path = getattr(request.scope.get("route"), "path", "unmatched")
+            metrics.observe_request(request.method, path, 500, time.perf_counter() - start)
+            log.error("request failed", method=request.method, path=path, request_id=request_id, error=repr(err))
+            raise
         seconds = time.perf_counter() - start
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")  # the route template: bounded label values
