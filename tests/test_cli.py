@@ -61,6 +61,22 @@ def test_grade_missing_folder_and_unknown_module(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown module 42_nope" in result.output
 
 
+def test_grade_rejects_bad_limits_before_grading(tmp_path: Path) -> None:
+    (tmp_path / "class" / "ann" / "00_orientation").mkdir(parents=True)
+    result = runner.invoke(app, ["grade", str(tmp_path / "class"), "--sandbox", "docker"])
+    assert result.exit_code == 2 and "invalid limits: sandbox" in result.output
+    result = runner.invoke(app, ["grade", str(tmp_path / "class"), "--memory-mb", "100"])
+    assert result.exit_code == 2 and "memory-mb" in result.output
+
+
+def test_grade_help_lists_the_limits() -> None:
+    result = runner.invoke(app, ["grade", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for flag in ("--cell-timeout", "--submission-timeout", "--memory-mb", "--max-output-bytes", "--scratch-mb"):
+        assert flag in result.output
+    assert "--sandbox" in result.output and "--force" in result.output
+
+
 def test_release_unknown_module() -> None:
     result = runner.invoke(app, ["release", "42_nope"])
     assert result.exit_code == 2

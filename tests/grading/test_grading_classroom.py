@@ -104,3 +104,23 @@ def test_cli_grade_prints_a_table_writes_reports_and_flags_attention(
     assert "invalid notebook" in result.output and "1 submission(s) need attention" in result.output
     rows = list(csv.DictReader((out / "grades.csv").open(encoding="utf-8")))
     assert [(r["student"], r["status"]) for r in rows] == [("correct", "graded"), ("invalid", "invalid notebook")]
+
+
+def test_without_a_sandbox_grading_works_and_says_so_once(
+    tiny_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from mlcraft.cli import app
+
+    classroom = write_classroom(tmp_path / "class", tiny_course)
+    for student in ("blank", "partial", "missing", "invalid"):
+        shutil.rmtree(classroom / student)
+    monkeypatch.setenv("MLCRAFT_COURSE_ROOT", str(tiny_course))
+    out = tmp_path / "out"
+    args = ["grade", str(classroom), "--out", str(out), "--cell-timeout", "30", "--sandbox", "off"]
+    result = CliRunner().invoke(app, args, terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("WITHOUT a sandbox") == 1, result.output
+    [row] = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert (row["status"], row["score"], row["flags"]) == ("graded", 3.0, ["no sandbox"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcraft.grading.classroom import GradeSettings, Status, SubmissionResult
+from mlcraft.grading.classroom import SCORED, GradeSettings, Status, SubmissionResult
 from mlcraft.grading.paths import list_modules
 from mlcraft.grading.validity import Variant, grade_variants, load_variants
 
@@ -73,7 +73,9 @@ def test_blank_release_scores_zero_on_every_autograded_cell(
 @pytest.mark.parametrize(("module", "variant"), CASES, ids=[f"{m}-{v.student}" for m, v in CASES])
 def test_variant(graded: dict[str, dict[str, SubmissionResult]], module: str, variant: Variant) -> None:
     result = graded[module][variant.student]
-    assert result.status is Status.GRADED, _summary(result)
+    # A mutant may hang or crash (status timeout / crashed); it only ever changes answer cells.
+    expected = (Status.GRADED,) if variant.kind == "alternative" else tuple(s for s in SCORED if s != Status.TAMPERED)
+    assert result.status in expected, _summary(result)
     if variant.kind == "alternative":
         assert result.score == result.max_score, f"a correct alternative lost points: {_summary(result)}"
         return

@@ -1,9 +1,9 @@
 """``mlcraft check``: a learner runs their exercise notebook and sees what the grader will see.
 
 The notebook is executed in a fresh kernel in its own folder; each graded cell is scored the
-way ``nbgrader autograde`` scores it (``nbgrader.utils.determine_grade``: an error or any
-stderr output in a test cell scores 0), so the learner's number matches the instructor's on
-the visible tests. Hidden tests only run when the instructor grades.
+way ``mlcraft grade`` scores it (:func:`mlcraft.grading.execute.honest_grade`: a test cell
+that raises an error scores 0; warnings on stderr do not), so the learner's number matches the
+instructor's on the visible tests. Hidden tests only run when the instructor grades.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbgrader.utils import compute_checksum, determine_grade, is_grade, is_locked, is_solution
+from nbgrader.utils import compute_checksum, is_grade, is_locked, is_solution
 
+from mlcraft.grading.execute import honest_grade
 from mlcraft.grading.notebooks import read_notebook
 
 __all__ = ["CellResult", "CheckReport", "check_notebook", "score_cells"]
@@ -59,9 +60,6 @@ def _error_summary(cell: Any) -> str:
         if output.get("output_type") == "error":
             value = str(output.get("evalue", "")).strip().splitlines()
             return f"{output.get('ename', 'Error')}: {value[0] if value else ''}".strip().rstrip(":")
-        if output.get("output_type") == "stream" and output.get("name") == "stderr":
-            text = str(output.get("text", "")).strip().splitlines()
-            return f"wrote to stderr (scores 0): {text[0] if text else ''}"
     return ""
 
 
@@ -71,7 +69,7 @@ def score_cells(nb: Any) -> list[CellResult]:
     for cell in nb.cells:
         if not is_grade(cell) or is_solution(cell) or cell.cell_type != "code":
             continue  # manually graded answers are not scored here
-        points, max_points = determine_grade(cell)
+        points, max_points = honest_grade(cell)
         checksum = cell.metadata["nbgrader"].get("checksum")
         edited = bool(checksum) and is_locked(cell) and checksum != compute_checksum(cell)
         results.append(

@@ -61,7 +61,7 @@ from mlcraft.grading.release import resolve_modules
 from mlcraft.grading.sandbox import MISSING_PROTECTIONS, sandbox_status
 from mlcraft.utils.logging import get_logger
 
-__all__ = ["GradeSettings", "Status", "SubmissionResult", "grade_classroom", "write_reports"]
+__all__ = ["SCORED", "GradeSettings", "Status", "SubmissionResult", "grade_classroom", "write_reports"]
 
 log = get_logger(__name__)
 

@@ -1,0 +1,130 @@
+"""`mlcraft grade --workers 2` vs plain sequential `nbgrader autograde`, same submissions, same run.
+
+Builds ``--count`` submissions of one module (the reference answers, from the validity harness)
+and grades them:
+
+1. **peer**: ``nbgrader autograde MODULE`` once over the whole class, sequential, no sandbox,
+   no limits, no feedback (nbgrader's default pipeline);
+2. **ours**: :func:`mlcraft.grading.classroom.grade_classroom` with ``--workers`` workers,
+   sandbox, limits, tamper report and test guard on, feedback off (as the peer);
+
+and prints the wall times and their ratio. Then the sandbox's cost per submission: ours with
+one worker, sandbox on vs off, on ``--overhead-count`` submissions.
+
+    python benchmarks/bench_grade.py [--module 00_orientation] [--count 40] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from mlcraft.grading.classroom import GradeSettings, Status, grade_classroom
+from mlcraft.grading.notebooks import read_notebook
+from mlcraft.grading.paths import nbgrader_ignore_patterns
+from mlcraft.grading.process import python_env
+from mlcraft.grading.sandbox import sandbox_status
+from mlcraft.grading.validity import build_submission
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_classroom(folder: Path, module: str, count: int) -> None:
+    source = read_notebook(REPO / "solutions" / module / f"{module}.ipynb")
+    release = read_notebook(REPO / "exercises" / module / f"{module}.ipynb")
+    submission = build_submission(source, release)
+    for index in range(count):
+        target = folder / f"s{index:03d}" / module / f"{module}.ipynb"
+        target.parent.mkdir(parents=True)
+        nbformat.write(submission, target)
+
+
+def nbgrader_sequential(classroom: Path, module: str, work: Path) -> float:
+    """Seconds for one plain ``nbgrader autograde MODULE`` over every student."""
+    source_dir = REPO / "solutions"
+    config = {
+        "CourseDirectory.root": str(work),
+        "CourseDirectory.source_directory": str(source_dir),
+        "CourseDirectory.release_directory": str(work / "release"),
+        "CourseDirectory.submitted_directory": str(classroom),
+        "CourseDirectory.autograded_directory": str(work / "autograded"),
+        "CourseDirectory.feedback_directory": str(work / "feedback"),
+        "CourseDirectory.db_url": f"sqlite:///{work / 'gradebook.db'}",
+        "CourseDirectory.ignore": nbgrader_ignore_patterns(source_dir),
+        "OverwriteCells.add_missing_cells": True,
+        "Execute.timeout": 120,
+    }
+    work.mkdir(parents=True)
+    lines = ["c = get_config()  # noqa: F821", *(f"c.{k} = {v!r}" for k, v in config.items())]
+    (work / "nbgrader_config.py").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def nbgrader(*args: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbgrader", *args], cwd=work, env=python_env(), capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"nbgrader {args[0]} failed:\n{proc.stderr[-2000:]}")
+
+    nbgrader("generate_assignment", module, "--force")
+    start = time.perf_counter()
+    nbgrader("autograde", module)
+    return time.perf_counter() - start
+
+
+def ours(classroom: Path, module: str, out: Path, workers: int, sandbox: str) -> float:
+    settings = GradeSettings(workers=workers, sandbox=sandbox, feedback=False)  # type: ignore[arg-type]
+    start = time.perf_counter()
+    results = grade_classroom(classroom, REPO, out, [module], settings)
+    elapsed = time.perf_counter() - start
+    bad = [r for r in results if r.status is not Status.GRADED or r.score != r.max_score]
+    if bad:
+        raise RuntimeError(f"the reference answers did not score full marks: {bad[0]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", default="00_orientation")
+    parser.add_argument("--count", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--overhead-count", type=int, default=8)
+    args = parser.parse_args()
+    bwrap, reason = sandbox_status("auto")
+    print(f"{args.count} submissions of {args.module}; {os.cpu_count()} CPU cores; sandbox: {bwrap or reason}")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        os.environ["MLCRAFT_GRADING_DIR"] = str(tmp / "grading-home")
+        classroom = tmp / "class"
+        make_classroom(classroom, args.module, args.count)
+        peer = nbgrader_sequential(classroom, args.module, tmp / "nbgrader")
+        mine = ours(classroom, args.module, tmp / "ours", args.workers, "auto")
+        print(f"nbgrader autograde, sequential     : {peer:7.1f} s ({peer / args.count:.2f} s per submission)")
+        print(
+            f"mlcraft grade --workers {args.workers}          : {mine:7.1f} s ({mine / args.count:.2f} s per submission)"
+        )
+        print(f"throughput ratio (ours / nbgrader)  : {peer / mine:.2f}x")
+
+        small = tmp / "small"
+        make_classroom(small, args.module, args.overhead_count)
+        times = {"off": [], "auto": []}
+        for round_index in range(2):  # alternate, so machine noise falls on both
+            for mode in ("off", "auto") if round_index == 0 else ("auto", "off"):
+                out = tmp / f"overhead-{mode}-{round_index}"
+                times[mode].append(ours(small, args.module, out, 1, mode))
+                shutil.rmtree(out)
+        on, off = min(times["auto"]), min(times["off"])
+        per = (on - off) / args.overhead_count
+        print(f"one worker, sandbox off / on        : {off:7.1f} s / {on:.1f} s for {args.overhead_count} submissions")
+        print(f"sandbox overhead per submission     : {per:+.2f} s ({100 * (on - off) / off:+.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
