@@ -71,7 +71,9 @@ def main() -> None:
                 f"{eager.batch_size:>5}  {name:<22}{summary.p50_ms:>9.4f}{summary.p99_ms:>9.4f}"
                 f"{throughput:>12,.0f}{p50_ratio:>11.2f}x{p99_ratio:>11.2f}x"
             )
-    print("ratios: runtime latency / onnxruntime latency (above 1: onnxruntime is faster)")
+    print(
+        "ratios: latency / onnxruntime latency, each timed in its own alternating pair (above 1: onnxruntime is faster)"
+    )
 
 
 if __name__ == "__main__":
