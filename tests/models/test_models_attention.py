@@ -294,7 +294,9 @@ def test_sdpa_is_shift_invariant_in_scores(device: torch.device) -> None:
     _f64(device)
     q, k, v = _qkv(device)
     plain = scaled_dot_product_attention(q, k, v)
-    shifted = scaled_dot_product_attention(q, k, v, attn_mask=torch.full((5, 5), 1000.0, dtype=torch.float64))
+    shifted = scaled_dot_product_attention(
+        q, k, v, attn_mask=torch.full((5, 5), 1000.0, dtype=torch.float64, device=device)
+    )
     assert torch.isfinite(shifted).all()
     assert_close(shifted, plain, **F64)
     # Same in float32, where exp(1000) would be inf.

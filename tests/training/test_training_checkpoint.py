@@ -267,6 +267,23 @@ def test_rng_state_survives_a_weights_only_checkpoint(tmp_path: Path) -> None:
     _assert_bitwise_equal(_draws(), expected)
 
 
+def test_rng_state_loaded_onto_the_training_device_restores(tmp_path: Path, device: torch.device) -> None:
+    """The Trainer loads checkpoints with ``map_location=<its device>``: on CUDA the generator
+    states arrive as CUDA tensors and must still restore (they are host state)."""
+    random.seed(15)
+    np.random.seed(16)
+    torch.manual_seed(17)
+    _prime_pending_gaussians()
+    save_checkpoint(tmp_path / "rng.pt", {"rng": capture_rng_state()})
+    expected = _draws()
+    torch.manual_seed(0)
+    np.random.seed(0)
+    loaded = load_checkpoint(tmp_path / "rng.pt", map_location=device)["rng"]
+    assert loaded["torch"].device.type == device.type
+    restore_rng_state(loaded)
+    _assert_bitwise_equal(_draws(), expected)
+
+
 def test_capture_without_pending_gaussian() -> None:
     random.seed(3)
     np.random.seed(3)

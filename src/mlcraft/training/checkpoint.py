@@ -43,21 +43,22 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_rng_state`."""
+    """Inverse of :func:`capture_rng_state`. The state may have been loaded onto any device
+    (``map_location="cuda"``): generator states are host tensors, so they go back to the CPU."""
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     npy = state["numpy"]
     np.random.set_state(
         {
             "bit_generator": "MT19937",
-            "state": {"key": npy["key"].numpy().astype(np.uint32), "pos": npy["pos"]},
+            "state": {"key": npy["key"].cpu().numpy().astype(np.uint32), "pos": npy["pos"]},
             "has_gauss": npy["has_gauss"],
             "gauss": npy["gauss"],
         }
     )
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
