@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
 
@@ -34,8 +34,9 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from mlcraft.mlops.prometheus import ServingMetrics
 from mlcraft.utils.logging import get_logger
 
 __all__ = [
@@ -57,10 +58,16 @@ log = get_logger(__name__)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_FEATURES = 10_000  # schema-level cap on a row's length, before the model's own check
 MAX_BATCH_CAP = 100_000  # schema-level cap on a batch, before the app's max_batch_size
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # seconds
+
+
+def _within_float32(value: float) -> float:
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(f"{value:g} is outside the float32 range of the model (|x| <= {FLOAT32_MAX:.3g})")
+    return value
+
 
 # A finite number that survives the cast to float32: strict (no strings, no booleans).
-Feature = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+Feature = Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_within_float32)]
 
 
 class Predictor(Protocol):
@@ -119,79 +126,29 @@ class ReadyResponse(BaseModel):
     detail: str | None = None
 
 
-def format_validation_errors(errors: Sequence[Any]) -> str:
-    """``"body.features.2: Input should be a finite number; ..."``: one clause per error, field first."""
+def format_validation_errors(errors: Sequence[Any], limit: int = 5) -> str:
+    """``"body.features.2: Input should be a finite number; ..."``: one clause per error, field
+    first, at most ``limit`` clauses (then ``"... and N more"``)."""
     parts = []
-    for error in errors:
+    for error in errors[:limit]:
         location = ".".join(str(part) for part in error.get("loc", ()))
         parts.append(f"{location}: {error.get('msg', 'invalid')}" if location else str(error.get("msg", "invalid")))
+    if len(errors) > limit:
+        parts.append(f"... and {len(errors) - limit} more")
     return "; ".join(parts)
+
+
+def _public_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    """An error entry without its ``input``; invalid JSON gets a readable message and location."""
+    loc, msg, kind = list(error.get("loc", ())), str(error.get("msg", "")), str(error.get("type", ""))
+    if kind == "json_invalid":  # FastAPI puts the character offset in loc and the parser's reason in ctx
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        msg, loc = f"invalid JSON at character {loc[-1]}: {reason}", ["body"]
+    return {"loc": loc, "msg": msg, "type": kind}
 
 
 def _invalid(loc: tuple[str | int, ...], message: str, kind: str) -> RequestValidationError:
     return RequestValidationError([{"type": kind, "loc": ("body", *loc), "msg": message}])
-
-
-class ServingMetrics:
-    """Thread-safe counters rendered in the Prometheus text format (no client library needed)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = {}  # (method, path, status) -> count
-        self.latency_buckets: dict[str, list[int]] = {}  # path -> cumulative counts per bucket
-        self.latency_sum: dict[str, float] = {}
-        self.latency_count: dict[str, int] = {}
-        self.rows_predicted = 0
-        self.class_counts: dict[str, int] = {}
-
-    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
-        with self._lock:
-            key = (method, path, status)
-            self.requests[key] = self.requests.get(key, 0) + 1
-            buckets = self.latency_buckets.setdefault(path, [0] * len(LATENCY_BUCKETS))
-            for i, bound in enumerate(LATENCY_BUCKETS):
-                if seconds <= bound:
-                    buckets[i] += 1
-            self.latency_sum[path] = self.latency_sum.get(path, 0.0) + seconds
-            self.latency_count[path] = self.latency_count.get(path, 0) + 1
-
-    def observe_predictions(self, labels: Sequence[str]) -> None:
-        with self._lock:
-            self.rows_predicted += len(labels)
-            for label in labels:
-                self.class_counts[label] = self.class_counts.get(label, 0) + 1
-
-    def render(self, model_name: str | None, model_version: str | None) -> str:
-        with self._lock:
-            lines = [
-                "# HELP mlcraft_requests_total HTTP requests answered, by method, route and status.",
-                "# TYPE mlcraft_requests_total counter",
-            ]
-            for (method, path, status), count in sorted(self.requests.items()):
-                lines.append(f'mlcraft_requests_total{{method="{method}",path="{path}",status="{status}"}} {count}')
-            lines += [
-                "# HELP mlcraft_request_duration_seconds Time to answer a request, by route.",
-                "# TYPE mlcraft_request_duration_seconds histogram",
-            ]
-            for path, buckets in sorted(self.latency_buckets.items()):
-                for bound, count in zip(LATENCY_BUCKETS, buckets, strict=True):
-                    lines.append(f'mlcraft_request_duration_seconds_bucket{{path="{path}",le="{bound}"}} {count}')
-                total = self.latency_count[path]
-                lines.append(f'mlcraft_request_duration_seconds_bucket{{path="{path}",le="+Inf"}} {total}')
-                lines.append(f'mlcraft_request_duration_seconds_sum{{path="{path}"}} {self.latency_sum[path]:.6f}')
-                lines.append(f'mlcraft_request_duration_seconds_count{{path="{path}"}} {total}')
-            lines += [
-                "# HELP mlcraft_rows_predicted_total Rows scored by the model.",
-                "# TYPE mlcraft_rows_predicted_total counter",
-                f"mlcraft_rows_predicted_total {self.rows_predicted}",
-                "# HELP mlcraft_predictions_total Predicted classes (a shift here is a drift signal).",
-                "# TYPE mlcraft_predictions_total counter",
-            ]
-            lines += [f'mlcraft_predictions_total{{label="{k}"}} {v}' for k, v in sorted(self.class_counts.items())]
-            lines += ["# HELP mlcraft_model_info The model being served.", "# TYPE mlcraft_model_info gauge"]
-            if model_name is not None:
-                lines.append(f'mlcraft_model_info{{name="{model_name}",version="{model_version}"}} 1')
-        return "\n".join(lines) + "\n"
 
 
 class _ModelNotReadyError(Exception):
@@ -249,10 +206,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-            for e in exc.errors()
-        ]  # the offending input is not echoed back: it may be huge or sensitive
+        errors = [_public_error(e) for e in exc.errors()]  # the input is not echoed: it may be huge or sensitive
         return JSONResponse(status_code=422, content={"message": format_validation_errors(errors), "detail": errors})
 
     @app.exception_handler(_ModelNotReadyError)
