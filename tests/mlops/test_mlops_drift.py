@@ -208,3 +208,14 @@ def test_plot_drift_draws_one_titled_panel_per_feature() -> None:
     assert visible[0].get_title().startswith("age") and "PSI" in visible[0].get_title()
     assert visible[0].title.get_color() == "tab:red", "a drifted feature's title must be red"
     plt.close(fig)
+
+
+def test_psi_with_a_constant_reference() -> None:
+    reference = np.full(100, 3.0)
+    assert psi(reference, np.full(50, 3.0)) == 0.0
+    edges, ref_frac, live_frac = bin_fractions(reference, np.array([1.0, 3.0, 5.0, 7.0]))
+    np.testing.assert_array_equal(edges, [3.0])  # all deciles coincide: two bins, (-inf, 3) and [3, inf)
+    np.testing.assert_allclose(ref_frac, [0.0, 1.0])
+    np.testing.assert_allclose(live_frac, [0.25, 0.75])
+    expected = (0.25 - 1e-4) * math.log(0.25 / 1e-4) + (0.75 - 1.0) * math.log(0.75)
+    assert psi(reference, np.array([1.0, 3.0, 5.0, 7.0])) == pytest.approx(expected, rel=1e-12)

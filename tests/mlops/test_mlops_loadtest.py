@@ -175,3 +175,23 @@ def test_app_from_env_requires_its_settings(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MLCRAFT_MODEL_NAME", "x")
     with pytest.raises(RuntimeError, match="MLCRAFT_TRACKING_URI"):
         app_from_env()
+
+
+def test_background_server_spans_calls_and_stops_once() -> None:
+    from mlcraft.mlops.loadtest import BackgroundServer
+
+    background = BackgroundServer(_slow_app(0.0))
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = background.url
+    server = background.start()
+    try:
+        assert background.running and httpx.post(f"{background.url}/slow", timeout=5).json() == {"ok": True}
+        with pytest.raises(RuntimeError, match="already started"):
+            background.start()
+    finally:
+        background.stop()
+    background.stop()  # idempotent
+    assert not background.running and not server.thread.is_alive()
+    with BackgroundServer(_slow_app(0.0)) as again:
+        assert httpx.post(f"{again.url}/slow", timeout=5).status_code == 200
+    assert not again.running

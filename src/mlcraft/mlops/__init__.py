@@ -19,6 +19,7 @@ from mlcraft.mlops.drift import (
 )
 from mlcraft.mlops.export import (
     MemoryFootprint,
+    OnnxPredictor,
     ParityReport,
     RuntimeComparison,
     check_onnx_parity,
@@ -57,6 +58,7 @@ from mlcraft.mlops.tracking import (
     log_figure,
     log_torch_model,
     metric_history,
+    registry_tracking,
     setup_tracking,
 )
 
@@ -71,6 +73,7 @@ __all__ = [
     "LoadedModel",
     "MLflowCallback",
     "MemoryFootprint",
+    "OnnxPredictor",
     "ParityReport",
     "RuntimeComparison",
     "TabularData",
@@ -102,6 +105,7 @@ __all__ = [
     "promote",
     "psi",
     "register_model",
+    "registry_tracking",
     "rollback",
     "set_alias",
     "setup_tracking",

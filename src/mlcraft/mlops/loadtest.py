@@ -25,7 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from mlcraft.mlops.timing import LatencySummary, summarize_latencies
 from mlcraft.utils.logging import get_logger
 
 __all__ = [
+    "BackgroundServer",
     "LoadTestReport",
     "RunningServer",
     "ServerProcess",
@@ -132,6 +133,48 @@ def serve_in_background(
         if thread.is_alive():  # pragma: no cover - uvicorn ignored both requests
             raise RuntimeError(f"uvicorn on {host}:{bound_port} did not stop within {2 * shutdown_timeout} s")
         log.info("server stopped", url=f"http://{host}:{bound_port}")
+
+
+class BackgroundServer:
+    """:func:`serve_in_background` for code that cannot hold a ``with`` block open, such as a
+    notebook whose server spans several cells: ``start()``, use ``url``, ``stop()``. Stopping
+    twice is harmless, and the thread is a daemon, so a kernel that exits does not hang on it.
+    """
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        self.app, self.options = app, options
+        self._stack: ExitStack | None = None
+        self.server: RunningServer | None = None
+
+    def start(self) -> RunningServer:
+        if self._stack is not None:
+            raise RuntimeError("server already started; stop() it first")
+        stack = ExitStack()
+        self.server = stack.enter_context(serve_in_background(self.app, **self.options))
+        self._stack = stack
+        return self.server
+
+    @property
+    def url(self) -> str:
+        if self.server is None or self._stack is None:
+            raise RuntimeError("server not running; call start()")
+        return self.server.url
+
+    @property
+    def running(self) -> bool:
+        return self._stack is not None
+
+    def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+    def __enter__(self) -> BackgroundServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
