@@ -93,6 +93,9 @@ class GuardedExecute(Execute):  # type: ignore[misc]  # nbgrader is untyped
         kwargs["kernel_manager_class"] = SandboxKernelManager
         super().__init__(**kwargs)
         self.shutdown_kernel = "immediate"
+        # A loaded machine may deliver a cell's last outputs late; never fail a cell for that
+        # (an error still counts: nbgrader adds it from the execute reply).
+        self.raise_on_iopub_timeout = False
         # No tag can make a cell skip execution: the skip tag is a secret per run.
         self.skip_cells_with_tag = f"mlcraft-never-{secrets.token_hex(16)}"
         self.events: list[dict[str, Any]] = []
@@ -104,6 +107,14 @@ class GuardedExecute(Execute):  # type: ignore[misc]  # nbgrader is untyped
         km = super().create_kernel_manager()
         km.scratch = str(Path(self.resources.get("metadata", {}).get("path") or ".").resolve())
         return km
+
+    def _get_timeout(self, cell: NotebookNode | None) -> int | None:
+        """The cell timeout, cut to what is left of the submission's time."""
+        timeout: int | None = super()._get_timeout(cell)
+        if self.deadline:
+            left = max(1, int(self.deadline - time.time()) + 1)
+            timeout = left if timeout is None else min(timeout, left)
+        return timeout
 
     async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None) -> Any:
         self._timed_out = True

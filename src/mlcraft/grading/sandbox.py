@@ -183,7 +183,8 @@ class SandboxKernelManager(AsyncKernelManager):
         if not self.bwrap:
             return command
         scratch = Path(self.scratch or os.getcwd())
-        data = sorted(p for p in scratch.iterdir() if p.is_file() and p.suffix != ".ipynb") if scratch.is_dir() else []
+        # Files (and folders) the assignment ships beside the notebook, copied there by nbgrader.
+        data = sorted(p for p in scratch.iterdir() if p.suffix != ".ipynb") if scratch.is_dir() else []
         prefix = bwrap_command(
             self.bwrap,
             secret=[Path(p) for p in self.secret],
