@@ -1,0 +1,1461 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Object detection
+#
+# A classifier says *what* is in an image. A detector says what is there, *where*, and how many:
+# a list of boxes, each with a class and a score. Every piece of a detector is small, and this
+# lesson builds each one by hand, checks it against `torchvision.ops` or `pycocotools`, and then
+# imports the `mlcraft` version:
+#
+# 1. a short CNN recap: convolution, stride, receptive field, and why detection needs more;
+# 2. the data: synthetic shapes with known boxes, and augmentations that move the boxes;
+# 3. boxes: formats, area, clipping;
+# 4. IoU, the measure of overlap everything else rests on (and GIoU);
+# 5. non-maximum suppression (NMS): from many overlapping guesses to one box per object;
+# 6. anchors and matching: which prediction is responsible for which object;
+# 7. the metric: precision–recall curves and COCO's AP, checked against `pycocotools`;
+# 8. training a small detector on the CPU, and its predictions before and after;
+# 9. the library route (torchvision's Faster R-CNN) and the real-data route.
+#
+# Everything runs offline on a CPU: the images are generated here. The reference code lives in
+# `mlcraft.evaluation` (boxes, NMS, COCO metrics), `mlcraft.models` (anchors, the detector) and
+# `mlcraft.data` (the shapes set).
+
+
+# %%
+# Set-up: on Colab, install the course package; everywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mlcraft @ git+https://github.com/mlcraft/mlcraft"], check=True)
+
+
+# %%
+import contextlib
+import io
+import math
+import os
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 (the conventional alias)
+from matplotlib.patches import Rectangle
+from torch import nn
+from torch.utils.data import Subset
+from torchvision import ops
+from torchvision.models.detection._utils import BoxCoder, Matcher
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.image_list import ImageList
+from torchvision.transforms import v2
+
+from mlcraft.utils import best_device, configure_logging, draw_boxes, seed_everything
+
+# Quiet the trainer's per-step log lines. Call this before importing mlcraft.training: its
+# logger picks up the level when the module is imported.
+configure_logging("WARNING")
+from mlcraft.data import SHAPE_CLASSES, VOC_CLASSES, ShapesConfig, ShapesDetection, collate_detection, voc_detection
+from mlcraft.evaluation import (
+    average_precision,
+    batched_nms,
+    box_area,
+    box_convert,
+    box_iou,
+    clip_boxes,
+    coco_evaluate,
+    decode_boxes,
+    encode_boxes,
+    generalized_box_iou,
+    nms,
+    precision_recall_curve,
+    to_coco_json,
+)
+from mlcraft.evaluation.coco import IOU_THRESHOLDS, STAT_NAMES
+from mlcraft.models import (
+    BACKGROUND,
+    DEFAULT_DETECTOR_TRAINING,
+    IGNORE,
+    DetectorConfig,
+    ShapesDetector,
+    evaluate_detector,
+    fasterrcnn_for_shapes,
+    fcos_targets,
+    grid_anchors,
+    match_anchors,
+    train_detector,
+)
+
+plt.rcParams.update({"axes.grid": True, "grid.alpha": 0.3})
+device = best_device()
+print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads")
+
+
+# %% [markdown]
+# ## 1. A short CNN recap
+#
+# ### 1.1 Convolution is a sliding dot product
+#
+# A 2-D convolution layer slides a small filter over the image. At each position it takes the
+# dot product of the filter with the patch under it; with `O` filters, each position gives `O`
+# numbers. (Strictly, this is cross-correlation: PyTorch does not flip the filter, and since the
+# filter is learned it makes no difference.) With stride `s` the filter jumps `s` pixels at a
+# time, and with padding `p` the image gets a border of zeros, so the output has
+# $\lfloor (H + 2p - k) / s \rfloor + 1$ rows. Written out as loops:
+
+
+# %%
+def conv2d_loop(x, weight, stride=1, padding=0):
+    """x (C, H, W), weight (O, C, k, k) -> (O, H_out, W_out): one dot product per filter and position."""
+    x = F.pad(x, (padding, padding, padding, padding))  # zeros around the border
+    out_channels, _, k, _ = weight.shape
+    h_out, w_out = (x.shape[1] - k) // stride + 1, (x.shape[2] - k) // stride + 1
+    out = torch.zeros(out_channels, h_out, w_out, dtype=x.dtype)
+    for o in range(out_channels):
+        for i in range(h_out):
+            for j in range(w_out):
+                patch = x[:, i * stride : i * stride + k, j * stride : j * stride + k]  # (C, k, k)
+                out[o, i, j] = (patch * weight[o]).sum()
+    return out
+
+
+g = torch.Generator().manual_seed(0)
+x = torch.randn(3, 9, 9, generator=g, dtype=torch.float64)  # a 3-channel 9×9 "image"
+w = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64)  # 4 filters of 3×3
+for stride, padding in [(1, 0), (1, 1), (2, 1)]:
+    ours = conv2d_loop(x, w, stride, padding)
+    torch.testing.assert_close(ours, F.conv2d(x[None], w, stride=stride, padding=padding)[0], rtol=1e-12, atol=1e-12)
+    print(f"stride {stride}, padding {padding}: (3, 9, 9) -> {tuple(ours.shape)}, equal to F.conv2d")
+
+
+# %% [markdown]
+# ### 1.2 Stride and receptive field
+#
+# A detection backbone stacks such layers; every stride-2 layer halves the resolution. Two numbers
+# describe what one cell of a feature map "sees":
+#
+# - its **stride** (the jump $j$): how many input pixels apart two neighbouring cells are;
+# - its **receptive field** $r$: the size of the input patch that can influence it. Each layer
+#   with kernel $k$ and stride $s$ grows it by $(k - 1)$ steps of the current jump:
+#   $r \leftarrow r + (k - 1)\,j$, then $j \leftarrow j\,s$.
+#
+# Here is the backbone of the detector we train in section 8: four stages, each a 3×3 convolution
+# of stride 2 followed by a 3×3 convolution of stride 1.
+
+
+# %%
+backbone_layers = [(f"stage {n} {part}", 3, s) for n in range(1, 5) for part, s in (("conv s2", 2), ("conv s1", 1))]
+receptive_field, jump = 1, 1
+print(f"{'layer':18} {'kernel':>6} {'stride so far':>14} {'receptive field':>16}")
+for name, k, s in backbone_layers:
+    receptive_field += (k - 1) * jump
+    jump *= s
+    print(f"{name:18} {k:>6} {jump:>14} {receptive_field:>13} px")
+
+
+# %% [markdown]
+# Let's check the formula by asking autograd: the gradient of one output cell with respect to the
+# input is non-zero exactly on the pixels that influence it. With all weights set to 1 nothing
+# can cancel, so the non-zero region is the whole receptive field. We use the first three stages
+# (stride 8) and a cell in the middle of the map, away from the zero padding:
+
+
+# %%
+probe = nn.Sequential(*(nn.Conv2d(1, 1, k, stride=s, padding=k // 2, bias=False) for _, k, s in backbone_layers[:6]))
+for conv in probe:
+    nn.init.ones_(conv.weight)
+image_in = torch.zeros(1, 1, 128, 128, requires_grad=True)
+fmap = probe(image_in)  # (1, 1, 16, 16): stride 8
+cell = (8, 8)
+fmap[0, 0, cell[0], cell[1]].backward()
+influence = image_in.grad[0, 0]  # (128, 128)
+rows, cols = torch.nonzero(influence, as_tuple=True)
+measured = (int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1))
+print(f"feature map {tuple(fmap.shape)}; cell {cell} is influenced by a {measured[0]}×{measured[1]} px patch")
+assert measured == (43, 43), measured  # the formula's receptive field after three stages
+
+shapes_image = ShapesDetection(1, ShapesConfig(clutter=0.3), seed=3)[0][0]
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+axes[0].imshow(shapes_image.permute(1, 2, 0))
+for v in range(0, 129, 8):  # the stride-8 grid: one feature-map cell per square
+    axes[0].axvline(v - 0.5, color="white", lw=0.3)
+    axes[0].axhline(v - 0.5, color="white", lw=0.3)
+top, left = int(rows.min()), int(cols.min())
+axes[0].add_patch(Rectangle((left - 0.5, top - 0.5), 43, 43, fill=False, color="red", lw=2))
+axes[0].add_patch(Rectangle((cell[1] * 8 - 0.5, cell[0] * 8 - 0.5), 8, 8, color="red", alpha=0.6))
+axes[0].set_title("one stride-8 cell (filled) and its 43 px receptive field", fontsize=9)
+axes[1].imshow(influence / influence.max(), cmap="magma")
+axes[1].set_title("how much each input pixel influences that cell", fontsize=9)
+for ax in axes:
+    ax.grid(False)
+    ax.set_axis_off()
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# Two things to notice. The 43 px receptive field at stride 8 is about the size of our largest
+# objects (48 px), so a cell at the centre of a large shape sees little beyond it; that is why the
+# detector of section 8 also merges in the fourth stage (stride 16, receptive field 91 px), the way
+# a feature pyramid network (FPN) does. And the influence is far from uniform: pixels near the
+# centre reach the cell through many more paths than those at the border. The *effective*
+# receptive field is smaller than the theoretical one.
+#
+# ### 1.3 Why detection needs more than classification
+#
+# A classifier ends with global pooling: average the feature map over all positions, then a linear
+# layer. Convolutions are translation-**equivariant** (shift the image, and the feature map shifts
+# the same way), so the pooled vector is translation-**invariant**: it cannot say *where* anything
+# is. With circular padding this is exact, as a check shows:
+
+
+# %%
+torch.manual_seed(0)
+features = nn.Sequential(
+    nn.Conv2d(3, 8, 3, padding=1, padding_mode="circular"), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, padding_mode="circular")
+)
+with torch.no_grad():
+    img = shapes_image[None]  # (1, 3, 128, 128)
+    moved = torch.roll(img, shifts=(20, -35), dims=(2, 3))  # the same picture, shifted
+    fmap_a, fmap_b = features(img), features(moved)  # (1, 8, 128, 128) each
+torch.testing.assert_close(torch.roll(fmap_a, shifts=(20, -35), dims=(2, 3)), fmap_b, rtol=1e-5, atol=1e-5)
+torch.testing.assert_close(fmap_a.mean(dim=(2, 3)), fmap_b.mean(dim=(2, 3)), rtol=1e-5, atol=1e-5)
+print("feature map: shifts with the image (equivariant); pooled vector: unchanged (invariant)")
+
+
+# %% [markdown]
+# A detector therefore keeps the spatial map and makes a prediction at *every* location: "is there
+# an object near here, of which class, and where exactly are its edges?". That raises the
+# questions the rest of the lesson answers. How do we describe and compare boxes (sections 3–4)?
+# Neighbouring locations all see the same object, so how do we keep one box per object
+# (section 5)? During training, which location should predict which object (section 6)? And with
+# a variable number of boxes per image, what does "accuracy" even mean (section 7)?
+#
+# ## 2. The data
+#
+# `mlcraft.data.ShapesDetection` draws circles, squares and triangles on coloured backgrounds.
+# Every image is a pure function of `(seed, index)`, so it needs no download and is the same on
+# every machine. Samples follow torchvision's conventions: the image is a `tv_tensors.Image`,
+# float in [0, 1], and the target holds `BoundingBoxes` in `xyxy` pixel coordinates and labels
+# 1..3 (0 is reserved for the background, as torchvision's detection models expect).
+
+
+# %%
+data = ShapesDetection(8, ShapesConfig(), seed=0)
+image, target = data[0]
+print(f"image: {type(image).__name__} {tuple(image.shape)} {image.dtype}, values in [{image.min():.2f}, {image.max():.2f}]")
+print(f"boxes: {type(target['boxes']).__name__}, format {target['boxes'].format.name}, canvas {target['boxes'].canvas_size}")
+print(target["boxes"].as_subclass(torch.Tensor))
+print(f"labels: {target['labels'].tolist()} = {[SHAPE_CLASSES[i - 1] for i in target['labels']]}")
+
+fig, axes = plt.subplots(2, 4, figsize=(12, 6.2))
+for i, ax in enumerate(axes.flat):
+    image, target = data[i]
+    draw_boxes(ax, image, target["boxes"], target["labels"], class_names=SHAPE_CLASSES, title=f"image {i}")
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# Each box is the tight extent of its shape. Three knobs of `ShapesConfig` make the task harder:
+# **clutter** (noise, blobs and strokes that are not objects), **occlusion** (how much of an
+# object later objects may cover) and **scale** (`min_size` to `max_size`, the side of the boxes
+# in pixels). One row per knob:
+
+
+# %%
+knobs = {
+    "clutter": [{"clutter": c} for c in (0.0, 0.3, 0.6, 1.0)],
+    "occlusion": [{"occlusion": o, "min_objects": 6, "max_objects": 8} for o in (0.0, 0.3, 0.6, 0.9)],
+    "scale": [{"min_size": lo, "max_size": hi} for lo, hi in ((8, 16), (16, 32), (32, 64), (64, 96))],
+}
+fig, axes = plt.subplots(3, 4, figsize=(12, 9.5))
+for row, settings in zip(axes, knobs.values(), strict=True):
+    for ax, setting in zip(row, settings, strict=True):
+        image, target = ShapesDetection(1, ShapesConfig(**setting), seed=1)[0]
+        title = ", ".join(f"{k}={v}" for k, v in setting.items() if k in ("clutter", "occlusion", "min_size", "max_size"))
+        draw_boxes(ax, image, target["boxes"], target["labels"], class_names=SHAPE_CLASSES, title=title)
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# ### Augmentations must move the boxes
+#
+# Flip an image and its boxes must flip too. `torchvision.transforms.v2` does this for us: because
+# the boxes are `BoundingBoxes`, each transform knows to apply the same geometry to them.
+# `SanitizeBoundingBoxes` then removes boxes that became too small or left the image, *and their
+# labels*. A horizontal flip is simple enough to check by hand: $x_1' = W - x_2$, $x_2' = W - x_1$.
+
+
+# %%
+image, target = data[1]
+flipped_image, flipped = v2.RandomHorizontalFlip(p=1.0)(image, target)
+W = image.shape[-1]
+boxes = target["boxes"].as_subclass(torch.Tensor)
+by_hand = torch.stack([W - boxes[:, 2], boxes[:, 1], W - boxes[:, 0], boxes[:, 3]], dim=1)
+torch.testing.assert_close(flipped["boxes"].as_subclass(torch.Tensor), by_hand, rtol=0, atol=1e-5)
+torch.testing.assert_close(flipped_image.as_subclass(torch.Tensor), image.flip(-1).as_subclass(torch.Tensor), rtol=0, atol=0)
+print("v2.RandomHorizontalFlip moves the boxes exactly as x1' = W - x2, x2' = W - x1")
+
+augment = v2.Compose(
+    [
+        v2.RandomHorizontalFlip(p=0.5),
+        v2.RandomAffine(degrees=20, translate=(0.15, 0.15), scale=(0.7, 1.2)),
+        v2.ClampBoundingBoxes(),
+        v2.SanitizeBoundingBoxes(min_size=4),
+    ]
+)
+augmented = ShapesDetection(8, ShapesConfig(), seed=0, transforms=augment)
+torch.manual_seed(1)  # v2 transforms draw from torch's global generator
+fig, axes = plt.subplots(2, 4, figsize=(12, 6.2))
+for i in range(4):
+    image, target = data[i]
+    draw_boxes(axes[0, i], image, target["boxes"], target["labels"], class_names=SHAPE_CLASSES, title=f"image {i}")
+    image, target = augmented[i]
+    draw_boxes(axes[1, i], image, target["boxes"], target["labels"], class_names=SHAPE_CLASSES, title=f"image {i}, augmented")
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# Look at the rotated shapes: the new box is the box around the *rotated box*, not around the
+# rotated shape, so it is looser than a box drawn by hand. Rotations beyond a few degrees teach a
+# detector sloppy boxes; flips, shifts and scaling are exact. Objects pushed partly out of the
+# frame get clipped boxes, and objects pushed out entirely disappear with their labels.
+#
+# ## 3. Boxes
+#
+# Three formats are common, and mixing them up is one of the most frequent detection bugs (the
+# model trains, the numbers are just bad):
+#
+# - `xyxy`: corners $(x_1, y_1, x_2, y_2)$; torchvision's models and ops;
+# - `xywh`: top-left corner, width, height; COCO's json files;
+# - `cxcywh`: centre, width, height; what box regressions and DETR predict.
+#
+# Coordinates are continuous: a box from $x_1 = 10$ to $x_2 = 20$ is 10 px wide (no "+1").
+
+
+# %%
+def xyxy_to_xywh(b):
+    x1, y1, x2, y2 = b.unbind(-1)
+    return torch.stack((x1, y1, x2 - x1, y2 - y1), dim=-1)
+
+
+def xywh_to_xyxy(b):
+    x, y, w, h = b.unbind(-1)
+    return torch.stack((x, y, x + w, y + h), dim=-1)
+
+
+def xyxy_to_cxcywh(b):
+    x1, y1, x2, y2 = b.unbind(-1)
+    return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), dim=-1)
+
+
+def cxcywh_to_xyxy(b):
+    cx, cy, w, h = b.unbind(-1)
+    return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), dim=-1)
+
+
+def random_boxes(n, size=128.0, generator=None):
+    """n valid xyxy boxes (x2 > x1, y2 > y1) inside a size × size image, float64."""
+    corners = torch.rand(n, 2, generator=generator, dtype=torch.float64) * size * 0.8
+    sides = 4 + torch.rand(n, 2, generator=generator, dtype=torch.float64) * size * 0.4
+    return torch.cat((corners, corners + sides), dim=1)
+
+
+boxes = random_boxes(100, generator=g)
+for fmt, to_fmt, from_fmt in [("xywh", xyxy_to_xywh, xywh_to_xyxy), ("cxcywh", xyxy_to_cxcywh, cxcywh_to_xyxy)]:
+    converted = to_fmt(boxes)
+    torch.testing.assert_close(converted, ops.box_convert(boxes, "xyxy", fmt), rtol=0, atol=1e-12)
+    torch.testing.assert_close(from_fmt(converted), boxes, rtol=0, atol=1e-12)  # round trip
+    torch.testing.assert_close(box_convert(boxes, "xyxy", fmt), converted, rtol=0, atol=1e-12)
+    torch.testing.assert_close(box_convert(converted, fmt, "xyxy"), boxes, rtol=0, atol=1e-12)
+print("hand-written conversions = torchvision.ops.box_convert = mlcraft's box_convert, both ways")
+
+box = torch.tensor([[30.0, 40.0, 90.0, 70.0]])
+for fmt in ("xyxy", "xywh", "cxcywh"):
+    print(f"{fmt:>6}: {box_convert(box, 'xyxy', fmt)[0].tolist()}")
+
+
+# %% [markdown]
+# Area is width × height. Clipping to the image clamps the x coordinates to $[0, W]$ and the y
+# coordinates to $[0, H]$; a box entirely outside ends up with zero width or height, which is why
+# clipping is usually followed by removing empty boxes.
+
+
+# %%
+def area_by_hand(b):
+    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+
+def clip_by_hand(b, height, width):
+    x1, y1, x2, y2 = b.unbind(-1)
+    return torch.stack((x1.clamp(0, width), y1.clamp(0, height), x2.clamp(0, width), y2.clamp(0, height)), dim=-1)
+
+
+torch.testing.assert_close(area_by_hand(boxes), ops.box_area(boxes), rtol=0, atol=1e-9)
+torch.testing.assert_close(box_area(boxes), ops.box_area(boxes), rtol=0, atol=1e-9)
+
+spilling = torch.tensor([[-10.0, 20.0, 50.0, 140.0], [100.0, -5.0, 150.0, 30.0], [130.0, 10.0, 160.0, 40.0]])
+clipped = clip_by_hand(spilling, 128, 128)
+torch.testing.assert_close(clipped, ops.clip_boxes_to_image(spilling, (128, 128)), rtol=0, atol=0)
+torch.testing.assert_close(clip_boxes(spilling, (128, 128)), clipped, rtol=0, atol=0)
+for before, after, a in zip(spilling.tolist(), clipped.tolist(), area_by_hand(clipped).tolist(), strict=True):
+    print(f"{before} -> clipped {after}, area {a:.0f}")
+
+
+# %% [markdown]
+# The third box lies entirely right of the image: after clipping it has width 0, area 0.
+#
+# ## 4. Intersection over union
+#
+# How well does a predicted box fit an object? The standard answer is the **intersection over
+# union**: the area the two boxes share, divided by the area they cover together. It is 1 for
+# identical boxes and 0 for boxes that do not overlap, and it does not depend on the size of the
+# boxes, so a 3 px error on a small object costs more than on a large one. First for one pair, in
+# plain Python:
+
+
+# %%
+def iou_pair(a, b):
+    """IoU of two xyxy boxes, each a list of 4 floats."""
+    inter_w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))  # overlap of the x ranges, 0 if none
+    inter_h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = inter_w * inter_h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+def iou_loop(boxes1, boxes2):
+    """(N, M) IoU matrix, one pair at a time."""
+    return torch.tensor([[iou_pair(a, b) for b in boxes2.tolist()] for a in boxes1.tolist()], dtype=torch.float64)
+
+
+# %% [markdown]
+# Detectors compare hundreds of predictions with every ground-truth box, so we want all pairs at
+# once. Broadcasting does it: index the first set as `(N, 1, 2)` and the second as `(1, M, 2)`, and
+# the max/min of the corners is an `(N, M, 2)` tensor.
+
+
+# %%
+def iou_matrix(boxes1, boxes2):
+    """(N, 4) and (M, 4) xyxy boxes -> (N, M) pairwise IoU."""
+    area1, area2 = area_by_hand(boxes1), area_by_hand(boxes2)  # (N,), (M,)
+    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])  # (N, M, 2)
+    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])  # (N, M, 2)
+    wh = (bottom_right - top_left).clamp(min=0)  # (N, M, 2): negative means no overlap -> 0
+    inter = wh[..., 0] * wh[..., 1]  # (N, M)
+    return inter / (area1[:, None] + area2[None, :] - inter)  # (N, M)
+
+
+boxes1, boxes2 = random_boxes(60, generator=g), random_boxes(50, generator=g)
+start = time.perf_counter()
+loop_result = iou_loop(boxes1, boxes2)
+loop_seconds = time.perf_counter() - start
+start = time.perf_counter()
+vector_result = iou_matrix(boxes1, boxes2)
+vector_seconds = time.perf_counter() - start
+reference = ops.box_iou(boxes1, boxes2)
+torch.testing.assert_close(loop_result, reference, rtol=0, atol=1e-12)
+torch.testing.assert_close(vector_result, reference, rtol=0, atol=1e-12)
+torch.testing.assert_close(box_iou(boxes1, boxes2), reference, rtol=0, atol=1e-12)
+print(f"(60, 4) × (50, 4) -> {tuple(vector_result.shape)}; loop, broadcast, torchvision and mlcraft agree to 1e-12")
+print(f"loop {loop_seconds * 1e3:.1f} ms, broadcast {vector_seconds * 1e3:.2f} ms ({loop_seconds / vector_seconds:.0f}x faster)")
+
+
+# %% [markdown]
+# Random boxes rarely hit the edge cases, so test them on purpose:
+
+
+# %%
+edge_cases = {
+    "identical": ([10, 10, 50, 50], [10, 10, 50, 50], 1.0),
+    "disjoint": ([10, 10, 50, 50], [60, 60, 90, 90], 0.0),
+    "touching edges": ([10, 10, 50, 50], [50, 10, 90, 50], 0.0),
+    "one inside the other": ([10, 10, 50, 50], [20, 20, 40, 40], 400 / 1600),
+    "half shifted": ([0, 0, 40, 40], [20, 0, 60, 40], 800 / 2400),
+}
+for name, (a, b, expected) in edge_cases.items():
+    pair = torch.tensor([a], dtype=torch.float64), torch.tensor([b], dtype=torch.float64)
+    values = [iou_pair(a, b), iou_matrix(*pair).item(), ops.box_iou(*pair).item(), box_iou(*pair).item()]
+    torch.testing.assert_close(torch.tensor(values, dtype=torch.float64), torch.full((4,), expected, dtype=torch.float64))
+    print(f"{name:22} IoU = {values[0]:.4f} (expected {expected:.4f}): pair, matrix, torchvision, mlcraft agree")
+empty = torch.tensor([[5.0, 5.0, 5.0, 5.0]])
+print(f"two zero-area boxes: 0 / 0 = {box_iou(empty, empty).item()} (torchvision: {ops.box_iou(empty, empty).item()})")
+
+
+# %% [markdown]
+# What does a given IoU look like? Two boxes of the same size, side $s$, shifted by $d$ along x,
+# have $\mathrm{IoU} = (s - d) / (s + d)$, so a shift of $d = s\,(1 - \mathrm{IoU}) / (1 + \mathrm{IoU})$:
+
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
+side = 60.0
+for ax, target_iou in zip(axes, (0.9, 0.75, 0.5, 0.3), strict=True):
+    shift = side * (1 - target_iou) / (1 + target_iou)
+    a, b = [20.0, 20.0, 20 + side, 20 + side], [20 + shift, 20.0, 20 + side + shift, 20 + side]
+    ax.add_patch(Rectangle(a[:2], side, side, fill=False, color="tab:blue", lw=2))
+    ax.add_patch(Rectangle(b[:2], side, side, fill=False, color="tab:orange", lw=2, ls="--"))
+    ax.add_patch(Rectangle((b[0], b[1]), a[2] - b[0], side, color="tab:green", alpha=0.3))
+    ax.set_xlim(0, 130)
+    ax.set_ylim(100, 0)
+    ax.set_aspect("equal")
+    ax.set_title(f"IoU {iou_pair(a, b):.2f}: shifted by {shift / side:.0%} of the side", fontsize=9)
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# IoU 0.5, the usual threshold for "found it", allows a shift of a third of the box: quite
+# generous. COCO's main metric therefore averages over thresholds up to 0.95 (section 7).
+#
+# ### GIoU
+#
+# As a training loss, $1 - \mathrm{IoU}$ has a flaw: for boxes that do not overlap it is 1 whatever
+# their distance, so its gradient is zero and it cannot pull a prediction towards the object. The
+# **generalized IoU** (Rezatofighi et al., 2019) subtracts the fraction of the smallest enclosing
+# box $C$ that neither box covers: $\mathrm{GIoU} = \mathrm{IoU} - |C \setminus (A \cup B)| / |C|$.
+# It lies in $[-1, 1]$ and keeps decreasing as disjoint boxes move apart. The FCOS detector of
+# section 8 uses $1 - \mathrm{GIoU}$ as its box loss.
+
+
+# %%
+def giou_matrix(boxes1, boxes2):
+    """(N, M) generalized IoU of xyxy boxes."""
+    iou = iou_matrix(boxes1, boxes2)  # (N, M)
+    area1, area2 = area_by_hand(boxes1), area_by_hand(boxes2)
+    inter = iou * (area1[:, None] + area2[None, :]) / (1 + iou)  # from IoU = I / (A1 + A2 - I)
+    union = area1[:, None] + area2[None, :] - inter
+    enclosing_wh = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:]) - torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
+    enclosing = enclosing_wh[..., 0] * enclosing_wh[..., 1]  # (N, M): area of the smallest box around both
+    return iou - (enclosing - union) / enclosing
+
+
+torch.testing.assert_close(giou_matrix(boxes1, boxes2), ops.generalized_box_iou(boxes1, boxes2), rtol=0, atol=1e-12)
+torch.testing.assert_close(generalized_box_iou(boxes1, boxes2), ops.generalized_box_iou(boxes1, boxes2), rtol=0, atol=1e-12)
+print("hand-written GIoU = torchvision.ops.generalized_box_iou = mlcraft's generalized_box_iou")
+
+fixed = torch.tensor([[40.0, 40.0, 80.0, 80.0]], dtype=torch.float64)
+offsets = torch.linspace(-100, 100, 201, dtype=torch.float64)
+sliding = fixed + torch.stack([offsets, torch.zeros_like(offsets), offsets, torch.zeros_like(offsets)], dim=1)
+fig, ax = plt.subplots(figsize=(7, 3.2))
+ax.plot(offsets, ops.box_iou(sliding, fixed)[:, 0], label="IoU")
+ax.plot(offsets, ops.generalized_box_iou(sliding, fixed)[:, 0], label="GIoU")
+ax.set_xlabel("horizontal offset of a 40 px box from its twin (px)")
+ax.set_title("IoU is flat (no gradient) once the boxes separate; GIoU keeps sloping")
+ax.legend()
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# ## 5. Non-maximum suppression
+#
+# A dense detector makes a prediction at every location, and every location near an object
+# predicts a box for it. The raw output is a cloud of overlapping boxes. **Greedy NMS** keeps the
+# best one and removes its near-duplicates:
+#
+# 1. sort the boxes by score;
+# 2. keep the best remaining box;
+# 3. drop every remaining box whose IoU with it is **greater than** the threshold;
+# 4. repeat until no box is left.
+#
+# To see it work, we fake a detector's raw output on one image: a dozen jittered copies of each
+# object's box, scored by how well they fit, plus a few stray boxes.
+
+
+# %%
+def noisy_predictions(gt_boxes, copies=12, strays=6, seed=0):
+    """Jittered copies of each gt box (score ~ fit) and random strays (low scores): boxes (N, 4), scores (N,)."""
+    gen = torch.Generator().manual_seed(seed)
+    sides = (gt_boxes[:, 2:] - gt_boxes[:, :2]).repeat(1, 2)  # (G, 4): w, h, w, h
+    jitter = 0.12 * sides[:, None, :] * torch.randn(len(gt_boxes), copies, 4, generator=gen)  # (G, copies, 4)
+    jittered = (gt_boxes[:, None, :] + jitter).reshape(-1, 4)  # (G * copies, 4)
+    fit = box_iou(jittered, gt_boxes).max(dim=1).values
+    scores = fit * (0.75 + 0.25 * torch.rand(len(jittered), generator=gen))
+    corners = torch.rand(strays, 2, generator=gen) * 90
+    stray_boxes = torch.cat((corners, corners + 15 + 25 * torch.rand(strays, 2, generator=gen)), dim=1)
+    stray_scores = 0.4 * torch.rand(strays, generator=gen)
+    return torch.cat((jittered, stray_boxes)), torch.cat((scores, stray_scores))
+
+
+nms_image, nms_target = ShapesDetection(1, ShapesConfig(min_objects=3, max_objects=3), seed=7)[0]
+gt_boxes = nms_target["boxes"].as_subclass(torch.Tensor)
+pred_boxes, pred_scores = noisy_predictions(gt_boxes)
+print(f"{len(gt_boxes)} objects, {len(pred_boxes)} predicted boxes")
+
+
+# %% [markdown]
+# The algorithm, as written above: a list of candidates, and a filter per kept box.
+
+
+# %%
+def nms_plain(boxes, scores, iou_threshold):
+    """Indices of the kept boxes, best first. Among equal scores, the lower index goes first."""
+    remaining = torch.sort(scores, descending=True, stable=True).indices.tolist()
+    keep = []
+    while remaining:
+        best = remaining.pop(0)
+        keep.append(best)
+        remaining = [i for i in remaining if iou_pair(boxes[best].tolist(), boxes[i].tolist()) <= iou_threshold]
+    return torch.tensor(keep, dtype=torch.int64)
+
+
+# %% [markdown]
+# This computes each IoU in Python. The vectorised version computes the IoU matrix once, in
+# visiting order, and keeps a "suppressed" mask; the greedy pass itself stays a loop, because
+# whether box $i$ survives depends on which earlier boxes survived.
+
+
+# %%
+def nms_matrix(boxes, scores, iou_threshold):
+    order = torch.sort(scores, descending=True, stable=True).indices
+    iou = iou_matrix(boxes[order], boxes[order])  # (N, N), rows and columns in visiting order
+    suppressed = torch.zeros(len(order), dtype=torch.bool)
+    keep = []
+    for i in range(len(order)):
+        if not suppressed[i]:
+            keep.append(i)
+            suppressed |= iou[i] > iou_threshold  # box i removes its duplicates
+    return order[keep]
+
+
+for threshold in (0.3, 0.5, 0.7):
+    kept = nms_plain(pred_boxes, pred_scores, threshold)
+    torch.testing.assert_close(nms_matrix(pred_boxes, pred_scores, threshold), kept, rtol=0, atol=0)
+    torch.testing.assert_close(ops.nms(pred_boxes, pred_scores, threshold), kept, rtol=0, atol=0)
+    torch.testing.assert_close(nms(pred_boxes, pred_scores, threshold), kept, rtol=0, atol=0)
+    print(f"IoU threshold {threshold}: keeps {len(kept):2} of {len(pred_boxes)} boxes (ours = torchvision = mlcraft)")
+
+
+# %%
+kept = nms(pred_boxes, pred_scores, 0.5)
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
+draw_boxes(axes[0], nms_image, pred_boxes, scores=None, color="yellow", title=f"before NMS: {len(pred_boxes)} boxes")
+draw_boxes(axes[1], nms_image, gt_boxes, color="white", linestyle="--")
+draw_boxes(axes[1], None, pred_boxes[kept], scores=pred_scores[kept], color="yellow",
+           title=f"after NMS (IoU > 0.5 suppressed): {len(kept)} boxes; ground truth dashed")  # fmt: skip
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# One box per object survives, with its best score, plus low-scoring boxes that overlap nothing
+# much: NMS removes *duplicates*, not false positives. How a detector ranks those is what the
+# metric of section 7 judges. The threshold is
+# a trade-off: too low and two genuinely overlapping objects merge into one detection; too high
+# and duplicates survive (0.5 to 0.7 is typical).
+#
+# ### Class-aware NMS
+#
+# A square partly hidden behind a circle can overlap it with IoU above the threshold. They are two
+# objects, but class-agnostic NMS keeps only one. Detectors therefore run NMS **per class**
+# (`batched_nms`): boxes of different classes never suppress each other. torchvision implements it
+# with a trick: shift each class's boxes by a class-dependent offset larger than the image, so
+# boxes of different classes cannot overlap, then run one plain NMS.
+
+
+# %%
+overlapping = torch.tensor([[20.0, 20.0, 70.0, 70.0], [28.0, 25.0, 78.0, 75.0]])  # IoU 0.61
+two_scores, two_classes = torch.tensor([0.9, 0.8]), torch.tensor([2, 1])  # a square and a circle
+print(f"IoU {box_iou(overlapping[:1], overlapping[1:]).item():.2f}")
+print(f"class-agnostic NMS keeps {nms(overlapping, two_scores, 0.5).tolist()}")
+print(f"class-aware NMS keeps    {batched_nms(overlapping, two_scores, two_classes, 0.5).tolist()}")
+
+
+def batched_nms_by_offset(boxes, scores, classes, iou_threshold):
+    offsets = classes.to(boxes) * (boxes.max() + 1)  # (N,): each class gets its own region of the plane
+    return nms_matrix(boxes + offsets[:, None], scores, iou_threshold)
+
+
+labels_for_preds = torch.randint(1, 4, (len(pred_boxes),), generator=g)
+expected = ops.batched_nms(pred_boxes, pred_scores, labels_for_preds, 0.5)
+torch.testing.assert_close(batched_nms_by_offset(pred_boxes, pred_scores, labels_for_preds, 0.5), expected, rtol=0, atol=0)
+torch.testing.assert_close(batched_nms(pred_boxes, pred_scores, labels_for_preds, 0.5), expected, rtol=0, atol=0)
+print(f"random classes on the noisy boxes: class-aware NMS keeps {len(expected)} (ours = torchvision = mlcraft)")
+
+
+# %% [markdown]
+# ### Ties
+#
+# Which box wins when two scores are exactly equal? The greedy algorithm does not say, and the
+# answer can change the *number* of boxes kept: below, boxes 0 and 1 tie; box 2 overlaps box 1 but
+# not box 0. Keep box 0 first and box 2 survives; keep box 1 first and it does not.
+# `mlcraft.evaluation.nms` uses a stable sort, so the lower index wins. torchvision does not
+# document its order, so with exact ties the two may legitimately differ; with distinct scores
+# they agree exactly (as checked above). Real scores are rarely tied, except after rounding, or
+# with quantized models.
+
+
+# %%
+tied = torch.tensor([[0.0, 0.0, 40.0, 40.0], [10.0, 0.0, 50.0, 40.0], [25.0, 0.0, 65.0, 40.0]])
+tied_scores = torch.tensor([0.8, 0.8, 0.7])
+print(f"IoU(0, 1) = {box_iou(tied[:1], tied[1:2]).item():.2f}, IoU(1, 2) = {box_iou(tied[1:2], tied[2:]).item():.2f}, "
+      f"IoU(0, 2) = {box_iou(tied[:1], tied[2:]).item():.2f}")  # fmt: skip
+print(f"mlcraft (stable: lower index first) keeps {nms(tied, tied_scores, 0.4).tolist()}")
+swapped = torch.tensor([1, 0, 2])  # the same boxes, box 1 listed first
+print(f"with box 1 listed first, mlcraft keeps      {swapped[nms(tied[swapped], tied_scores, 0.4)].tolist()}")
+print(f"torchvision on this machine keeps         {ops.nms(tied, tied_scores, 0.4).tolist()}")
+
+
+# %% [markdown]
+# ## 6. Anchors and matching
+#
+# To *train* a detector we must decide, for every prediction location, what it should output:
+# which object (if any) it is responsible for, and the box it should regress. Faster R-CNN,
+# RetinaNet and SSD answer with **anchors**: at every cell of the feature map, a fixed set of
+# reference boxes of several sizes and aspect ratios. Each anchor is matched to a ground-truth box
+# by IoU, and the network predicts a class for each anchor and a small correction of its box.
+#
+# `mlcraft.models.grid_anchors` lays them out as torchvision's `AnchorGenerator` does: one box per
+# (aspect ratio, size) pair, centred on the top-left corner of each cell, with ratio = height /
+# width. On a stride-16 map of a 128 px image, 3 sizes × 3 ratios:
+
+
+# %%
+anchor_sizes, aspect_ratios, anchor_stride = (16, 32, 64), (0.5, 1.0, 2.0), 16
+feature_size = (128 // anchor_stride, 128 // anchor_stride)
+anchors = grid_anchors(feature_size, (anchor_stride, anchor_stride), anchor_sizes, aspect_ratios)  # (H*W*A, 4)
+per_cell = len(anchor_sizes) * len(aspect_ratios)
+print(f"feature map {feature_size}, {per_cell} anchors per cell -> {tuple(anchors.shape)} anchors")
+
+generator = AnchorGenerator(sizes=(anchor_sizes,), aspect_ratios=(aspect_ratios,))
+image_list = ImageList(torch.zeros(1, 3, 128, 128), [(128, 128)])
+tv_anchors = generator(image_list, [torch.zeros(1, 8, *feature_size)])[0]
+torch.testing.assert_close(anchors, tv_anchors, rtol=0, atol=0)
+print("identical to torchvision's AnchorGenerator")
+
+
+# %%
+anchor_image = ShapesDetection(1, ShapesConfig(), seed=5)[0][0]
+centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+cell = 4 * feature_size[1] + 4  # the cell in row 4, column 4
+cell_anchors = anchors[cell * per_cell : (cell + 1) * per_cell]  # (9, 4), ratio-major: 3 sizes of ratio 0.5 first
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
+axes[0].imshow(anchor_image.permute(1, 2, 0))
+for r, (ratio, colour) in enumerate(zip(aspect_ratios, ("tab:orange", "tab:green", "tab:red"), strict=True)):
+    group = cell_anchors[r * len(anchor_sizes) : (r + 1) * len(anchor_sizes)]
+    draw_boxes(axes[0], None, group, color=colour)
+    axes[0].plot([], [], color=colour, label=f"height / width = {ratio}")
+axes[0].legend(loc="lower left", fontsize=8)
+axes[0].set_title("the 9 anchors of one cell: sizes 16, 32, 64", fontsize=9)
+draw_boxes(axes[1], anchor_image, anchors[4::per_cell], color="yellow", title="one of the 9 (32 px, ratio 1) at every cell")
+for ax in axes:
+    ax.scatter(centres[::per_cell, 0], centres[::per_cell, 1], s=6, color="white")
+    ax.set_xlim(-40, 168)
+    ax.set_ylim(168, -40)
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# 576 anchors for an image with a handful of objects: almost all of them are background, which is
+# why detectors need losses that cope with imbalance (the focal loss of section 8). Anchors at the
+# border hang outside the image; that is fine, they simply rarely match.
+#
+# ### Matching
+#
+# Given the IoU of every anchor with every ground-truth box, torchvision's `Matcher` labels each
+# anchor:
+#
+# - best IoU ≥ `high` (0.5 here): **foreground**, responsible for that box;
+# - best IoU < `low` (0.4): **background** (-1);
+# - in between: **ignored** (-2), trained neither way, since it is neither clearly right nor
+#   clearly wrong.
+#
+# That alone can leave an object with *no* anchor at all: a small or off-grid object may overlap
+# no anchor by 0.5. The **low-quality rule** then gives every ground truth the anchor(s) it
+# overlaps best, whatever the IoU. First by hand:
+
+
+# %%
+def match_by_hand(anchors, gt_boxes, high=0.5, low=0.4, allow_low_quality=True):
+    """(A,) index of the matched gt per anchor, -1 background, -2 ignored."""
+    iou = iou_matrix(gt_boxes, anchors)  # (G, A)
+    best_iou, best_gt = iou.max(dim=0)  # (A,): each anchor's best ground truth
+    matches = torch.where(best_iou >= high, best_gt, torch.where(best_iou < low, -1, -2))
+    if allow_low_quality:
+        is_best = iou == iou.max(dim=1, keepdim=True).values  # (G, A): each gt's best anchor(s), ties included
+        rescued = is_best.any(dim=0)  # (A,)
+        matches[rescued] = best_gt[rescued]
+    return matches
+
+
+# Find an image with an object that no anchor covers with IoU >= 0.5.
+match_data = ShapesDetection(50, ShapesConfig(), seed=11)
+for index in range(len(match_data)):
+    match_image, match_target = match_data[index]
+    match_gt = match_target["boxes"].as_subclass(torch.Tensor)
+    if (box_iou(match_gt, anchors).max(dim=1).values < 0.5).any():
+        break
+iou_with_anchors = box_iou(match_gt, anchors)  # (G, A)
+ours = match_by_hand(anchors, match_gt)
+torch.testing.assert_close(ours, Matcher(0.5, 0.4, allow_low_quality_matches=True)(iou_with_anchors), rtol=0, atol=0)
+torch.testing.assert_close(ours, match_anchors(anchors, match_gt, high=0.5, low=0.4), rtol=0, atol=0)
+without_rule = match_anchors(anchors, match_gt, high=0.5, low=0.4, allow_low_quality=False)
+print(f"image {index}: ours = torchvision's Matcher = mlcraft's match_anchors")
+print(f"anchors: {(ours >= 0).sum()} foreground, {(ours == BACKGROUND).sum()} background, {(ours == IGNORE).sum()} ignored")
+for k, box in enumerate(match_gt.tolist()):
+    print(f"object {k} ({SHAPE_CLASSES[match_target['labels'][k] - 1]}, {box[2] - box[0]:.0f} px): best anchor IoU "
+          f"{iou_with_anchors[k].max():.2f}; positives {(without_rule == k).sum()} without the rule, {(ours == k).sum()} with it")  # fmt: skip
+
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
+for ax, matches, title in ((axes[0], without_rule, "thresholds only"), (axes[1], ours, "with the low-quality rule")):
+    draw_boxes(ax, match_image, match_gt, color="white", linestyle="--")
+    positive = matches >= 0
+    draw_boxes(ax, None, anchors[positive], labels=match_target["labels"][matches[positive]], class_names=SHAPE_CLASSES,
+               title=f"{title}: {positive.sum()} positive anchors")  # fmt: skip
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# Each positive anchor carries the class of the object it is matched to; ground truth is dashed white. With
+# thresholds only, the object whose best IoU is below 0.5 gets no positive anchor, so the detector
+# would be trained to call it background. The low-quality rule gives it one.
+#
+# ### Box deltas
+#
+# A matched anchor does not regress the box coordinates directly but a **delta** relative to
+# itself (Faster R-CNN's encoding): the centre offset in units of the anchor's size, and the log of
+# the size ratio,
+#
+# $$d_x = \frac{x - x_a}{w_a},\quad d_y = \frac{y - y_a}{h_a},\quad d_w = \log\frac{w}{w_a},\quad d_h = \log\frac{h}{h_a}.$$
+#
+# These targets have similar magnitudes for small and large objects, and the decoded width
+# $w_a e^{d_w}$ is positive whatever the network outputs. torchvision's `BoxCoder` multiplies the
+# deltas by weights (Faster R-CNN uses (10, 10, 5, 5)) to balance them against the class loss.
+
+
+# %%
+def encode_by_hand(boxes, anchors, weights=(1.0, 1.0, 1.0, 1.0)):
+    b, a = xyxy_to_cxcywh(boxes), xyxy_to_cxcywh(anchors)  # (N, 4) each
+    wx, wy, ww, wh = weights
+    return torch.stack(
+        (wx * (b[:, 0] - a[:, 0]) / a[:, 2], wy * (b[:, 1] - a[:, 1]) / a[:, 3],
+         ww * torch.log(b[:, 2] / a[:, 2]), wh * torch.log(b[:, 3] / a[:, 3])), dim=1,
+    )  # fmt: skip
+
+
+positive = ours >= 0
+matched_anchors, matched_boxes = anchors[positive], match_gt[ours[positive]]  # (P, 4) each
+for weights in ((1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0)):
+    coder = BoxCoder(weights)
+    deltas = encode_by_hand(matched_boxes, matched_anchors, weights)
+    torch.testing.assert_close(deltas, coder.encode_single(matched_boxes, matched_anchors), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(encode_boxes(matched_boxes, matched_anchors, weights), deltas, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(decode_boxes(deltas, matched_anchors, weights), matched_boxes, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(coder.decode_single(deltas, matched_anchors), matched_boxes, rtol=1e-5, atol=1e-4)
+    print(f"weights {weights}: deltas in [{deltas.min():.2f}, {deltas.max():.2f}]; ours = BoxCoder = mlcraft; decode(encode(b)) = b")
+
+
+# %% [markdown]
+# ### Anchor-free: what our detector does instead
+#
+# Anchors come with hyper-parameters (sizes, ratios, two IoU thresholds, the low-quality rule) that
+# must suit the data, and 9 candidates per location. **FCOS** (Tian et al., 2019), the detector we
+# train in section 8, drops them: each feature-map *location* is a candidate. A location inside a
+# ground-truth box, near its centre, is a positive for that box and predicts its four distances to
+# the box's sides $(l, t, r, b)$; every other location is background. A third output,
+# **centerness**, learns how central a location is, and down-weights the off-centre boxes before
+# NMS. Matching becomes "is this point inside the box, near its centre?", with no IoU thresholds.
+# The rest of the pipeline (IoU, GIoU, NMS, the metric) is unchanged.
+#
+# ## 7. The metric: precision, recall and AP
+#
+# A detector outputs a ranked list of boxes. To score it:
+#
+# 1. **match**: go through the detections by decreasing score; each one is a true positive (TP)
+#    if it overlaps a not-yet-matched ground truth of its class with IoU ≥ the threshold (it takes
+#    the one with the highest IoU), else a false positive (FP). A second detection of an already
+#    found object is a FP: duplicates are punished.
+# 2. after the $k$ best detections, **precision** = TP / k and **recall** = TP / (number of ground
+#    truths). Lowering the score threshold walks along the precision–recall curve.
+# 3. **AP** summarises the curve in one number: the area under it, computed COCO's way.
+#
+# Here is one class, three images, five objects and eight detections, written out:
+
+
+# %%
+toy_gts = [
+    torch.tensor([[10.0, 10, 50, 50], [60, 60, 100, 100]]),
+    torch.tensor([[20.0, 30, 70, 80]]),
+    torch.tensor([[5.0, 5, 35, 35], [80, 20, 120, 60]]),
+]
+toy_dets = [  # (image, box, score)
+    (0, [12.0, 11, 51, 49], 0.95),  # a good box
+    (1, [22.0, 28, 69, 83], 0.90),  # a good box
+    (0, [14.0, 14, 48, 52], 0.80),  # a duplicate of the first
+    (2, [82.0, 22, 121, 58], 0.70),  # a good box
+    (2, [40.0, 70, 70, 100], 0.60),  # nothing there
+    (0, [70.0, 70, 110, 110], 0.50),  # right object, poorly placed
+    (2, [6.0, 4, 36, 33], 0.40),  # a good box
+    (1, [90.0, 90, 120, 120], 0.30),  # nothing there
+]
+
+
+def match_detections(gts, dets, iou_threshold=0.5):
+    """True/False (TP/FP) for each detection of dets (image, box, score), in decreasing score order."""
+    taken = [torch.zeros(len(b), dtype=torch.bool) for b in gts]
+    outcome = []
+    for image_id, box, _ in sorted(dets, key=lambda d: -d[2]):
+        ious = box_iou(torch.tensor([box]), gts[image_id])[0]  # (G,)
+        ious[taken[image_id]] = -1  # an object already found cannot be found again
+        best = int(ious.argmax()) if len(ious) else -1
+        hit = best >= 0 and ious[best] >= iou_threshold
+        if hit:
+            taken[image_id][best] = True
+        outcome.append(bool(hit))
+    return outcome
+
+
+is_tp = match_detections(toy_gts, toy_dets)
+num_gt = sum(len(b) for b in toy_gts)
+tp = np.cumsum(is_tp)
+fp = np.cumsum([not t for t in is_tp])
+toy_precision, toy_recall = tp / (tp + fp), tp / num_gt
+print(f"{'rank':>4} {'score':>6} {'':>3} {'TP':>3} {'FP':>3} {'precision':>10} {'recall':>7}")
+for k, (det, hit) in enumerate(zip(sorted(toy_dets, key=lambda d: -d[2]), is_tp, strict=True)):
+    print(f"{k + 1:>4} {det[2]:>6.2f} {'TP' if hit else 'FP':>3} {tp[k]:>3} {fp[k]:>3} {toy_precision[k]:>10.3f} {toy_recall[k]:>7.2f}")
+
+
+# %% [markdown]
+# The curve zig-zags: precision drops at each FP and recovers at each TP. COCO first takes the
+# **envelope**, the best precision achievable at this recall *or higher* (you would never choose a
+# threshold that gives less recall *and* less precision), then reads it at the 101 recall values
+# 0, 0.01, …, 1 and averages. Recall values never reached (here above 0.8: one object was never
+# found) count as precision 0.
+
+
+# %%
+def ap_101_point(recall, precision):
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this rank or any later one
+    thresholds = np.linspace(0, 1, 101)
+    first_rank = np.searchsorted(recall, thresholds, side="left")  # the first rank reaching each recall
+    sampled = np.where(first_rank < len(recall), envelope[np.minimum(first_rank, len(recall) - 1)], 0.0)
+    return sampled.mean(), envelope, sampled
+
+
+toy_ap, toy_envelope, toy_sampled = ap_101_point(toy_recall, toy_precision)
+print(f"AP by hand: {toy_ap:.4f}")
+assert math.isclose(average_precision(toy_recall, toy_precision), toy_ap, abs_tol=1e-12)
+
+# mlcraft's curve and COCO evaluation take per-image dicts, as a detector outputs them.
+toy_gt_dicts = [{"boxes": b, "labels": torch.ones(len(b), dtype=torch.int64)} for b in toy_gts]
+toy_det_dicts = [
+    {"boxes": torch.tensor([d[1] for d in toy_dets if d[0] == i]).reshape(-1, 4),
+     "scores": torch.tensor([d[2] for d in toy_dets if d[0] == i]),
+     "labels": torch.ones(sum(d[0] == i for d in toy_dets), dtype=torch.int64)}
+    for i in range(len(toy_gts))
+]  # fmt: skip
+lib_precision, lib_recall, _ = precision_recall_curve(toy_gt_dicts, toy_det_dicts, label=1, iou_threshold=0.5)
+np.testing.assert_allclose(lib_precision, toy_precision, rtol=0, atol=1e-12)
+np.testing.assert_allclose(lib_recall, toy_recall, rtol=0, atol=1e-12)
+toy_metrics = coco_evaluate(toy_gt_dicts, toy_det_dicts)
+assert math.isclose(toy_metrics["AP50"], toy_ap, abs_tol=1e-12), toy_metrics["AP50"]
+print(f"mlcraft: average_precision {average_precision(toy_recall, toy_precision):.4f}, coco_evaluate AP50 {toy_metrics['AP50']:.4f}")
+
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.plot(toy_recall, toy_precision, "o-", color="tab:blue", label="precision after each detection")
+ax.step(toy_recall, toy_envelope, where="pre", color="tab:orange", label="envelope")
+ax.fill_between(np.linspace(0, 1, 101), toy_sampled, step="post", alpha=0.2, color="tab:orange",
+                label=f"101-point area = AP = {toy_ap:.3f}")  # fmt: skip
+ax.set_xlabel("recall")
+ax.set_ylabel("precision")
+ax.set_xlim(0, 1.02)
+ax.set_ylim(0, 1.05)
+ax.legend(loc="lower left")
+ax.set_title("one class, IoU threshold 0.5")
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# **COCO's AP** repeats this for every class and for 10 IoU thresholds 0.50, 0.55, …, 0.95, and
+# averages all of them: a detector must find objects *and* place its boxes well. It also reports
+# AP50 and AP75 (one threshold each), AP for small (< 32² px), medium and large (> 96² px)
+# objects, and AR, the recall reached with at most 1, 10 or 100 detections per image.
+#
+# To see per-class curves on a whole validation set, we need many detections. Section 8 trains a
+# real detector; for now, a *simulated* one: it jitters each ground-truth box (triangles the most,
+# circles the least), sometimes misses an object, sometimes gets its class wrong, duplicates some
+# boxes, and adds low-scoring false alarms.
+
+
+# %%
+def plain_targets(dataset):
+    """Ground truths as plain tensors: one {"boxes", "labels"} dict per image."""
+    return [{"boxes": t["boxes"].as_subclass(torch.Tensor), "labels": t["labels"]} for _, t in dataset]
+
+
+def simulated_detections(ground_truths, seed=0, jitter_by_class=(0.04, 0.07, 0.12)):
+    gen = torch.Generator().manual_seed(seed)
+    detections = []
+    for gt in ground_truths:
+        kept = torch.rand(len(gt["boxes"]), generator=gen) > 0.1  # 10% of objects missed
+        boxes, labels = gt["boxes"][kept], gt["labels"][kept].clone()
+        sides = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)  # (N, 4)
+        jitter = torch.tensor(jitter_by_class)[labels - 1, None]  # (N, 1)
+        boxes = boxes + jitter * sides * torch.randn(boxes.shape, generator=gen)
+        scores = box_iou(boxes, gt["boxes"]).max(dim=1).values * (0.6 + 0.4 * torch.rand(len(boxes), generator=gen))
+        confused = torch.rand(len(boxes), generator=gen) < 0.1  # 10% get a wrong class
+        labels[confused] = labels[confused] % 3 + 1
+        duplicate = torch.rand(len(boxes), generator=gen) < 0.3
+        corners = torch.rand(3, 2, generator=gen) * 100
+        false_alarms = torch.cat((corners, corners + 16 + 20 * torch.rand(3, 2, generator=gen)), dim=1)
+        detections.append({
+            "boxes": torch.cat((boxes, boxes[duplicate] + 3, false_alarms)),
+            "scores": torch.cat((scores, 0.8 * scores[duplicate], 0.5 * torch.rand(3, generator=gen))),
+            "labels": torch.cat((labels, labels[duplicate], torch.randint(1, 4, (3,), generator=gen))),
+        })  # fmt: skip
+    return detections
+
+
+val_set = ShapesDetection(256, ShapesConfig(), seed=1)  # the validation images of section 8, too
+val_truths = plain_targets(val_set)
+simulated = simulated_detections(val_truths)
+print(f"{len(val_truths)} images, {sum(len(t['boxes']) for t in val_truths)} objects, "
+      f"{sum(len(d['boxes']) for d in simulated)} simulated detections")  # fmt: skip
+
+
+# %%
+def plot_pr_curves(ground_truths, detections, title):
+    _, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, iou_threshold in zip(axes, (0.5, 0.75), strict=True):
+        for label, name in enumerate(SHAPE_CLASSES, start=1):
+            precision, recall, _ = precision_recall_curve(ground_truths, detections, label, iou_threshold)
+            ap = average_precision(recall, precision)
+            ax.plot(recall, precision, label=f"{name}: AP = {ap:.3f}")
+        ax.set_xlabel("recall")
+        ax.set_title(f"{title}, IoU ≥ {iou_threshold}", fontsize=10)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.05)
+        ax.legend(loc="lower left")
+    axes[0].set_ylabel("precision")
+    plt.tight_layout()
+    plt.show()
+
+
+plot_pr_curves(val_truths, simulated, "simulated detector")
+
+
+# %% [markdown]
+# At IoU 0.5 the three classes look alike: 0.5 forgives the jitter. At 0.75 the curves separate
+# in the order of the jitter, and the triangles, placed worst, lose most. No curve reaches recall 1:
+# the missed objects cap it (and the 10% of confused labels count as misses for the true class
+# *and* false positives for the wrong one).
+#
+# `coco_evaluate` computes all twelve COCO numbers. It is written out in numpy
+# (`mlcraft/evaluation/coco.py`), and it must agree with the official `pycocotools` `COCOeval`,
+# which we run on the same data through `to_coco_json`:
+
+
+# %%
+def pycocotools_stats(ground_truths, detections):
+    """COCOeval's 12 summary numbers for the same data, or None where pycocotools is not installed."""
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        print("pycocotools is not installed (pip install pycocotools): skipping the comparison")
+        return None
+    dataset, results = to_coco_json(ground_truths, detections)
+    with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints progress and its own table
+        coco_gt = COCO()
+        coco_gt.dataset = dataset
+        coco_gt.createIndex()
+        coco_eval = COCOeval(coco_gt, coco_gt.loadRes(results), iouType="bbox")
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    return coco_eval.stats
+
+
+def compare_with_pycocotools(metrics, ground_truths, detections):
+    official = pycocotools_stats(ground_truths, detections)
+    print(f"{'':10} {'mlcraft':>8} {'pycocotools':>12}")
+    for k, name in enumerate(STAT_NAMES):
+        print(f"{name:10} {metrics[name]:>8.4f} {official[k] if official is not None else float('nan'):>12.4f}")
+    if official is not None:
+        np.testing.assert_allclose([metrics[name] for name in STAT_NAMES], official, rtol=0, atol=1e-12)
+        print("all 12 numbers equal to 1e-12")
+
+
+simulated_metrics = coco_evaluate(val_truths, simulated)
+compare_with_pycocotools(simulated_metrics, val_truths, simulated)
+print("AP per class:", {SHAPE_CLASSES[k - 1]: round(v, 4) for k, v in simulated_metrics["AP_per_class"].items()})
+
+
+# %% [markdown]
+# AP is well below AP50, as the 0.75 curves suggested. `AP_large` is -1: no object is larger than
+# 96² px, and COCO leaves such entries out of every mean rather than counting them as 0.
+#
+# ## 8. Training the detector
+#
+# `mlcraft.models.detector.ShapesDetector` is FCOS on a small CNN: the four-stage backbone of
+# section 1.2, its stride-16 stage merged into the stride-8 map as an FPN does, and two small
+# towers that predict, at each of the 16 × 16 locations of a 128 px image, 3 class logits, the
+# four distances $(l, t, r, b)$ to the sides of a box, and a centerness logit. Training pairs each
+# location with at most one object (next cell); the loss is the focal loss for the classes (most
+# locations are background), $1 - \mathrm{GIoU}$ for the boxes (section 4) and a binary
+# cross-entropy for centerness. `predict` turns the outputs into detections: score, threshold,
+# top-k, class-aware NMS (section 5).
+
+
+# %%
+detector_config = DetectorConfig()
+training_config = DEFAULT_DETECTOR_TRAINING
+seed_everything(training_config.seed)
+untrained = ShapesDetector(detector_config)  # train_detector seeds the same way: the same initial weights
+print(f"ShapesDetector: {sum(p.numel() for p in untrained.parameters()) / 1e6:.2f} M parameters")
+images, _ = collate_detection([val_set[i] for i in range(4)])
+with torch.no_grad():
+    outputs = untrained(images)  # (4, 3, 128, 128) -> raw outputs per location
+for name, value in outputs.items():
+    print(f"  {name:15} {tuple(value.shape)}")
+
+
+# %% [markdown]
+# FCOS's matching, on the image of section 6: a location is a positive for a box when it lies
+# inside the box and within 1.5 strides of its centre (the smallest box wins where boxes overlap).
+# No thresholds to tune, and the small triangle, which had no anchor above IoU 0.5, gets its
+# locations like any other object:
+
+
+# %%
+points = untrained.points((128, 128))  # (L, 2) location centres in pixels
+fcos = fcos_targets(points, torch.full((len(points),), 8.0), [match_target], center_sampling_radius=1.5)
+assigned = fcos.matched[0]  # (L,): index of the object, -1 for background
+fig, ax = plt.subplots(figsize=(4.6, 4.6))
+draw_boxes(ax, match_image, match_gt, match_target["labels"], class_names=SHAPE_CLASSES, linestyle="--")
+ax.scatter(points[:, 0], points[:, 1], s=4, color="white", alpha=0.5)
+for k in range(len(match_gt)):
+    ax.scatter(*points[assigned == k].T, s=30, label=f"object {k}: {(assigned == k).sum()} locations")
+ax.legend(loc="upper right", fontsize=8)
+ax.set_title("FCOS positives (stride 8, centre radius 1.5 strides)", fontsize=9)
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# Before training, the network's outputs mean nothing. Here are its detections on four validation
+# images; we will draw the same images, the same way, after training.
+
+
+# %%
+def show_detections(model, title, indices=(0, 1, 2, 3), min_score=0.3):
+    """Ground truth dashed white; detections scoring >= min_score on top (the 3 best where none does)."""
+    images, targets = collate_detection([val_set[i] for i in indices])
+    detections = model.predict(images)  # one dict per image, best first
+    fig, axes = plt.subplots(1, len(indices), figsize=(3.2 * len(indices), 3.6))
+    for ax, image, target, det in zip(axes, images, targets, detections, strict=True):
+        shown = det["scores"] >= min_score
+        caption = f"{int(shown.sum())} detection{'' if shown.sum() == 1 else 's'} ≥ {min_score}"
+        if not shown.any():
+            shown = torch.arange(len(det["scores"])) < 3
+            caption = f"none ≥ {min_score}: the 3 best shown"
+        draw_boxes(ax, image, target["boxes"], color="white", linestyle="--")
+        draw_boxes(ax, None, det["boxes"][shown], det["labels"][shown], det["scores"][shown], class_names=SHAPE_CLASSES, title=caption)
+    fig.suptitle(title)
+    plt.tight_layout()
+    plt.show()
+
+
+show_detections(untrained, "before training")
+
+
+# %% [markdown]
+# Every class logit starts at the same small probability (`prior_prob = 0.01`, as in RetinaNet,
+# so that the loss of the many background locations does not swamp the first steps), so every
+# score sits near $\sqrt{0.01 \times 0.5} \approx 0.07$ and none reaches 0.3. The three best are
+# 16 px boxes: the distances start at `stride × exp(0)` = 8 px on each side, and tiny differences
+# in the initial weights decide where.
+#
+# Now train. `train_detector` builds the model and runs the `Trainer` of lesson 01 with the
+# settings measured for this lesson, `DEFAULT_DETECTOR_TRAINING`: AdamW at a peak learning rate
+# of 3e-3 after 30 warm-up steps, cosine decay, gradients clipped at norm 10, bf16 autocast, and
+# 300 steps of 32 images drawn from 2048 training images (about 4.7 passes over them). About a
+# minute on one CPU core; seconds on a GPU.
+
+
+# %%
+train_set = ShapesDetection(2048, ShapesConfig(), seed=0)  # seed 0: no image in common with val_set (seed 1)
+print(training_config)
+start = time.perf_counter()
+detector, trainer = train_detector(train_set, config=detector_config, training=training_config)
+train_seconds = time.perf_counter() - start
+steps = len(trainer.history)
+print(f"{steps} steps of {training_config.batch_size} images in {train_seconds:.0f} s on {trainer.device}")
+
+
+# %%
+losses = torch.tensor([h["loss"] for h in trainer.history])
+window = 10
+smoothed = F.avg_pool1d(losses[None, None], window, stride=1)[0, 0]  # moving average
+fig, ax = plt.subplots(figsize=(7, 3.5))
+ax.plot(range(1, steps + 1), losses, alpha=0.35, lw=0.8, label="per step")
+ax.plot(range(window, steps + 1), smoothed, label=f"moving average ({window} steps)")
+ax.set_xlabel("step")
+ax.set_ylabel("loss (focal + GIoU + centerness)")
+ax.set_yscale("log")
+ax.set_title("ShapesDetector on synthetic shapes")
+ax.legend()
+plt.tight_layout()
+plt.show()
+
+
+# %%
+show_detections(detector, "after training")
+
+
+# %% [markdown]
+# The same four images, the same drawing. Now the numbers that summarise it: COCO AP on the 256
+# held-out validation images (another seed, never seen in training). `evaluate_detector` runs
+# `predict` over a data set and calls `coco_evaluate`. We also collect the detections ourselves,
+# to plot the per-class curves and to compare with `pycocotools` once more, on a real detector.
+
+
+# %%
+metrics = evaluate_detector(detector, val_set)
+val_images, _ = collate_detection([val_set[i] for i in range(len(val_set))])
+val_detections = [det for batch in val_images.split(64) for det in detector.predict(batch)]
+assert coco_evaluate(val_truths, val_detections)["AP"] == metrics["AP"]
+compare_with_pycocotools(metrics, val_truths, val_detections)
+print("AP per class:", {SHAPE_CLASSES[k - 1]: round(v, 3) for k, v in metrics["AP_per_class"].items()})
+print(f"\nvalidation: AP50 {metrics['AP50']:.3f}, AP {metrics['AP']:.3f}")
+
+
+# %%
+plot_pr_curves(val_truths, val_detections, "trained ShapesDetector")
+
+
+# %% [markdown]
+# At IoU 0.5 the curves hug the top right corner: every object is found, with the right class,
+# before almost any false alarm, so AP50 is essentially 1. AP is lower because it also asks for
+# IoU up to 0.95. `metrics["precision"]` holds the interpolated curves for every threshold
+# (axes: IoU threshold, recall, class, area range, detections per image), so AP at each
+# threshold is one mean away:
+
+
+# %%
+def ap_per_iou_threshold(metrics):
+    precision = metrics["precision"][:, :, :, 0, -1]  # (T, R, K): all areas, 100 detections per image
+    assert (precision >= 0).all(), "every class has ground truth here, so no -1 entries"
+    return precision.mean(axis=(1, 2))  # (T,)
+
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for name, m in (("trained ShapesDetector", metrics), ("simulated detector (section 7)", simulated_metrics)):
+    ax.plot(IOU_THRESHOLDS, ap_per_iou_threshold(m), "o-", label=f"{name}: AP = {m['AP']:.3f}")
+ax.set_xlabel("IoU threshold")
+ax.set_ylabel("AP at that threshold")
+ax.set_ylim(0, 1.05)
+ax.set_title("COCO's AP is the mean of these ten points")
+ax.legend(loc="lower left", fontsize=8)
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# The trained detector loses almost nothing up to IoU 0.85 and then drops: at 0.95 a box must be
+# within about a pixel of the truth on a 30 px object. That last stretch is what AP measures and
+# AP50 does not. `AR1` is low for another reason: it allows one detection per image and class,
+# and an image can hold several objects of one class.
+#
+# ### Where it fails
+#
+# AP hides *how* a detector fails. A cheap look is a confusion matrix for detection. Take the
+# confident detections (score ≥ 0.3). Each one that overlaps an object with IoU ≥ 0.5 counts in
+# that object's row, in the column of its predicted class; one that overlaps no object counts in
+# the "nothing there" row. Each object without a confident detection *of its class* counts as
+# "missed".
+
+
+# %%
+true_names, predicted_names = [*SHAPE_CLASSES, "nothing there"], [*SHAPE_CLASSES, "missed"]
+confusion = torch.zeros(len(true_names), len(predicted_names), dtype=torch.int64)
+errors_per_image = []
+for truth, det in zip(val_truths, val_detections, strict=True):
+    confident = det["scores"] >= 0.3
+    iou = box_iou(truth["boxes"], det["boxes"][confident])  # (G, D)
+    errors = 0
+    for d, label in enumerate(det["labels"][confident].tolist()):
+        g = int(iou[:, d].argmax()) if len(iou) else -1  # the object this detection overlaps most
+        row = int(truth["labels"][g]) - 1 if g >= 0 and iou[g, d] >= 0.5 else len(SHAPE_CLASSES)
+        confusion[row, label - 1] += 1
+        errors += row != label - 1
+    same_class = truth["labels"][:, None] == det["labels"][confident][None, :]  # (G, D)
+    found = ((iou >= 0.5) & same_class).any(dim=1)  # (G,): a confident detection of the right class
+    for label in truth["labels"][~found].tolist():
+        confusion[label - 1, -1] += 1
+        errors += 1
+    errors_per_image.append(errors)
+
+corner = "true \\ predicted"
+print(f"{corner:>16}" + "".join(f"{name:>10}" for name in predicted_names))
+for name, counts in zip(true_names, confusion.tolist(), strict=True):
+    print(f"{name:>16}" + "".join(f"{v:>10}" for v in counts))
+worst = sorted(range(len(val_set)), key=lambda i: -errors_per_image[i])[:4]
+show_detections(detector, "the validation images with the most errors", indices=worst)
+
+
+# %% [markdown]
+# Nothing is missed: every object has a confident detection of its own class (the diagonal). The
+# errors are *extra* detections with low scores, of two kinds, both visible above:
+#
+# - a **second label on one object**: a shape gets a box of its own class and, with a lower
+#   score, a box of another class; most often a circle also called a square (the box of a circle
+#   *is* a square). Class-aware NMS (section 5) never lets boxes of different classes suppress
+#   each other, so both survive;
+# - **squares where there is nothing**, usually on a patch of plain background next to other
+#   objects, whose edges frame it like the sides of a square.
+#
+# Both score well below the true detections, so they come after every true positive in the
+# ranking and cost AP50 almost nothing; an application would cut them with a score threshold
+# around 0.5. To see a detector struggle, raise `clutter` and `occlusion` in `ShapesConfig` and
+# train again: the same tools (curves, AP per threshold, this matrix) show what breaks.
+#
+# ## 9. The library route, and real data
+#
+# ### torchvision's Faster R-CNN
+#
+# Production detectors come from libraries. `fasterrcnn_for_shapes` builds torchvision's
+# `fasterrcnn_mobilenet_v3_large_fpn` for our 3 classes and 128 px images, with `weights=None` and
+# `weights_backbone=None`: every weight is random, nothing is downloaded. It is a *two-stage*
+# detector: a region proposal network (RPN) scores anchors (section 6) and proposes boxes, then a
+# second head classifies and refines each proposal, cropped from the feature maps with RoIAlign.
+#
+# torchvision's detection models have one calling convention, worth knowing by heart. In
+# **training** mode, `model(images, targets)` takes a list of `(3, H, W)` images and a list of
+# `{"boxes", "labels"}` dicts, and returns a **dict of losses**; you sum them and backpropagate.
+# In **eval** mode, `model(images)` returns one `{"boxes", "labels", "scores"}` dict per image:
+# the same format as `ShapesDetector.predict`, so `coco_evaluate` takes either.
+#
+# A few steps on the same data, just to see the API at work (not to train it):
+
+
+# %%
+seed_everything(0)
+frcnn = fasterrcnn_for_shapes(num_classes=3, image_size=128)
+frcnn.roi_heads.fg_bg_sampler.batch_size_per_image = 64  # proposals sampled per image for the second stage (default 512)
+print(f"Faster R-CNN (MobileNetV3-FPN): {sum(p.numel() for p in frcnn.parameters()) / 1e6:.1f} M parameters")
+
+frcnn_data = ShapesDetection(12, ShapesConfig(), seed=0)
+optimizer = torch.optim.SGD(frcnn.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+frcnn.train()
+start = time.perf_counter()
+for step in range(3):
+    images, targets = collate_detection([frcnn_data[4 * step + i] for i in range(4)])
+    plain = [{"boxes": t["boxes"].as_subclass(torch.Tensor), "labels": t["labels"]} for t in targets]
+    loss_dict = frcnn(list(images), plain)  # training mode: a dict of losses
+    loss = sum(loss_dict.values())
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    print(f"step {step}: " + ", ".join(f"{name} {value.item():.3f}" for name, value in loss_dict.items()))
+frcnn_seconds = (time.perf_counter() - start) / 3
+ours_seconds = train_seconds / steps / training_config.batch_size * 4  # ShapesDetector, per 4 images
+print(f"per step of 4 images on {device}: Faster R-CNN {frcnn_seconds:.2f} s, ShapesDetector {ours_seconds:.3f} s "
+      f"({frcnn_seconds / ours_seconds:.0f}x)")  # fmt: skip
+print(f"at this speed, 10,000 Faster R-CNN steps would take {10_000 * frcnn_seconds / 3600:.1f} hours here")
+
+
+# %%
+frcnn.eval()
+with torch.no_grad():
+    frcnn_out = frcnn([val_set[i][0].as_subclass(torch.Tensor) for i in range(2)])  # eval mode: detections
+print({key: (tuple(value.shape), value.dtype) for key, value in frcnn_out[0].items()})
+frcnn_metrics = evaluate_detector(frcnn, Subset(val_set, range(8)), batch_size=8, progress=False)
+print(f"coco_evaluate on 8 validation images after 3 steps: AP50 {frcnn_metrics['AP50']:.3f}, AP {frcnn_metrics['AP']:.3f}")
+
+
+# %% [markdown]
+# The losses name the two stages: `loss_objectness` and `loss_rpn_box_reg` for the RPN,
+# `loss_classifier` and `loss_box_reg` for the second head. After three steps the model knows
+# nothing yet (AP ≈ 0), as expected.
+#
+# What would it take to train it? Per image, a training step costs far more than our detector's
+# (printed above, and that with the second stage cut to 64 sampled proposals per image instead
+# of 512), and all 19 M weights start from random. We have not trained it to convergence here;
+# detectors of this size are trained for tens of thousands of steps (torchvision's COCO recipe
+# for this model runs 26 epochs of 118,000 images, starting from an ImageNet-trained backbone).
+# The estimate above says what even 10,000 steps would cost on this CPU: a job for a GPU.
+#
+# With a network, the usual route is **pretrained weights**: a backbone trained on ImageNet, or
+# the whole detector trained on COCO, fine-tuned on your data. They are a download (tens of MB),
+# so this lesson never fetches them; on Colab:
+#
+# ```python
+# from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
+# from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+#
+# model = fasterrcnn_mobilenet_v3_large_fpn(weights="DEFAULT")  # COCO weights, downloaded once
+# in_features = model.roi_heads.box_predictor.cls_score.in_features
+# model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes=3 + 1)  # new head: 3 shapes + background
+# ```
+#
+# ### Real images
+#
+# `mlcraft.data.voc_detection` loads Pascal VOC (20 classes) through torchvision in exactly the
+# sample format of `ShapesDetection`, so everything above runs on it unchanged. The download is
+# about 2 GB, so the cell below does nothing unless the data is already there or you set
+# `DOWNLOAD_VOC = True`:
+
+
+# %%
+DOWNLOAD_VOC = False  # True: fetch Pascal VOC 2012 (about 2 GB) into VOC_ROOT
+VOC_ROOT = Path(os.environ.get("MLCRAFT_VOC_ROOT", "data"))
+if DOWNLOAD_VOC or (VOC_ROOT / "VOCdevkit" / "VOC2012").is_dir():
+    voc = voc_detection(VOC_ROOT, year="2012", image_set="val", download=DOWNLOAD_VOC)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for ax, i in zip(axes, (0, 1, 2), strict=True):
+        image, target = voc[i]
+        draw_boxes(ax, image, target["boxes"], target["labels"], class_names=VOC_CLASSES, title=f"VOC val image {i}")
+    plt.tight_layout()
+    plt.show()
+else:
+    print(f"Pascal VOC not found under {VOC_ROOT.resolve()}: set DOWNLOAD_VOC = True, or MLCRAFT_VOC_ROOT to a copy")
+
+
+# %% [markdown]
+# Other sets follow the same pattern: `torchvision.datasets.CocoDetection` wrapped with
+# `torchvision.datasets.wrap_dataset_for_transforms_v2` gives the same `(image, {"boxes",
+# "labels"})` samples, in `xyxy`. Real images are larger and varied, so resize them in the
+# transforms (`v2.Resize`) and expect training to need a GPU.
+#
+# ## 10. What you built
+#
+# - **Boxes**: three formats and their conversions, area and clipping, each equal to
+#   `torchvision.ops`.
+# - **IoU** as a loop and as one broadcast, GIoU, and what their values look like.
+# - **NMS**: greedy suppression, its class-aware version and its tie rule, equal to
+#   `torchvision.ops.nms` and `batched_nms`.
+# - **Anchors and matching**: anchors laid out as `AnchorGenerator` does, IoU matching with the
+#   low-quality rule as `Matcher` does, and box deltas as `BoxCoder` encodes them; and the
+#   anchor-free alternative.
+# - **The metric**: precision and recall by hand, the envelope and 101-point AP, and COCO's
+#   twelve numbers equal to `pycocotools`.
+# - **A detector** trained on your CPU, and the library route with torchvision.
+#
+# What to take away: a detector is dense predictions plus three pieces of bookkeeping (matching for
+# training, NMS for inference, matching again for evaluation), and each piece is a few lines you
+# can test against a library. When a detector's AP is bad, check those pieces first: box formats,
+# the matching thresholds, the NMS threshold, and which IoU threshold the metric uses.
+#
+# - **Exercise:** `exercises/03_detection/03_detection.ipynb`. Check it with
+#   `mlcraft check exercises/03_detection/03_detection.ipynb`.
+# - **Next lesson:** `04_nlp`.
