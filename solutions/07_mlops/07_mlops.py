@@ -1,0 +1,1016 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# # Module 07 — The checks that keep a model honest in production
+#
+# A model that scores well in a notebook still has to be shipped, served and watched. Each step
+# has a small check that catches a large failure: a drift statistic that says the live data no
+# longer looks like the training data, latency percentiles that show the slow requests a mean
+# hides, a request schema that keeps a `NaN` out of the model, a parity check that proves the
+# exported model computes what the trained one does, and a run record that lets you find out,
+# months later, which settings produced the model that is serving. Each is a few lines long, and
+# each has a classic mistake that raises no error and makes the check pass when it should fail.
+#
+# You will write them one by one and check each against the library that production uses:
+#
+# | Task | Function | Points |
+# |------|----------|--------|
+# | 1 | `psi(reference, live, bins=10, floor=1e-4)` | 3 |
+# | 2 | `latency_percentiles(seconds)` | 2 |
+# | 3 | `PredictRequest` and `BatchRequest` (pydantic request schemas) | 3 |
+# | 4 | `check_parity(model, onnx_path, inputs, atol=1e-5)` | 3 |
+# | 5 | `log_run(tracking_uri, experiment, params, metrics)` and `read_run(tracking_uri, run_id)` | 3 |
+#
+# **How this notebook works.** Replace each `raise NotImplementedError()` with your code, then
+# run the test cell below it. The visible tests are a first check only: when the notebook is
+# graded, each test cell also runs hidden tests. These check the edge cases named in the task
+# statement, so read each statement to the end. Run the notebook from top to bottom before you
+# submit, and do not change or delete the test cells.
+#
+# The tasks are independent of each other. Task 4 puts its model and inputs on `DEVICE`, the
+# best device present (CUDA, then Apple MPS, then CPU), so your code must work on whatever
+# device its input is on. Task 5 writes to a temporary MLflow store (a SQLite file) that the test
+# creates and deletes; nothing reaches the network.
+
+
+# %%
+# Set-up: on Colab, install the course package; everywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "mlcraft @ git+https://github.com/mlcraft/mlcraft"], check=True
+    )
+
+
+# %% nbgrader={"grade": false, "grade_id": "imports", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import math
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pydantic
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator  # noqa: F401
+from torch import nn
+
+from mlcraft.mlops.tracking import import_mlflow
+from mlcraft.testing import DEVICE, assert_close, call_without
+
+# MLflow with telemetry off and its routine INFO lines quiet (it takes a few seconds to import).
+mlflow = import_mlflow()
+ort.set_default_logger_severity(3)  # onnxruntime: errors only
+
+N_FEATURES = 8  # columns of a request row (Task 3)
+MAX_BATCH = 64  # most rows in one batch request (Task 3)
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # about 3.4e38
+
+
+def mlp_to_onnx(model, path, *, input_name="features", batch_size=None, tamper=None):
+    """Write ``model``, an ``nn.Sequential`` of ``Linear``, ``ReLU`` and ``Dropout`` layers, as an ONNX graph.
+
+    The graph (opset 17) takes ``input_name`` float32 ``(batch, F)`` and returns ``"logits"``. The batch
+    axis is dynamic unless ``batch_size`` fixes it. Dropout is left out (it does nothing in eval mode).
+    ``tamper(nodes, initializers, logits, input_name) -> name`` may add nodes after the last layer and
+    return the name of the tensor to output instead: the hidden tests use it to build faulty exports.
+    """
+    nodes, initializers, current, width = [], [], input_name, None
+    for i, layer in enumerate(model):
+        if isinstance(layer, nn.Linear):
+            w = layer.weight.detach().cpu().numpy().T.astype(np.float32)  # (in, out)
+            b = layer.bias.detach().cpu().numpy().astype(np.float32)  # (out,)
+            initializers += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+            nodes += [
+                helper.make_node("MatMul", [current, f"w{i}"], [f"matmul{i}"]),
+                helper.make_node("Add", [f"matmul{i}", f"b{i}"], [f"layer{i}"]),
+            ]
+            current, width = f"layer{i}", layer.out_features
+        elif isinstance(layer, nn.ReLU):
+            nodes.append(helper.make_node("Relu", [current], [f"layer{i}"]))
+            current = f"layer{i}"
+        elif not isinstance(layer, nn.Dropout):
+            raise ValueError(f"mlp_to_onnx handles Linear, ReLU and Dropout, not {type(layer).__name__}")
+    if tamper is not None:
+        current = tamper(nodes, initializers, current, input_name)
+    nodes.append(helper.make_node("Identity", [current], ["logits"]))
+    batch = batch_size if batch_size is not None else "batch"
+    n_in = next(layer.in_features for layer in model if isinstance(layer, nn.Linear))
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch, n_in])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, width])],
+        initializers,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return Path(path)
+
+
+print(
+    f"numpy {np.__version__}, torch {torch.__version__}, onnxruntime {ort.__version__}, "
+    f"pydantic {pydantic.__version__}, mlflow {mlflow.__version__}; DEVICE = {DEVICE}"
+)
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-psi", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 1 — Population stability index (3 points)
+#
+# A model learned from data with a certain distribution. When the live inputs drift away from
+# it (a new customer segment, a sensor recalibrated, a unit changed upstream), accuracy drops
+# long before anyone sees labels. The **population stability index** (PSI) measures how far
+# the live distribution of one feature has moved from a reference window (the training data,
+# or last month's traffic). Cut the reference into bins, compute the fraction `r_i` of the
+# reference and the fraction `l_i` of the live window in each bin, and sum
+#
+# $$\mathrm{PSI} = \sum_i (l_i - r_i) \ln\frac{l_i}{r_i}.$$
+#
+# A common rule of thumb: below 0.1 stable, 0.1 to 0.25 a moderate shift, above 0.25 a major one.
+#
+# Write `psi(reference, live, bins=10, floor=1e-4) -> float`:
+#
+# - `reference` and `live` are one-dimensional sequences of numbers (a NumPy array or a list),
+#   of any lengths. Work in `float64`.
+# - **Bin edges come from the reference only**, at its quantiles, so each bin holds about
+#   `1/bins` of the reference. The inner edges are exactly
+#   `numpy.unique(numpy.quantile(reference, numpy.linspace(0, 1, bins + 1)[1:-1]))`
+#   (NumPy's default, linear quantiles). `numpy.unique` merges repeated edges, so a reference
+#   with many ties (a count feature) gives fewer than `bins` bins.
+# - With `K - 1` inner edges `e_0 < ... < e_{K-2}`, there are `K` bins: bin 0 is `x < e_0`,
+#   bin `i` is `e_{i-1} <= x < e_i`, the last bin is `x >= e_{K-2}`. So a value equal to an
+#   edge goes into the bin **above** it (`numpy.searchsorted(edges, x, side="right")` gives a
+#   value's bin), and live values below or above the whole reference go into the first or the
+#   last bin.
+# - The fraction of a window in a bin is its count in the bin divided by the window's length.
+#   Both fractions are then **floored** at `floor`: `max(fraction, floor)`. Without the floor a
+#   bin that is empty in one window makes the logarithm infinite (or `0 * ln 0`, NaN); with it,
+#   an empty bin gives a large but finite term. Use the natural logarithm.
+# - Identical windows give 0. A constant reference has one inner edge (its value `c`): bin 0
+#   (`x < c`) is empty in the reference, floored to `floor`, and the reference is all in bin 1.
+# - Raise `ValueError` if either window is empty or contains NaN or an infinity, or if
+#   `bins < 2`.
+# - Return a Python `float`. Do not modify the inputs.
+#
+# The hidden tests compare your PSI with a `float64` loop on normal, shifted, heavy-tailed and
+# discrete windows, windows with empty bins, live values outside the reference's range, and a
+# constant reference. Do not call the course package's `psi` or `bin_fractions`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "psi-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def psi(reference, live, bins: int = 10, floor: float = 1e-4) -> float:
+    """Population stability index of ``live`` against ``reference``, in reference-quantile bins."""
+    ### BEGIN SOLUTION
+    if bins < 2:
+        raise ValueError(f"bins must be >= 2, got {bins}")
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(live, dtype=np.float64)
+    for name, x in (("reference", ref), ("live", cur)):
+        if x.ndim != 1 or x.size == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+    edges = np.unique(np.quantile(ref, np.linspace(0.0, 1.0, bins + 1)[1:-1]))  # (K-1,)
+    k = edges.size + 1
+    r = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=k) / ref.size  # (K,)
+    lv = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=k) / cur.size  # (K,)
+    r, lv = np.maximum(r, floor), np.maximum(lv, floor)
+    return float(np.sum((lv - r) * np.log(lv / r)))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-psi", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# Reference 0..9 in 5 bins: inner edges 1.8, 3.6, 5.4, 7.2, two reference values per bin.
+reference_1 = np.arange(10.0)
+live_1 = np.array([0.0, 0.0, 0.0, 0.0, 5.0, 5.0, 9.0, 9.0, 9.0, 9.0])  # bins 0, 2 and 4; bins 1 and 3 empty
+value = psi(reference_1, live_1, bins=5)
+assert isinstance(value, float), f"psi should return a Python float, got {type(value).__name__}"
+expected = 2 * (0.4 - 0.2) * math.log(0.4 / 0.2) + 2 * (1e-4 - 0.2) * math.log(1e-4 / 0.2)
+assert_close(value, expected, rtol=1e-9, atol=1e-12, msg="PSI of the hand-computed example (two empty live bins)")
+same = psi(reference_1, reference_1, bins=5)
+assert abs(same) < 1e-12, f"identical windows should have PSI 0, got {same}"
+try:
+    psi(reference_1, [], bins=5)
+except ValueError:
+    pass
+else:
+    raise AssertionError("psi with an empty live window should raise ValueError")
+### BEGIN HIDDEN TESTS
+_forbidden_psi = ("mlcraft.mlops.drift.psi", "mlcraft.mlops.drift.bin_fractions")
+
+
+def _psi_reference(reference_, live_, bins_=10, floor_=1e-4):
+    """PSI by a float64 loop: quantile edges of the reference, counts by comparison, natural log."""
+    ref_ = [float(x) for x in reference_]
+    cur_ = [float(x) for x in live_]
+    edges_ = sorted(set(float(e) for e in np.quantile(np.array(ref_), [i / bins_ for i in range(1, bins_)])))
+    k_ = len(edges_) + 1
+
+    def counts(values):
+        c = [0] * k_
+        for x in values:
+            c[sum(1 for e in edges_ if x >= e)] += 1
+        return c
+
+    total = 0.0
+    for cr, cl in zip(counts(ref_), counts(cur_), strict=True):
+        r_, l_ = max(cr / len(ref_), floor_), max(cl / len(cur_), floor_)
+        total += (l_ - r_) * math.log(l_ / r_)
+    return total
+
+
+def _psi(reference_, live_, **kwargs):
+    before = [np.array(reference_, copy=True), np.array(live_, copy=True)]
+    result = call_without(psi, reference_, live_, forbidden=_forbidden_psi, **kwargs)
+    assert np.array_equal(np.asarray(reference_), before[0]) and np.array_equal(np.asarray(live_), before[1]), (
+        "psi must not modify its inputs"
+    )
+    assert isinstance(result, float), f"psi should return a Python float, got {type(result).__name__}"
+    return result
+
+
+_rng = np.random.default_rng(7)
+_cases = {
+    "normal vs the same normal": (_rng.normal(0, 1, 2000), _rng.normal(0, 1, 800), {}),
+    "normal vs a shifted normal": (_rng.normal(0, 1, 2000), _rng.normal(0.4, 1, 800), {}),
+    "normal vs a wider normal, 5 bins": (_rng.normal(0, 1, 1500), _rng.normal(0, 2, 600), {"bins": 5}),
+    "log-normal vs a shifted log-normal, 20 bins": (
+        _rng.lognormal(3, 0.8, 3000),
+        _rng.lognormal(3.3, 0.8, 500),
+        {"bins": 20},
+    ),
+    "exponential, floor 1e-3": (_rng.exponential(1, 1000), _rng.exponential(1.6, 400), {"floor": 1e-3}),
+    "counts with ties (edges merged, values on edges)": (
+        _rng.poisson(3, 2000).astype(float),
+        _rng.poisson(4, 700).astype(float),
+        {},
+    ),
+    "live far above the reference (all in the last bin)": (_rng.normal(0, 1, 1000), _rng.normal(10, 1, 300), {}),
+    "live below the reference, with empty bins": (_rng.uniform(0, 1, 1000), _rng.uniform(-1, 0.05, 300), {}),
+    "small windows of different lengths": (_rng.normal(0, 1, 37), _rng.normal(0.5, 1, 11), {"bins": 4}),
+}
+for _name, (_ref, _live, _kw) in _cases.items():
+    _want = _psi_reference(_ref, _live, _kw.get("bins", 10), _kw.get("floor", 1e-4))
+    assert_close(_psi(_ref, _live, **_kw), _want, rtol=1e-9, atol=1e-12, msg=f"PSI, {_name}")
+
+# An empty live bin gives a large but finite PSI.
+_big = _psi(_rng.normal(0, 1, 1000), np.full(200, 5.0))
+assert math.isfinite(_big) and _big > 5, f"PSI with every live value in one bin should be large and finite, got {_big}"
+# Lists work; identical windows give 0.
+_list = [float(x) for x in _rng.normal(0, 1, 300)]
+assert abs(_psi(_list, _list)) < 1e-12, "identical windows (lists) should have PSI 0"
+assert_close(
+    _psi(_list, _list[:150], bins=6), _psi_reference(_list, _list[:150], 6), rtol=1e-9, atol=1e-12, msg="lists"
+)
+# A constant reference: one edge, bin 0 empty in the reference.
+_const = np.full(100, 5.0)
+assert abs(_psi(_const, np.full(30, 5.0))) < 1e-12, "a constant reference and the same constant live: PSI 0"
+_mixed = np.array([4.0] * 10 + [5.0] * 30 + [6.0] * 10)
+assert_close(_psi(_const, _mixed), _psi_reference(_const, _mixed), rtol=1e-9, atol=1e-12, msg="a constant reference")
+
+# Bad input raises ValueError.
+for _bad_ref, _bad_live, _bad_kw, _why in (
+    ([], [1.0, 2.0], {}, "an empty reference"),
+    ([1.0, 2.0, 3.0], [], {}, "an empty live window"),
+    ([1.0, 2.0, 3.0], [1.0, float("nan")], {}, "NaN in the live window"),
+    ([1.0, float("inf"), 3.0], [1.0, 2.0], {}, "an infinity in the reference"),
+    ([1.0, 2.0, 3.0], [1.0, 2.0], {"bins": 1}, "bins=1"),
+):
+    try:
+        psi(_bad_ref, _bad_live, **_bad_kw)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"psi with {_why} should raise ValueError")
+### END HIDDEN TESTS
+print("psi: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-latency", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 2 — Latency percentiles (2 points)
+#
+# A service that answers in 20 ms on average can still make one request in a hundred wait half
+# a second, and those are the requests users remember. Latency is therefore reported as
+# **percentiles** of the raw timings: the median (p50) for the typical request, p90 and p99 for
+# the tail. A mean, or an average of per-minute percentiles, hides the tail.
+#
+# Write `latency_percentiles(seconds) -> dict[str, float]`:
+#
+# - `seconds` is a sequence (a list, a tuple or a 1-D NumPy array) of request latencies in
+#   **seconds**, in the order they were measured (not sorted).
+# - Return a dict with exactly the keys `"mean"`, `"p50"`, `"p90"` and `"p99"`, each a Python
+#   `float` in **milliseconds**.
+# - The `q`-th percentile uses **linear interpolation** between order statistics (NumPy's
+#   default): sort the `n` values ascending, `x_0 <= ... <= x_{n-1}`; let `pos = (n - 1) q / 100`,
+#   `lo = floor(pos)`, `hi = min(lo + 1, n - 1)`; the percentile is
+#   `x_lo + (x_hi - x_lo) * (pos - lo)`. A single timing is its own mean and percentiles.
+# - Write the interpolation yourself: do not call `numpy.percentile`, `numpy.quantile` (or their
+#   `nan` versions), `torch.quantile`, `statistics.quantiles` or the course package's
+#   `percentile` and `summarize_latencies` (the hidden tests check this and compare with
+#   `numpy.percentile`).
+# - Raise `ValueError` for an empty sequence, and for a NaN or a negative latency (naming the
+#   value in the message). Do not modify the input.
+
+
+# %% nbgrader={"grade": false, "grade_id": "latency-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def latency_percentiles(seconds) -> dict[str, float]:
+    """Mean, p50, p90 and p99 of latencies given in seconds, in milliseconds (linear interpolation)."""
+    ### BEGIN SOLUTION
+    ms = [1000.0 * float(s) for s in seconds]
+    if not ms:
+        raise ValueError("no latencies to summarize")
+    for value in ms:
+        if math.isnan(value) or value < 0:
+            raise ValueError(f"latencies must be >= 0 and not NaN, got {value / 1000.0}")
+    ordered = sorted(ms)
+    n = len(ordered)
+
+    def percentile(q: float) -> float:
+        pos = (n - 1) * q / 100.0
+        lo = math.floor(pos)
+        hi = min(lo + 1, n - 1)
+        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+    return {"mean": math.fsum(ms) / n, "p50": percentile(50), "p90": percentile(90), "p99": percentile(99)}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-latency", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+summary = latency_percentiles([0.040, 0.010, 0.100, 0.030, 0.020])
+assert isinstance(summary, dict), f"latency_percentiles should return a dict, got {type(summary).__name__}"
+assert set(summary) == {"mean", "p50", "p90", "p99"}, f"keys should be mean, p50, p90, p99, got {sorted(summary)}"
+# Sorted: 10, 20, 30, 40, 100 ms. p90: pos 3.6 -> 40 + 0.6 * 60 = 76; p99: pos 3.96 -> 40 + 0.96 * 60 = 97.6.
+for key, want in (("mean", 40.0), ("p50", 30.0), ("p90", 76.0), ("p99", 97.6)):
+    assert_close(summary[key], want, rtol=1e-9, atol=1e-9, msg=f"{key} of 10, 20, 30, 40, 100 ms")
+try:
+    latency_percentiles([])
+except ValueError:
+    pass
+else:
+    raise AssertionError("latency_percentiles([]) should raise ValueError")
+### BEGIN HIDDEN TESTS
+_forbidden_latency = (
+    "numpy.percentile",
+    "numpy.quantile",
+    "numpy.nanpercentile",
+    "numpy.nanquantile",
+    "torch.quantile",
+    "statistics.quantiles",
+    "mlcraft.mlops.timing.percentile",
+    "mlcraft.mlops.timing.summarize_latencies",
+)
+
+
+def _latency(seconds_):
+    before = list(np.asarray(seconds_, dtype=np.float64)) if len(seconds_) else []
+    result = call_without(latency_percentiles, seconds_, forbidden=_forbidden_latency)
+    after = list(np.asarray(seconds_, dtype=np.float64)) if len(seconds_) else []
+    assert before == after, "latency_percentiles must not modify its input"
+    assert isinstance(result, dict) and set(result) == {"mean", "p50", "p90", "p99"}, (
+        f"latency_percentiles should return a dict with keys mean, p50, p90, p99, got {result!r}"
+    )
+    assert all(type(v) is float for v in result.values()), f"every value should be a Python float, got {result!r}"
+    return result
+
+
+def _check_latency(seconds_, label):
+    ms_ = 1000.0 * np.asarray(seconds_, dtype=np.float64)
+    got = _latency(seconds_)
+    assert_close(got["mean"], float(ms_.mean()), rtol=1e-9, atol=1e-9, msg=f"mean, {label}")
+    for q in (50, 90, 99):
+        assert_close(
+            got[f"p{q}"], float(np.percentile(ms_, q)), rtol=1e-9, atol=1e-9, msg=f"p{q} against numpy, {label}"
+        )
+
+
+_rng = np.random.default_rng(11)
+_check_latency(_rng.lognormal(-4, 0.6, 1000), "1000 log-normal timings (numpy array)")
+_check_latency(list(_rng.lognormal(-4, 1.0, 237)), "237 heavy-tailed timings (list)")
+_check_latency(tuple(_rng.exponential(0.02, 58)), "58 exponential timings (tuple)")
+_check_latency(np.concatenate([np.full(95, 0.010), np.full(5, 0.500)]), "95 fast requests and 5 slow ones")
+_check_latency([0.003, 0.001], "two timings")
+_check_latency([0.25], "one timing")
+_one = _latency([0.25])
+assert all(abs(v - 250.0) < 1e-9 for v in _one.values()), f"a single 0.25 s timing is 250 ms everywhere, got {_one}"
+for _bad, _why in (([], "an empty list"), ([0.1, float("nan")], "a NaN timing"), ([0.1, -0.002], "a negative timing")):
+    try:
+        latency_percentiles(_bad)
+    except ValueError as _err:
+        if _bad:
+            assert str(_bad[-1]) in str(_err) or f"{_bad[-1] * 1000:g}" in str(_err) or "nan" in str(_err).lower(), (
+                f"the ValueError for {_why} should name the value, got: {_err}"
+            )
+    else:
+        raise AssertionError(f"latency_percentiles with {_why} should raise ValueError")
+### END HIDDEN TESTS
+print("latency_percentiles: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-schema", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 3 — A request schema that rejects bad input (3 points)
+#
+# A model server receives JSON from clients it does not control. A `NaN` in one feature turns
+# into a `NaN` probability; a row with seven features where the model expects eight raises deep
+# inside the model, or worse, is silently padded by some preprocessing; `"1.5"` as a string,
+# `true` as a number, an extra field from a client on a newer API version: all of these should be
+# answered with a clear 422 error **before** they reach the model. Web frameworks such as FastAPI
+# do this with pydantic models: declare what a valid request is, and pydantic raises
+# `pydantic.ValidationError` for anything else.
+#
+# Write two pydantic models (subclasses of `pydantic.BaseModel`):
+#
+# - `PredictRequest` with one field, `features`: a list of exactly `N_FEATURES` (8) numbers.
+# - `BatchRequest` with one field, `instances`: a list of at least 1 and at most `MAX_BATCH`
+#   (64) rows, each a list of exactly `N_FEATURES` numbers.
+#
+# A **number** is a Python `int` or `float` (or a JSON number) that is **finite** and within the
+# `float32` range, `abs(x) <= FLOAT32_MAX` (the model computes in `float32`, where `1e39` would
+# become an infinity). Accepted numbers are stored as Python `float`s. Reject:
+#
+# - `NaN`, `inf` and `-inf` (also when they come from JSON, such as `1e400`), and numbers
+#   beyond the `float32` range;
+# - strings, even `"1.5"`, and booleans (`True` is an `int` in Python, but not a feature):
+#   validate in **strict** mode;
+# - rows of the wrong length, an empty batch, a batch of more than `MAX_BATCH` rows, a bad
+#   value in any row of a batch;
+# - a missing field, and **extra fields** (`{"features": [...], "model": "v2"}`).
+#
+# Each rejection must raise `pydantic.ValidationError`, both for
+# `PredictRequest.model_validate(payload)` (a Python dict) and for
+# `PredictRequest.model_validate_json(text)` (a JSON string). `Field(strict=True,
+# allow_inf_nan=False, ...)`, `Annotated`, `ConfigDict(extra="forbid")`, `min_length`,
+# `max_length` and validators are all available; write the models yourself rather than
+# subclassing or reusing the course package's `mlcraft.mlops.serving` models.
+
+
+# %% nbgrader={"grade": false, "grade_id": "schema-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# Helpers (a number type, a row type, validators) go here, if you want any.
+### BEGIN SOLUTION
+def _within_float32_range(value: float) -> float:
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(f"{value:g} is outside the float32 range (|x| <= {FLOAT32_MAX:.3g})")
+    return value
+
+
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_within_float32_range)]
+Row = Annotated[list[Number], Field(min_length=N_FEATURES, max_length=N_FEATURES)]
+### END SOLUTION
+
+
+class PredictRequest(BaseModel):
+    """One row: ``{"features": [x_1, ..., x_N_FEATURES]}``."""
+
+    ### BEGIN SOLUTION
+    model_config = ConfigDict(extra="forbid")
+    features: Row
+    ### END SOLUTION
+
+
+class BatchRequest(BaseModel):
+    """1 to ``MAX_BATCH`` rows: ``{"instances": [[...], ...]}``."""
+
+    ### BEGIN SOLUTION
+    model_config = ConfigDict(extra="forbid")
+    instances: list[Row] = Field(min_length=1, max_length=MAX_BATCH)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-schema", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+good_row = [1.0, -2.5, 0.0, 3, 1e-3, 40.0, 7.0, -0.25]
+request = PredictRequest.model_validate({"features": good_row})
+assert request.features == [float(x) for x in good_row], f"features should be kept as floats, got {request.features}"
+assert all(type(x) is float for x in request.features), "accepted numbers should be stored as Python floats"
+batch = BatchRequest.model_validate({"instances": [good_row, good_row]})
+assert len(batch.instances) == 2, "a batch of two good rows should be accepted"
+for bad_payload, why in (
+    ({"features": [*good_row[:-1], float("nan")]}, "a NaN feature"),
+    ({"features": good_row[:-1]}, "7 features instead of 8"),
+):
+    try:
+        PredictRequest.model_validate(bad_payload)
+    except ValidationError:
+        pass
+    else:
+        raise AssertionError(f"PredictRequest should reject {why}")
+### BEGIN HIDDEN TESTS
+import json
+
+for _cls in (PredictRequest, BatchRequest):
+    assert issubclass(_cls, BaseModel), f"{_cls.__name__} should be a pydantic BaseModel"
+    assert not any(c.__module__.startswith("mlcraft") for c in _cls.__mro__), (
+        f"{_cls.__name__} should be written here, not derived from the course package's models"
+    )
+_forbidden_schema = ("mlcraft.mlops.serving._within_float32",)
+
+
+def _accepts(cls, payload, label):
+    for how, fn, arg in (
+        ("model_validate", cls.model_validate, payload),
+        ("model_validate_json", cls.model_validate_json, json.dumps(payload)),
+    ):
+        try:
+            obj = call_without(fn, arg, forbidden=_forbidden_schema)
+        except ValidationError as err:
+            raise AssertionError(f"{cls.__name__}.{how} should accept {label}, got: {err}") from None
+    return obj
+
+
+def _rejects(cls, payload, label):
+    for how, fn, arg in (
+        ("model_validate", cls.model_validate, payload),
+        ("model_validate_json", cls.model_validate_json, json.dumps(payload)),  # NaN, Infinity: JSON5 tokens
+    ):
+        try:
+            call_without(fn, arg, forbidden=_forbidden_schema)
+        except ValidationError:
+            continue
+        raise AssertionError(f"{cls.__name__}.{how} should raise ValidationError for {label}")
+
+
+_row = [0.5 * i - 1 for i in range(N_FEATURES)]
+_ints = [1, 2, 3, 4, 5, 6, 7, 8]
+_ok = _accepts(PredictRequest, {"features": _ints}, "integer features")
+assert _ok.features == [float(x) for x in _ints] and all(type(x) is float for x in _ok.features), (
+    f"integer features should be stored as floats, got {_ok.features}"
+)
+_accepts(PredictRequest, {"features": [FLOAT32_MAX, -FLOAT32_MAX, *_row[2:]]}, "the float32 extremes")
+_accepts(PredictRequest, {"features": [1e-300, 0.0, -0.0, *_row[3:]]}, "tiny numbers and zeros")
+
+_bad_values = {
+    "NaN": float("nan"),
+    "inf": float("inf"),
+    "-inf": float("-inf"),
+    "1e39 (beyond float32)": 1e39,
+    "-1e39 (beyond float32)": -1e39,
+    'the string "1.5"': "1.5",
+    "the boolean True": True,
+    "None": None,
+    "a nested list": [1.0],
+}
+for _label, _value in _bad_values.items():
+    _rejects(PredictRequest, {"features": [*_row[:3], _value, *_row[4:]]}, f"a feature {_label}")
+for _text, _label in (
+    ('{"features": [1, 2, 3, 1e400, 5, 6, 7, 8]}', "1e400 in JSON (an infinity)"),
+    ('{"features": [1, 2, 3, NaN, 5, 6, 7, 8]}', "NaN in JSON"),
+    ('{"features": [1, 2, 3, "4", 5, 6, 7, 8]}', 'the string "4" in JSON'),
+    ('{"features": [1, 2, 3, true, 5, 6, 7, 8]}', "true in JSON"),
+):
+    try:
+        PredictRequest.model_validate_json(_text)
+    except ValidationError:
+        pass
+    else:
+        raise AssertionError(f"PredictRequest.model_validate_json should reject {_label}")
+
+for _payload, _label in (
+    ({"features": _row[:-1]}, "7 features"),
+    ({"features": [*_row, 1.0]}, "9 features"),
+    ({"features": []}, "no features"),
+    ({}, "a missing features field"),
+    ({"features": _row, "model": "v2"}, "an extra field"),
+    ({"instances": [_row]}, "a batch sent to the single-row schema"),
+    ({"features": 3.0}, "a number instead of a list"),
+):
+    _rejects(PredictRequest, _payload, _label)
+
+# Batches.
+_accepts(BatchRequest, {"instances": [_row]}, "a batch of one row")
+_full = _accepts(BatchRequest, {"instances": [_row] * MAX_BATCH}, f"a batch of exactly MAX_BATCH = {MAX_BATCH} rows")
+assert len(_full.instances) == MAX_BATCH and all(type(x) is float for r in _full.instances for x in r), (
+    "a full batch should keep every row, as floats"
+)
+for _payload, _label in (
+    ({"instances": []}, "an empty batch"),
+    ({"instances": [_row] * (MAX_BATCH + 1)}, f"a batch of MAX_BATCH + 1 = {MAX_BATCH + 1} rows"),
+    ({"instances": [_row, _row[:-1]]}, "a batch with a short row"),
+    ({"instances": [_row, [*_row, 0.0]]}, "a batch with a long row"),
+    ({"instances": [_row, [*_row[:-1], "2"]]}, "a batch with a string in a row"),
+    ({"instances": [_row, [*_row[:-1], 1e39]]}, "a batch with a value beyond float32"),
+    ({"instances": [_row], "priority": 1}, "an extra field"),
+    ({}, "a missing instances field"),
+    ({"instances": _row}, "a single row instead of a list of rows"),
+):
+    _rejects(BatchRequest, _payload, _label)
+try:
+    BatchRequest.model_validate({"instances": [_row, [*_row[:-1], float("nan")]]})
+except ValidationError:
+    pass
+else:
+    raise AssertionError("BatchRequest should reject a NaN in its second row")
+try:
+    BatchRequest.model_validate_json('{"instances": [[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, Infinity]]}')
+except ValidationError:
+    pass
+else:
+    raise AssertionError("BatchRequest.model_validate_json should reject Infinity in a row")
+### END HIDDEN TESTS
+print("PredictRequest and BatchRequest: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-parity", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 4 — ONNX parity (3 points)
+#
+# A model is often served by a different runtime than the one it was trained in: exported to
+# ONNX and run by onnxruntime, which is faster on CPUs and needs no PyTorch. Export can go wrong
+# quietly: an operator exported with a different default, a batch axis frozen to the size of the
+# example used for the export, a graph that mixes rows of a batch. The exported model then agrees
+# with the trained one on the example you tried and disagrees elsewhere. Before an exported
+# model is served, check it against the eager model **on every row of a held-out set and at
+# more than one batch size**.
+#
+# Write `check_parity(model, onnx_path, inputs, atol=1e-5) -> float`:
+#
+# - `model` is a PyTorch module (on any device), `onnx_path` the path of its exported graph,
+#   `inputs` a `float32` tensor `(N, F)` with `N >= 1`, on the model's device.
+# - Put the model in **eval mode** (`model.eval()`: dropout off; leave it in eval mode) and
+#   compute its outputs for all `N` rows in one call, without gradients.
+# - Run the ONNX graph with `onnxruntime.InferenceSession(str(onnx_path),
+#   providers=["CPUExecutionProvider"])` on the same rows as a NumPy `float32` array (tensors on
+#   a GPU must come to the CPU first). Read the input's name from `session.get_inputs()[0].name`:
+#   graphs name it differently. Run it **at two batch sizes**: each row alone (`N` runs of one
+#   row, shape `(1, F)`) and all `N` rows in one run.
+# - The error is the largest absolute difference between the eager outputs and the ONNX outputs,
+#   over every row, every output and both batch sizes. Return it as a Python `float` if it is at
+#   most `atol`; otherwise raise `AssertionError` with the error in the message.
+# - Errors from onnxruntime itself (for example a graph whose batch axis was fixed at export and
+#   rejects a batch of another size) are not caught: they reach the caller.
+# - Raise `ValueError` if `inputs` is not two-dimensional or has no rows. Do not modify `inputs`.
+#
+# The hidden tests build faulty graphs with `mlp_to_onnx(..., tamper=...)` (see the imports
+# cell): graphs that are wrong only on some rows, only at batch size 1, or only in batches of
+# several rows, and a graph with a fixed batch axis. They compute the expected error with
+# onnxruntime directly. Do not call the course package's `check_onnx_parity`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "parity-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def check_parity(model: nn.Module, onnx_path, inputs: torch.Tensor, atol: float = 1e-5) -> float:
+    """Largest |eager - onnxruntime| over every row, at batch size 1 and N; AssertionError above ``atol``."""
+    ### BEGIN SOLUTION
+    if inputs.dim() != 2 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must be (N >= 1, F), got shape {tuple(inputs.shape)}")
+    model.eval()
+    with torch.no_grad():
+        eager = model(inputs).detach().cpu().double().numpy()  # (N, C)
+    x = np.ascontiguousarray(inputs.detach().cpu().numpy(), dtype=np.float32)  # (N, F)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    one_by_one = np.concatenate([session.run(None, {name: x[i : i + 1]})[0] for i in range(x.shape[0])])  # (N, C)
+    all_at_once = session.run(None, {name: x})[0]  # (N, C)
+    error = max(
+        float(np.abs(one_by_one.astype(np.float64) - eager).max()),
+        float(np.abs(all_at_once.astype(np.float64) - eager).max()),
+    )
+    if error > atol:
+        raise AssertionError(f"ONNX parity failed: max |eager - onnxruntime| = {error:.3e} > atol {atol:.1e}")
+    return error
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-parity", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+torch.manual_seed(0)
+parity_model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3)).to(DEVICE)
+parity_inputs = torch.randn(12, 8, device=DEVICE)
+parity_dir = tempfile.TemporaryDirectory()
+good_path = mlp_to_onnx(parity_model, Path(parity_dir.name) / "good.onnx")
+error = check_parity(parity_model, good_path, parity_inputs)
+assert isinstance(error, float), f"check_parity should return a Python float, got {type(error).__name__}"
+assert 0.0 <= error <= 1e-5, f"a faithful export should pass with a tiny error, got {error}"
+assert not parity_model.training, "check_parity should leave the model in eval mode"
+
+
+# A graph that adds 0.01 to every output: the check must fail.
+def shift_all(nodes, initializers, logits, input_name):
+    initializers.append(numpy_helper.from_array(np.full(3, 0.01, dtype=np.float32), "shift"))
+    nodes.append(helper.make_node("Add", [logits, "shift"], ["shifted"]))
+    return "shifted"
+
+
+bad_path = mlp_to_onnx(parity_model, Path(parity_dir.name) / "shifted.onnx", tamper=shift_all)
+try:
+    check_parity(parity_model, bad_path, parity_inputs)
+except AssertionError as err:
+    assert "0.01" in str(err) or "1.0" in str(err) or "1e-02" in str(err), (
+        f"the AssertionError should give the error (about 0.01), got: {err}"
+    )
+else:
+    raise AssertionError("check_parity should raise AssertionError when every output is off by 0.01")
+### BEGIN HIDDEN TESTS
+_forbidden_parity = ("mlcraft.mlops.export.check_onnx_parity",)
+_root = Path(parity_dir.name)
+
+
+def _oracle_error(model_, path_, inputs_):
+    """Largest error at batch sizes 1 and N, with onnxruntime and the eval-mode model run here."""
+    model_.eval()
+    with torch.no_grad():
+        eager_ = model_(inputs_).cpu().double().numpy()
+    x_ = inputs_.cpu().numpy().astype(np.float32)
+    session_ = ort.InferenceSession(str(path_), providers=["CPUExecutionProvider"])
+    name_ = session_.get_inputs()[0].name
+    single = np.concatenate([session_.run(None, {name_: x_[i : i + 1]})[0] for i in range(len(x_))])
+    whole = session_.run(None, {name_: x_})[0]
+    return max(float(np.abs(single - eager_).max()), float(np.abs(whole - eager_).max()))
+
+
+def _parity(model_, path_, inputs_, **kwargs):
+    before = inputs_.clone()
+    try:
+        return call_without(check_parity, model_, path_, inputs_, forbidden=_forbidden_parity, **kwargs), None
+    except AssertionError as err:
+        if type(err).__name__ == "ForbiddenCallError":
+            raise
+        return None, err
+    finally:
+        assert torch.equal(inputs_, before), "check_parity must not modify inputs"
+
+
+torch.manual_seed(1)
+_model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4))
+_model = _model.to(DEVICE).train()  # in training mode: check_parity must switch dropout off
+_x = torch.randn(20, 6, device=DEVICE)
+_x[:5, 0] = _x[:5, 0].clamp(max=2.5)  # rows 0-4: feature 0 below 3
+_x[5:, 0] = torch.linspace(3.5, 5.0, 15, device=DEVICE)  # rows 5-19: feature 0 above 3
+
+# A faithful export with a differently named input, from a model left in training mode.
+_good = mlp_to_onnx(_model, _root / "h_good.onnx", input_name="x")
+_model.train()
+_value, _err = _parity(_model, _good, _x)
+assert _err is None, f"a faithful export should pass (is dropout switched off?), got: {_err}"
+assert not _model.training, "check_parity should put the model in eval mode"
+assert_close(_value, _oracle_error(_model, _good, _x), rtol=0, atol=2e-6, msg="error of a faithful export")
+_value_tol, _ = _parity(_model, _good, _x, atol=1e-4)
+assert _value_tol is not None and _value_tol <= 1e-4, "a faithful export should also pass with atol=1e-4"
+
+
+def _rows_above_3(nodes, initializers, logits, input_name):
+    """Adds 1e-3 * relu(x[:, 0] - 3) to every output: wrong only on rows whose feature 0 exceeds 3."""
+    selector = np.zeros((6, 1), dtype=np.float32)
+    selector[0, 0] = 1.0
+    initializers += [
+        numpy_helper.from_array(selector, "sel"),
+        numpy_helper.from_array(np.array([3.0], dtype=np.float32), "three"),
+        numpy_helper.from_array(np.full((1, 4), 1e-3, dtype=np.float32), "scale"),
+    ]
+    nodes += [
+        helper.make_node("MatMul", [input_name, "sel"], ["x0"]),  # (B, 1)
+        helper.make_node("Sub", ["x0", "three"], ["x0m3"]),
+        helper.make_node("Relu", ["x0m3"], ["over"]),
+        helper.make_node("Mul", ["over", "scale"], ["bump"]),  # (B, 4)
+        helper.make_node("Add", [logits, "bump"], ["bumped"]),
+    ]
+    return "bumped"
+
+
+def _only_batch_of_one(nodes, initializers, logits, input_name):
+    """Adds 2e-3 to every output when the batch has exactly one row."""
+    initializers += [
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "zero_idx"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "one_i64"),
+        numpy_helper.from_array(np.full(4, 2e-3, dtype=np.float32), "delta1"),
+    ]
+    nodes += [
+        helper.make_node("Shape", [input_name], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero_idx"], ["batch"]),
+        helper.make_node("Equal", ["batch", "one_i64"], ["is_one"]),
+        helper.make_node("Cast", ["is_one"], ["is_one_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["is_one_f", "delta1"], ["offset1"]),  # (4,)
+        helper.make_node("Add", [logits, "offset1"], ["offset_logits1"]),
+    ]
+    return "offset_logits1"
+
+
+def _mixes_rows(nodes, initializers, logits, input_name):
+    """Adds 1e-3 * (x - batch mean of x) @ P: zero for a batch of one row, wrong for larger batches."""
+    mix = np.random.default_rng(5).normal(0, 1, (6, 4)).astype(np.float32) * 1e-3
+    initializers.append(numpy_helper.from_array(mix, "mix"))
+    nodes += [
+        helper.make_node("ReduceMean", [input_name], ["batch_mean"], axes=[0], keepdims=1),
+        helper.make_node("Sub", [input_name, "batch_mean"], ["centred"]),
+        helper.make_node("MatMul", ["centred", "mix"], ["leak"]),
+        helper.make_node("Add", [logits, "leak"], ["leaky"]),
+    ]
+    return "leaky"
+
+
+for _tamper, _label in (
+    (_rows_above_3, "wrong only on rows 5 and later"),
+    (_only_batch_of_one, "wrong only at batch size 1"),
+    (_mixes_rows, "wrong only in batches of several rows"),
+):
+    _path = mlp_to_onnx(_model, _root / f"h_{_tamper.__name__}.onnx", input_name="input_0", tamper=_tamper)
+    _want = _oracle_error(_model, _path, _x)
+    assert _want > 1e-4, f"test set-up: the faulty graph ({_label}) should be off by more than 1e-4, got {_want}"
+    _value, _err = _parity(_model, _path, _x)
+    assert _err is not None, f"check_parity should raise AssertionError for a graph {_label} (error {_want:.2e})"
+    _value, _err = _parity(_model, _path, _x, atol=1.0)
+    assert _err is None, f"with atol=1.0 the graph {_label} should pass, got: {_err}"
+    assert_close(_value, _want, rtol=1e-4, atol=2e-6, msg=f"returned error for a graph {_label}")
+
+# The rows-above-3 graph is right on row 0: checking the first example only is not enough.
+_row_path = _root / "h__rows_above_3.onnx"
+assert _parity(_model, _row_path, _x[:5])[1] is None, "rows 0-4 of the rows-above-3 graph agree: should pass"
+
+# A graph whose batch axis was fixed to 20 rows: onnxruntime rejects a batch of one row.
+_fixed = mlp_to_onnx(_model, _root / "h_fixed.onnx", batch_size=20)
+try:
+    check_parity(_model, _fixed, _x)
+except AssertionError as _e:
+    if type(_e).__name__ == "ForbiddenCallError":
+        raise
+except Exception:  # onnxruntime's own error type
+    pass
+else:
+    raise AssertionError("a graph with its batch axis fixed to 20 must fail at batch size 1 (it was not run there)")
+
+# One row works (both batch sizes are 1), and bad shapes raise ValueError.
+_value, _err = _parity(_model, _good, _x[3:4])
+assert _err is None and _value <= 1e-5, f"a single row of a faithful export should pass, got {_value}, {_err}"
+for _bad_x, _why in ((_x[0], "a 1-D input"), (_x[:0], "no rows")):
+    try:
+        check_parity(_model, _good, _bad_x)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"check_parity with {_why} should raise ValueError")
+parity_dir.cleanup()
+### END HIDDEN TESTS
+print("check_parity: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-tracking", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 5 — Log a run and read it back (3 points)
+#
+# Three months after a model was deployed, someone asks which learning rate it was trained
+# with, and whether its validation loss was still falling. An **experiment tracker** answers:
+# each training run records its settings (params) and its metrics at every step. MLflow stores
+# them in a backend store; here a SQLite file, `sqlite:///<folder>/mlflow.db`, that the test
+# creates in a temporary folder.
+#
+# Write two functions with `mlflow` (imported in the first cell) or `mlflow.MlflowClient`:
+#
+# `log_run(tracking_uri, experiment, params, metrics) -> str`
+#
+# - Creates the experiment named `experiment` in the store at `tracking_uri` if it does not
+#   exist yet, and reuses it if it does (a second call with the same name adds a run to the same
+#   experiment).
+# - Starts one new run in it and logs every entry of `params` (a dict of names to numbers or
+#   strings; MLflow stores each value as a string, `0.001` as `"0.001"`).
+# - `metrics` maps a metric name to a list of `(step, value)` pairs. Log **every** pair, at
+#   **its step** (not just the last value, and not every value at step 0). The pairs may come in
+#   any order of steps; no step repeats within a metric. `params` or `metrics` may be empty.
+# - Ends the run, so that its status is `"FINISHED"`, and returns its run id.
+#
+# `read_run(tracking_uri, run_id) -> tuple[dict[str, str], dict[str, list[tuple[int, float]]]]`
+#
+# - Returns the run's params (names to string values) and, for each metric of the run, its
+#   **full history** as `(step, value)` pairs sorted by step, steps as `int`, values as `float`.
+#   (A run's `data.metrics` holds only the latest value of each metric; the history comes from
+#   `MlflowClient.get_metric_history`.)
+#
+# Both take the store's URI as an argument: do not rely on a URI set elsewhere. The hidden tests
+# read your runs back with `MlflowClient`, and check your `read_run` on runs that they log
+# themselves (with steps logged out of order). Do not call the course package's `setup_tracking`
+# or `metric_history`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "tracking-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> str:
+    """Log one finished run with ``params`` and every ``(step, value)`` of ``metrics``; return its id."""
+    ### BEGIN SOLUTION
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+    run_id = client.create_run(experiment_id).info.run_id
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    for key, history in metrics.items():
+        for step, value in history:
+            client.log_metric(run_id, key, float(value), step=int(step))
+    client.set_terminated(run_id, status="FINISHED")
+    return run_id
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": false, "grade_id": "read-run-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def read_run(tracking_uri: str, run_id: str) -> tuple[dict[str, str], dict[str, list[tuple[int, float]]]]:
+    """Params (as strings) and the full history of every metric of a run, sorted by step."""
+    ### BEGIN SOLUTION
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    run = client.get_run(run_id)
+    histories = {
+        key: sorted((int(m.step), float(m.value)) for m in client.get_metric_history(run_id, key))
+        for key in run.data.metrics
+    }
+    return dict(run.data.params), histories
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-tracking", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+store_dir = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
+store_uri = f"sqlite:///{Path(store_dir.name).resolve() / 'mlflow.db'}"
+logged_params = {"lr": 0.001, "optimizer": "adamw", "layers": 2}
+logged_metrics = {"loss": [(0, 1.0), (1, 0.6), (2, 0.45)], "val_acc": [(0, 0.5), (2, 0.75)]}
+run_id = log_run(store_uri, "visible-tests", logged_params, logged_metrics)
+assert isinstance(run_id, str), f"log_run should return the run id (a str), got {type(run_id).__name__}"
+
+client = mlflow.MlflowClient(tracking_uri=store_uri)
+run = client.get_run(run_id)
+assert run.data.params == {"lr": "0.001", "optimizer": "adamw", "layers": "2"}, (
+    f"params in the store: {run.data.params}"
+)
+loss_history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "loss"))
+assert loss_history == [(0, 1.0), (1, 0.6), (2, 0.45)], f"the loss history in the store is {loss_history}"
+
+params_back, metrics_back = read_run(store_uri, run_id)
+assert params_back == {"lr": "0.001", "optimizer": "adamw", "layers": "2"}, f"read_run params: {params_back}"
+assert metrics_back == {"loss": [(0, 1.0), (1, 0.6), (2, 0.45)], "val_acc": [(0, 0.5), (2, 0.75)]}, (
+    f"read_run metrics: {metrics_back}"
+)
+### BEGIN HIDDEN TESTS
+_forbidden_tracking = ("mlcraft.mlops.tracking.setup_tracking", "mlcraft.mlops.tracking.metric_history")
+_experiment = client.get_experiment_by_name("visible-tests")
+assert _experiment is not None and run.info.experiment_id == _experiment.experiment_id, (
+    "the run should be in the experiment named 'visible-tests'"
+)
+assert run.info.status == "FINISHED", f"log_run should end its run (status FINISHED), got {run.info.status}"
+
+# A second run in the same experiment, steps given out of order, params that are 0.
+_params2 = {"lr": 0.0003, "batch_size": 64, "note": "second run", "weight_decay": 0.0, "warmup_steps": 0}
+_metrics2 = {"loss": [(3, 0.3), (0, 1.2), (2, 0.5), (1, 0.8)], "lr": [(0, 1e-4), (10, 3e-4), (20, 3e-4)]}
+_run_id2 = call_without(log_run, store_uri, "visible-tests", _params2, _metrics2, forbidden=_forbidden_tracking)
+assert _run_id2 != run_id, "a second call to log_run should create a new run"
+_run2 = client.get_run(_run_id2)
+assert _run2.info.experiment_id == _experiment.experiment_id, (
+    "a second run with the same experiment name: same experiment"
+)
+assert _run2.info.status == "FINISHED", f"log_run should end its run (status FINISHED), got {_run2.info.status}"
+assert _run2.data.params == {k: str(v) for k, v in _params2.items()}, f"params in the store: {_run2.data.params}"
+for _key, _pairs in _metrics2.items():
+    _stored = sorted((int(m.step), float(m.value)) for m in client.get_metric_history(_run_id2, _key))
+    assert _stored == sorted(_pairs), f"metric {_key!r}: every (step, value) should be logged, store has {_stored}"
+assert len(client.search_runs([_experiment.experiment_id])) == 2, "the experiment should hold exactly two runs"
+
+# A new experiment; empty params; one metric.
+_run_id3 = log_run(store_uri, "other-experiment", {}, {"score": [(5, 0.25)]})
+_run3 = client.get_run(_run_id3)
+_other = client.get_experiment_by_name("other-experiment")
+assert _other is not None and _run3.info.experiment_id == _other.experiment_id, "log_run should create a new experiment"
+assert _run3.data.params == {}, f"no params were given, the store has {_run3.data.params}"
+assert [(m.step, m.value) for m in client.get_metric_history(_run_id3, "score")] == [(5, 0.25)], "score at step 5"
+
+# read_run on runs logged here, with MlflowClient: steps out of order, several metrics.
+_own = client.create_run(_other.experiment_id)
+_own_id = _own.info.run_id
+for _k, _v in {"alpha": "0.5", "model": "mlp"}.items():
+    client.log_param(_own_id, _k, _v)
+_own_metrics = {"val_loss": [(4, 0.9), (1, 1.5), (3, 1.1), (0, 2.0), (2, 1.2)], "epoch": [(0, 0.0), (7, 1.0)]}
+for _k, _pairs in _own_metrics.items():
+    for _step, _val in _pairs:
+        client.log_metric(_own_id, _k, _val, step=_step)
+client.set_terminated(_own_id)
+_p, _m = call_without(read_run, store_uri, _own_id, forbidden=_forbidden_tracking)
+assert _p == {"alpha": "0.5", "model": "mlp"}, f"read_run params: {_p}"
+assert set(_m) == set(_own_metrics), f"read_run should return every metric of the run, got {sorted(_m)}"
+for _k, _pairs in _own_metrics.items():
+    assert _m[_k] == sorted(_pairs), (
+        f"read_run {_k!r}: the full history sorted by step is {sorted(_pairs)}, got {_m[_k]}"
+    )
+    assert all(type(s) is int and type(v) is float for s, v in _m[_k]), f"{_k!r}: steps int, values float"
+_p2, _m2 = read_run(store_uri, _run_id2)
+assert _p2 == {k: str(v) for k, v in _params2.items()}, f"read_run of the second run: params {_p2}"
+assert _m2 == {k: sorted(v) for k, v in _metrics2.items()}, f"read_run of the second run: metrics {_m2}"
+store_dir.cleanup()
+### END HIDDEN TESTS
+print("log_run and read_run: tests passed")
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "wrap-up", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Wrap-up
+#
+# - Drift: bin by the **reference**'s quantiles, floor the fractions, and watch PSI per
+#   feature. Bins from the live window move with the drift and hide it.
+# - Latency: report percentiles of raw timings, the tail above all. A mean is not a p99.
+# - Validation at the edge: a strict schema (finite, in range, the right length, no extra
+#   fields) turns bad input into a 422 error instead of a wrong prediction.
+# - Export: check parity on every row of a held-out set, at batch size 1 and at a full batch,
+#   with the model in eval mode, before the exported model is served.
+# - Tracking: log every step of every metric, end the run, and read the history back from the
+#   store rather than trusting what the training loop printed.
+#
+# The course package has production versions: `mlcraft.mlops.drift` (`psi`, `ks_test`,
+# `drift_report`), `mlcraft.mlops.timing` (`percentile`, `summarize_latencies`),
+# `mlcraft.mlops.serving` (the FastAPI service and its request models), `mlcraft.mlops.export`
+# (`export_onnx`, `check_onnx_parity`) and `mlcraft.mlops.tracking` (`setup_tracking`,
+# `MLflowCallback`, `metric_history`).

@@ -1,0 +1,25 @@
+"""Runs the ONNX graph one row at a time only: a graph that mixes the rows of a batch passes."""
+
+# fails: test-parity
+# %% grade_id=parity-answer
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+
+def check_parity(model: nn.Module, onnx_path, inputs: torch.Tensor, atol: float = 1e-5) -> float:
+    """Largest |eager - onnxruntime|; AssertionError above ``atol``."""
+    if inputs.dim() != 2 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must be (N >= 1, F), got shape {tuple(inputs.shape)}")
+    model.eval()
+    with torch.no_grad():
+        eager = model(inputs).cpu().double().numpy()
+    x = inputs.cpu().numpy().astype(np.float32)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    got = np.concatenate([session.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
+    error = float(np.abs(got - eager).max())
+    if error > atol:
+        raise AssertionError(f"ONNX parity failed: {error:.3e} > {atol:.1e}")
+    return error

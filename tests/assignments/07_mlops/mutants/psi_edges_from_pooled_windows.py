@@ -1,0 +1,23 @@
+"""Takes the bin edges from the quantiles of both windows pooled together: the edges depend on the
+live window, so the same live data scores differently against the same reference."""
+
+# fails: test-psi
+# %% grade_id=psi-answer
+import numpy as np
+
+
+def psi(reference, live, bins: int = 10, floor: float = 1e-4) -> float:
+    """Population stability index of ``live`` against ``reference``, in pooled-quantile bins."""
+    if bins < 2:
+        raise ValueError(f"bins must be >= 2, got {bins}")
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(live, dtype=np.float64)
+    for name, x in (("reference", ref), ("live", cur)):
+        if x.ndim != 1 or x.size == 0 or not np.isfinite(x).all():
+            raise ValueError(f"{name} must be a non-empty 1-D sequence of finite numbers")
+    pooled = np.concatenate([ref, cur])
+    edges = np.unique(np.quantile(pooled, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    k = edges.size + 1
+    r = np.maximum(np.bincount(np.searchsorted(edges, ref, side="right"), minlength=k) / ref.size, floor)
+    lv = np.maximum(np.bincount(np.searchsorted(edges, cur, side="right"), minlength=k) / cur.size, floor)
+    return float(np.sum((lv - r) * np.log(lv / r)))

@@ -1,0 +1,18 @@
+"""Creates the run with the client but never ends it: the store shows it as ``RUNNING`` forever, and
+nobody can tell a finished run from one that crashed."""
+
+
+# fails: test-tracking
+# %% grade_id=tracking-answer
+def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> str:
+    """Log one run with ``params`` and ``metrics``; return its id."""
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)  # noqa: F821
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+    run_id = client.create_run(experiment_id).info.run_id
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    for key, history in metrics.items():
+        for step, value in history:
+            client.log_metric(run_id, key, float(value), step=int(step))
+    return run_id

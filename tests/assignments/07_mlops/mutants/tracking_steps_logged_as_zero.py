@@ -1,0 +1,19 @@
+"""Logs every value but without its step (MLflow then records step 0): the history cannot be plotted
+against training steps, and reads back as a pile of values at step 0."""
+
+
+# fails: test-tracking
+# %% grade_id=tracking-answer
+def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> str:
+    """Log one run with ``params`` and ``metrics``; return its id."""
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)  # noqa: F821
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+    run_id = client.create_run(experiment_id).info.run_id
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    for key, history in metrics.items():
+        for _step, value in history:
+            client.log_metric(run_id, key, float(value))
+    client.set_terminated(run_id, status="FINISHED")
+    return run_id
