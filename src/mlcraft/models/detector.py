@@ -246,9 +246,9 @@ def postprocess(
     return detections
 
 
-#: The training run measured for the lesson (see :func:`train_detector`).
+#: The training run measured for the lesson, about a minute on 2 CPU cores (see :func:`train_detector`).
 DEFAULT_DETECTOR_TRAINING = TrainingConfig(
-    lr=3e-3, weight_decay=1e-4, batch_size=32, max_steps=300, warmup_steps=30, grad_clip_norm=10.0, log_every=50
+    lr=3e-3, weight_decay=1e-4, batch_size=32, max_steps=400, warmup_steps=40, grad_clip_norm=10.0, log_every=50
 )
 
 
@@ -265,7 +265,19 @@ def train_detector(
 
     ``train_data`` / ``val_data`` yield ``(image (3, H, W), {"boxes", "labels"})`` like
     :class:`mlcraft.data.shapes.ShapesDetection`; ``val_data`` gives the Trainer's ``val_loss``.
-    Defaults: ``DetectorConfig()`` and :data:`DEFAULT_DETECTOR_TRAINING`.
+    Defaults: ``DetectorConfig()`` (0.46 M parameters) and :data:`DEFAULT_DETECTOR_TRAINING`:
+    AdamW at lr 3e-3, weight decay 1e-4, batches of 32, 400 steps (40 of linear warm-up, then
+    cosine decay to 0), gradient clipping at norm 10, bf16 autocast on CPU, seed 0.
+
+    Measured with train ``ShapesDetection(2048, ShapesConfig(), seed=0)`` and validation
+    ``ShapesDetection(256, ShapesConfig(), seed=1)`` (COCO AP by :func:`evaluate_detector`),
+    training wall time on 2 cores (2 threads) of an Intel Xeon with AMX-bf16, about 0.16 s a step:
+
+    - 300 steps, 47 s: AP50 1.000, AP 0.906
+    - 400 steps, 65 s (the default): AP50 1.000, AP 0.926
+    - 600 steps, 96 s: AP50 1.000, AP 0.943 (lr 2e-3: 0.939, lr 5e-3: 0.947)
+    - 1800 steps, 297 s: AP50 1.000, AP 0.961
+    - ``ShapesConfig(clutter=0.5, occlusion=0.3)``: 600 steps AP50 0.991, AP 0.878; 1800 steps 0.990, 0.902
     """
     training = training or DEFAULT_DETECTOR_TRAINING
     seed_everything(training.seed)
