@@ -654,9 +654,9 @@ plt.show()
 # %% [markdown]
 # One box per object survives, with its best score, plus low-scoring boxes that overlap nothing
 # much: NMS removes *duplicates*, not false positives. How a detector ranks those is what the
-# metric of section 7 judges. The threshold is
-# a trade-off: too low and two genuinely overlapping objects merge into one detection; too high
-# and duplicates survive (0.5 to 0.7 is typical).
+# metric of section 7 judges. The threshold is a trade-off: too low and two genuinely
+# overlapping objects merge into one detection; too high and duplicates survive (0.5 to 0.7 is
+# typical).
 #
 # ### Class-aware NMS
 #
@@ -691,8 +691,9 @@ print(f"random classes on the noisy boxes: class-aware NMS keeps {len(expected)}
 # ### Ties
 #
 # Which box wins when two scores are exactly equal? The greedy algorithm does not say, and the
-# answer can change the *number* of boxes kept: below, boxes 0 and 1 tie; box 2 overlaps box 1 but
-# not box 0. Keep box 0 first and box 2 survives; keep box 1 first and it does not.
+# answer can change the *number* of boxes kept: below, boxes 0 and 1 tie, and box 2 overlaps box 1
+# above the threshold (0.4) but box 0 below it. Keep box 0 first and box 2 survives; keep box 1
+# first and it does not.
 # `mlcraft.evaluation.nms` uses a stable sort, so the lower index wins. torchvision does not
 # document its order, so with exact ties the two may legitimately differ; with distinct scores
 # they agree exactly (as checked above). Real scores are rarely tied, except after rounding, or
@@ -706,7 +707,7 @@ print(f"IoU(0, 1) = {box_iou(tied[:1], tied[1:2]).item():.2f}, IoU(1, 2) = {box_
       f"IoU(0, 2) = {box_iou(tied[:1], tied[2:]).item():.2f}")  # fmt: skip
 print(f"mlcraft (stable: lower index first) keeps {nms(tied, tied_scores, 0.4).tolist()}")
 swapped = torch.tensor([1, 0, 2])  # the same boxes, box 1 listed first
-print(f"with box 1 listed first, mlcraft keeps      {swapped[nms(tied[swapped], tied_scores, 0.4)].tolist()}")
+print(f"with box 1 listed first, mlcraft keeps      {swapped[nms(tied[swapped], tied_scores[swapped], 0.4)].tolist()}")
 print(f"torchvision on this machine keeps         {ops.nms(tied, tied_scores, 0.4).tolist()}")
 
 
@@ -1160,7 +1161,8 @@ plt.show()
 def show_detections(model, title, indices=(0, 1, 2, 3), min_score=0.3):
     """Ground truth dashed white; detections scoring >= min_score on top (the 3 best where none does)."""
     images, targets = collate_detection([val_set[i] for i in indices])
-    detections = model.predict(images)  # one dict per image, best first
+    model_device = next(model.parameters()).device
+    detections = [{k: v.cpu() for k, v in d.items()} for d in model.predict(images.to(model_device))]  # best first
     fig, axes = plt.subplots(1, len(indices), figsize=(3.2 * len(indices), 3.6))
     for ax, image, target, det in zip(axes, images, targets, detections, strict=True):
         shown = det["scores"] >= min_score
@@ -1189,7 +1191,7 @@ show_detections(untrained, "before training")
 # settings measured for this lesson, `DEFAULT_DETECTOR_TRAINING`: AdamW at a peak learning rate
 # of 3e-3 after 30 warm-up steps, cosine decay, gradients clipped at norm 10, bf16 autocast, and
 # 300 steps of 32 images drawn from 2048 training images (about 4.7 passes over them). About a
-# minute on one CPU core; seconds on a GPU.
+# minute on one idle CPU core; seconds on a GPU.
 
 
 # %%
@@ -1232,7 +1234,9 @@ show_detections(detector, "after training")
 # %%
 metrics = evaluate_detector(detector, val_set)
 val_images, _ = collate_detection([val_set[i] for i in range(len(val_set))])
-val_detections = [det for batch in val_images.split(64) for det in detector.predict(batch)]
+val_detections = [
+    {k: v.cpu() for k, v in det.items()} for batch in val_images.split(64) for det in detector.predict(batch.to(trainer.device))
+]
 assert coco_evaluate(val_truths, val_detections)["AP"] == metrics["AP"]
 compare_with_pycocotools(metrics, val_truths, val_detections)
 print("AP per class:", {SHAPE_CLASSES[k - 1]: round(v, 3) for k, v in metrics["AP_per_class"].items()})
@@ -1350,7 +1354,7 @@ show_detections(detector, "the validation images with the most errors", indices=
 
 # %%
 seed_everything(0)
-frcnn = fasterrcnn_for_shapes(num_classes=3, image_size=128)
+frcnn = fasterrcnn_for_shapes(num_classes=3, image_size=128).to(device)
 frcnn.roi_heads.fg_bg_sampler.batch_size_per_image = 64  # proposals sampled per image for the second stage (default 512)
 print(f"Faster R-CNN (MobileNetV3-FPN): {sum(p.numel() for p in frcnn.parameters()) / 1e6:.1f} M parameters")
 
@@ -1360,8 +1364,8 @@ frcnn.train()
 start = time.perf_counter()
 for step in range(3):
     images, targets = collate_detection([frcnn_data[4 * step + i] for i in range(4)])
-    plain = [{"boxes": t["boxes"].as_subclass(torch.Tensor), "labels": t["labels"]} for t in targets]
-    loss_dict = frcnn(list(images), plain)  # training mode: a dict of losses
+    plain = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(device), "labels": t["labels"].to(device)} for t in targets]
+    loss_dict = frcnn(list(images.to(device)), plain)  # training mode: a dict of losses
     loss = sum(loss_dict.values())
     optimizer.zero_grad()
     loss.backward()
@@ -1377,7 +1381,7 @@ print(f"at this speed, 10,000 Faster R-CNN steps would take {10_000 * frcnn_seco
 # %%
 frcnn.eval()
 with torch.no_grad():
-    frcnn_out = frcnn([val_set[i][0].as_subclass(torch.Tensor) for i in range(2)])  # eval mode: detections
+    frcnn_out = frcnn([val_set[i][0].as_subclass(torch.Tensor).to(device) for i in range(2)])  # eval mode: detections
 print({key: (tuple(value.shape), value.dtype) for key, value in frcnn_out[0].items()})
 frcnn_metrics = evaluate_detector(frcnn, Subset(val_set, range(8)), batch_size=8, progress=False)
 print(f"coco_evaluate on 8 validation images after 3 steps: AP50 {frcnn_metrics['AP50']:.3f}, AP {frcnn_metrics['AP']:.3f}")
