@@ -12,19 +12,19 @@
 # A model that nobody can reproduce, ship or watch is not finished. The notebook that trained it
 # knows which learning rate won, which file holds the weights and what the inputs looked like;
 # the day that notebook is closed, all of it is gone. This lesson takes one small model through
-# the whole life after training, one step at a time, and each step first shows what goes wrong
-# without it:
+# the whole life after training, one step at a time (sections 2 to 8), and each step shows what goes
+# wrong without it:
 #
-# 1. train a few runs and **track** them: parameters, metric curves and configs in a database;
-# 2. what breaks **without tracking**: two results nobody can tell apart;
-# 3. **register** versions and move aliases (`champion`, `challenger`): deploying is moving a pointer;
-# 4. **export** to ONNX, check **parity** with PyTorch, and see what a frozen batch axis does;
-# 5. **serve** the champion behind a validated HTTP API, in process and on a real server, under load;
-# 6. **monitor** the inputs: catch a drifted feature with PSI and the Kolmogorov–Smirnov test;
-# 7. **roll back** a bad release in one call.
+# - train a few runs and **track** them: parameters, metric curves and configs in a database;
+# - what breaks **without tracking**: two results nobody can tell apart;
+# - **register** versions and move aliases (`champion`, `challenger`): deploying is moving a pointer;
+# - **export** to ONNX, check **parity** with PyTorch, and see what a frozen batch axis does;
+# - **serve** the champion behind a validated HTTP API, in process and on a real server, under load;
+# - **monitor** the inputs: catch a drifted feature with PSI and the Kolmogorov–Smirnov test;
+# - **roll back** a bad release in one call.
 #
-# Everything runs offline on the CPU in a couple of minutes. The tracking store, the registry and
-# the exported files live in a temporary folder that the last cell deletes, and every server the
+# Everything runs offline on the CPU in a minute or two. The tracking store, the registry and
+# the exported files live in a temporary folder that section 9 deletes, and every server the
 # notebook starts is stopped before it ends.
 
 # %%
