@@ -53,7 +53,6 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from matplotlib.patches import Rectangle
 from torch import nn
-from torch.utils.data import Subset
 from torchvision import ops
 from torchvision.models.detection._utils import BoxCoder, Matcher
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -1388,16 +1387,18 @@ print(f"at this speed, 10,000 Faster R-CNN steps would take {10_000 * frcnn_seco
 # %%
 frcnn.eval()
 with torch.no_grad():
-    frcnn_out = frcnn([val_set[i][0].as_subclass(torch.Tensor).to(device) for i in range(2)])  # eval mode: detections
+    frcnn_out = frcnn([val_set[i][0].as_subclass(torch.Tensor).to(device) for i in range(8)])  # eval mode: detections
+frcnn_out = [{key: value.cpu() for key, value in det.items()} for det in frcnn_out]
 print({key: (tuple(value.shape), value.dtype) for key, value in frcnn_out[0].items()})
-frcnn_metrics = evaluate_detector(frcnn, Subset(val_set, range(8)), batch_size=8, progress=False)
+frcnn_metrics = coco_evaluate(val_truths[:8], frcnn_out)  # the same function as for ShapesDetector
 print(f"coco_evaluate on 8 validation images after 3 steps: AP50 {frcnn_metrics['AP50']:.3f}, AP {frcnn_metrics['AP']:.3f}")
 
 
 # %% [markdown]
 # The losses name the two stages: `loss_objectness` and `loss_rpn_box_reg` for the RPN,
 # `loss_classifier` and `loss_box_reg` for the second head. After three steps the model knows
-# nothing yet (AP ≈ 0), as expected.
+# nothing yet (AP ≈ 0), as expected. The detections have our format, so `coco_evaluate` reads
+# them as they are, and `evaluate_detector` accepts a torchvision model as well as ours.
 #
 # What would it take to train it? Per image, a training step costs far more than our detector's
 # (printed above, and that with the second stage cut to 64 sampled proposals per image instead
