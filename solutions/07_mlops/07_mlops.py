@@ -26,6 +26,7 @@
 # | 3 | `PredictRequest` and `BatchRequest` (pydantic request schemas) | 3 |
 # | 4 | `check_parity(model, onnx_path, inputs, atol=1e-5)` | 3 |
 # | 5 | `log_run(tracking_uri, experiment, params, metrics)` and `read_run(tracking_uri, run_id)` | 3 |
+# | 6 | `drift_flags(reference, live, names, psi_threshold=0.2, alpha=0.01)` | 2 |
 #
 # **How this notebook works.** Replace each `raise NotImplementedError()` with your code, then
 # run the test cell below it. The visible tests are a first check only: when the notebook is
@@ -33,7 +34,7 @@
 # statement, so read each statement to the end. Run the notebook from top to bottom before you
 # submit, and do not change or delete the test cells.
 #
-# The tasks are independent of each other. Task 4 puts its model and inputs on `DEVICE`, the
+# The tasks are independent of each other, except Task 6, which calls your `psi` from Task 1. Task 4 puts its model and inputs on `DEVICE`, the
 # best device present (CUDA, then Apple MPS, then CPU), so your code must work on whatever
 # device its input is on. Task 5 writes to a temporary MLflow store (a SQLite file) that the test
 # creates and deletes; nothing reaches the network.
@@ -53,6 +54,7 @@ if "google.colab" in sys.modules:
 
 # %% nbgrader={"grade": false, "grade_id": "imports", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -61,6 +63,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pydantic
+import scipy.stats
 import torch
 from onnx import TensorProto, helper, numpy_helper
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator  # noqa: F401
@@ -701,9 +704,8 @@ bad_path = mlp_to_onnx(parity_model, Path(parity_dir.name) / "shifted.onnx", tam
 try:
     check_parity(parity_model, bad_path, parity_inputs)
 except AssertionError as err:
-    assert "0.01" in str(err) or "1.0" in str(err) or "1e-02" in str(err), (
-        f"the AssertionError should give the error (about 0.01), got: {err}"
-    )
+    numbers = [float(v) for v in re.findall(r"\d+\.?\d*(?:[eE][-+]?\d+)?", str(err))]
+    assert any(abs(v - 0.01) < 1e-3 for v in numbers), f"the AssertionError should give the error (0.01), got: {err}"
 else:
     raise AssertionError("check_parity should raise AssertionError when every output is off by 0.01")
 ### BEGIN HIDDEN TESTS
@@ -996,11 +998,156 @@ store_dir.cleanup()
 print("log_run and read_run: tests passed")
 
 
+# %% [markdown] nbgrader={"grade": false, "grade_id": "task-drift-flags", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Task 6 — Which features drifted? (2 points)
+#
+# A monitoring job compares every feature of the live window with the reference and raises an
+# alert naming the features that moved. Two statistics complement each other. PSI (Task 1)
+# measures **how much** the distribution moved, in bins, whatever the window sizes. The
+# two-sample Kolmogorov–Smirnov (KS) test asks whether the move could be **chance**: its
+# p-value is small when two windows this large are unlikely to differ this much by sampling
+# alone. With large windows KS flags shifts too small to matter; with small windows PSI is
+# noisy. A feature is flagged when either says so.
+#
+# Testing many features at once needs care: with 20 stable features each tested at level
+# `alpha = 0.01`, the chance that at least one is flagged by accident is about 18%. The
+# **Bonferroni correction** tests each of the `F` features at level `alpha / F`, so that the
+# chance of any false alarm stays below `alpha`.
+#
+# Write `drift_flags(reference, live, names, psi_threshold=0.2, alpha=0.01) -> list[str]`:
+#
+# - `reference` is a NumPy array `(N, F)`, `live` a NumPy array `(M, F)`, one column per
+#   feature; `names` the `F` feature names.
+# - For each column `j`: its PSI, `psi(reference[:, j], live[:, j])` with **your** `psi` and
+#   its default `bins` and `floor`; and the KS p-value
+#   `scipy.stats.ks_2samp(reference[:, j], live[:, j]).pvalue` (default arguments;
+#   `scipy.stats` is imported in the first cell).
+# - Column `j` is flagged if its PSI is `>= psi_threshold`, **or** its p-value is
+#   `< alpha / F`.
+# - Return the names of the flagged features, in column order (an empty list if none).
+# - Raise `ValueError` if `reference` or `live` is not two-dimensional, if they have different
+#   numbers of columns, or if `len(names)` is not the number of columns.
+#
+# The hidden tests use windows where only KS, only PSI, or only the uncorrected level would flag
+# a feature. Do not call the course package's `drift_report` or `ks_test`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "drift-flags-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def drift_flags(reference, live, names, psi_threshold: float = 0.2, alpha: float = 0.01) -> list[str]:
+    """Names of the features whose PSI reaches ``psi_threshold`` or whose KS p-value is below ``alpha / F``."""
+    ### BEGIN SOLUTION
+    ref, cur = np.asarray(reference), np.asarray(live)
+    if ref.ndim != 2 or cur.ndim != 2 or ref.shape[1] != cur.shape[1]:
+        raise ValueError(f"reference and live must be (N, F) and (M, F), got {ref.shape} and {cur.shape}")
+    n_features = ref.shape[1]
+    if len(names) != n_features:
+        raise ValueError(f"{len(names)} names for {n_features} features")
+    flagged = []
+    for j, name in enumerate(names):
+        value = psi(ref[:, j], cur[:, j])
+        pvalue = scipy.stats.ks_2samp(ref[:, j], cur[:, j]).pvalue
+        if value >= psi_threshold or pvalue < alpha / n_features:
+            flagged.append(name)
+    return flagged
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-drift-flags", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(0)
+reference_6 = np.column_stack([rng.normal(0, 1, 2000), rng.normal(0, 1, 2000), rng.exponential(1, 2000)])
+live_6 = np.column_stack([rng.normal(0, 1, 1000), rng.normal(1.0, 1, 1000), rng.exponential(1, 1000)])
+flags = drift_flags(reference_6, live_6, ["stable", "shifted", "also_stable"])
+assert flags == ["shifted"], f"only the column shifted by one standard deviation should be flagged, got {flags}"
+assert drift_flags(reference_6, reference_6[:700], ["a", "b", "c"]) == [], "a window against itself: no drift"
+try:
+    drift_flags(reference_6, live_6, ["only", "two"])
+except ValueError:
+    pass
+else:
+    raise AssertionError("drift_flags with 2 names for 3 features should raise ValueError")
+### BEGIN HIDDEN TESTS
+from mlcraft.mlops.drift import psi as _trusted_psi
+
+_forbidden_flags = ("mlcraft.mlops.drift.drift_report", "mlcraft.mlops.drift.ks_test")
+
+
+def _expected_flags(reference_, live_, names_, psi_threshold_=0.2, alpha_=0.01):
+    f_ = reference_.shape[1]
+    return [
+        n_
+        for j_, n_ in enumerate(names_)
+        if _trusted_psi(reference_[:, j_], live_[:, j_]) >= psi_threshold_
+        or scipy.stats.ks_2samp(reference_[:, j_], live_[:, j_]).pvalue < alpha_ / f_
+    ]
+
+
+def _flags(reference_, live_, names_, **kwargs):
+    before = (reference_.copy(), live_.copy())
+    result = call_without(drift_flags, reference_, live_, names_, forbidden=_forbidden_flags, **kwargs)
+    assert np.array_equal(reference_, before[0]) and np.array_equal(live_, before[1]), "drift_flags modified its inputs"
+    assert isinstance(result, list), f"drift_flags should return a list, got {type(result).__name__}"
+    return result
+
+
+def _column(seed, shift, n_ref=3000, n_live=1500):
+    g = np.random.default_rng(seed)
+    return g.normal(0, 1, n_ref), g.normal(shift, 1, n_live)
+
+
+_names = ["stable", "borderline", "large_shift", "small_shift", "stable_2", "skewed"]
+_pairs = [
+    _column(10, 0.0),
+    _column(4, 0.08),  # KS p about 0.003: flagged at alpha = 0.01, not at alpha / 6
+    _column(12, 0.6),
+    _column(13, 0.2),  # KS very significant, PSI well below 0.2
+    _column(14, 0.0),
+]
+_g = np.random.default_rng(15)
+_pairs.append((_g.lognormal(0, 0.5, 3000), _g.lognormal(0, 0.5, 1500)))
+_ref6 = np.column_stack([p[0] for p in _pairs])
+_live6 = np.column_stack([p[1] for p in _pairs])
+_p_border = scipy.stats.ks_2samp(_ref6[:, 1], _live6[:, 1]).pvalue
+assert 0.01 / 6 < _p_border < 0.01, f"test set-up: the borderline column's p-value is {_p_border}"
+assert _trusted_psi(_ref6[:, 3], _live6[:, 3]) < 0.2 < _trusted_psi(_ref6[:, 2], _live6[:, 2]), "test set-up: PSI"
+assert scipy.stats.ks_2samp(_ref6[:, 3], _live6[:, 3]).pvalue < 1e-6, "test set-up: the small shift is significant"
+_want6 = _expected_flags(_ref6, _live6, _names)
+assert _want6 == ["large_shift", "small_shift"], f"test set-up: expected flags {_want6}"
+assert _flags(_ref6, _live6, _names) == _want6, "six features: flag large_shift (PSI and KS) and small_shift (KS)"
+# Without the correction the borderline column would be flagged: with alpha = 0.05 it is (0.05 / 6 > p).
+assert _flags(_ref6, _live6, _names, alpha=0.05) == _expected_flags(_ref6, _live6, _names, alpha_=0.05), "alpha=0.05"
+assert _flags(_ref6, _live6, _names, psi_threshold=0.01) == _expected_flags(_ref6, _live6, _names, 0.01), (
+    "psi_threshold=0.01 flags every column whose PSI reaches 0.01"
+)
+# A small live window: PSI is large, KS cannot tell (6 rows).
+_ref_small = np.column_stack([np.random.default_rng(16).normal(0, 1, 3000)] * 2)
+_live_small = np.array([[-2.0, -0.1], [-2.0, 0.0], [-2.0, 0.1], [2.0, -0.2], [2.0, 0.2], [2.0, 0.05]])
+assert scipy.stats.ks_2samp(_ref_small[:, 0], _live_small[:, 0]).pvalue > 0.01, "test set-up: KS not significant"
+_want_small = _expected_flags(_ref_small, _live_small, ["tails", "centre"])
+assert "tails" in _want_small, f"test set-up: {_want_small}"
+assert _flags(_ref_small, _live_small, ["tails", "centre"]) == _want_small, "6 live rows: flagged by PSI alone"
+# One feature: Bonferroni divides by 1, so the borderline column is flagged on its own.
+assert _flags(_ref6[:, 1:2], _live6[:, 1:2], ["b"]) == ["b"], "a single feature with p < 0.01 should be flagged"
+for _bad_args, _why in (
+    ((_ref6, _live6[:, :5], _names), "live with 5 columns, reference with 6"),
+    ((_ref6[:, 0], _live6[:, 0], ["x"]), "1-D windows"),
+    ((_ref6, _live6, _names[:-1]), "5 names for 6 features"),
+):
+    try:
+        drift_flags(*_bad_args)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"drift_flags with {_why} should raise ValueError")
+### END HIDDEN TESTS
+print("drift_flags: tests passed")
+
+
 # %% [markdown] nbgrader={"grade": false, "grade_id": "wrap-up", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## Wrap-up
 #
 # - Drift: bin by the **reference**'s quantiles, floor the fractions, and watch PSI per
-#   feature. Bins from the live window move with the drift and hide it.
+#   feature. Bins from the live window move with the drift and hide it. Pair PSI with a test
+#   (KS), and correct the test's level for the number of features.
 # - Latency: report percentiles of raw timings, the tail above all. A mean is not a p99.
 # - Validation at the edge: a strict schema (finite, in range, the right length, no extra
 #   fields) turns bad input into a 422 error instead of a wrong prediction.

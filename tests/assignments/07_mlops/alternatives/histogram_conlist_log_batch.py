@@ -127,3 +127,21 @@ def read_run(tracking_uri: str, run_id: str) -> tuple[dict[str, str], dict[str, 
     for key in run.data.metrics:
         metrics[key] = sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
     return run.data.params, metrics
+
+
+# %% grade_id=drift-flags-answer
+import numpy as np
+import scipy.stats
+
+
+def drift_flags(reference, live, names, psi_threshold: float = 0.2, alpha: float = 0.01) -> list[str]:
+    """Drifted features, column by column over the transposed windows."""
+    ref = np.array(reference, dtype=np.float64, copy=True)
+    cur = np.array(live, dtype=np.float64, copy=True)
+    if ref.ndim != 2 or cur.ndim != 2:
+        raise ValueError(f"expected 2-D windows, got {ref.ndim}-D and {cur.ndim}-D")
+    if ref.shape[1] != cur.shape[1] or len(names) != ref.shape[1]:
+        raise ValueError(f"shapes {ref.shape}, {cur.shape} and {len(names)} names do not agree")
+    psis = [psi(a, b) for a, b in zip(ref.T, cur.T, strict=True)]
+    pvalues = [scipy.stats.ks_2samp(a, b).pvalue for a, b in zip(ref.T, cur.T, strict=True)]
+    return [n for n, v, p in zip(names, psis, pvalues, strict=True) if v >= psi_threshold or p * len(names) < alpha]

@@ -152,3 +152,24 @@ def read_run(tracking_uri: str, run_id: str) -> tuple[dict[str, str], dict[str, 
         points = client.get_metric_history(run_id, name)
         history[name] = [(int(p.step), float(p.value)) for p in sorted(points, key=lambda p: (p.step, p.timestamp))]
     return {k: str(v) for k, v in data.params.items()}, history
+
+
+# %% grade_id=drift-flags-answer
+import numpy as np
+from scipy.stats import ks_2samp
+
+
+def drift_flags(reference, live, names, psi_threshold: float = 0.2, alpha: float = 0.01) -> list[str]:
+    """Features flagged by PSI or by a Bonferroni-corrected KS test."""
+    if np.ndim(reference) != 2 or np.ndim(live) != 2:
+        raise ValueError("reference and live must be 2-D")
+    n_features = np.shape(reference)[1]
+    if np.shape(live)[1] != n_features or len(names) != n_features:
+        raise ValueError(f"{n_features} reference columns, {np.shape(live)[1]} live columns, {len(names)} names")
+    level = alpha / n_features
+    out = []
+    for j in range(n_features):
+        a, b = reference[:, j], live[:, j]
+        if ks_2samp(a, b).pvalue < level or psi(a, b) >= psi_threshold:
+            out.append(names[j])
+    return out

@@ -1,0 +1,21 @@
+"""Flags on PSI alone: a small but certain shift in a large window (PSI about 0.04, KS p below 1e-6)
+goes unreported."""
+
+# fails: test-drift-flags
+# %% grade_id=drift-flags-answer
+import numpy as np
+
+
+def drift_flags(reference, live, names, psi_threshold: float = 0.2, alpha: float = 0.01) -> list[str]:
+    """Names of the drifted features."""
+    ref, cur = np.asarray(reference), np.asarray(live)
+    if ref.ndim != 2 or cur.ndim != 2 or ref.shape[1] != cur.shape[1]:
+        raise ValueError(f"reference and live must be (N, F) and (M, F), got {ref.shape} and {cur.shape}")
+    n_features = ref.shape[1]
+    if len(names) != n_features:
+        raise ValueError(f"{len(names)} names for {n_features} features")
+    flagged = []
+    for j, name in enumerate(names):
+        if psi(ref[:, j], cur[:, j]) >= psi_threshold:  # noqa: F821
+            flagged.append(name)
+    return flagged
