@@ -380,14 +380,56 @@ def test_overfits_eight_shapes_images() -> None:
     assert metrics["AP50"] > 0.9, f"AP50 {metrics['AP50']:.3f} on the 8 training images"
 
 
-def test_evaluate_detector_runs_on_shapes() -> None:
+def test_train_detector_reports_validation_loss() -> None:
+    training = TrainingConfig(batch_size=2, max_steps=2, eval_every=1, progress=False)
+    model, trainer = train_detector(
+        ShapesDetection(4, seed=0), ShapesDetection(2, seed=1), config=SMALL, training=training, device="cpu"
+    )
+    assert trainer.state.step == 2 and len(trainer.eval_history) == 2
+    assert all(math.isfinite(entry["val_loss"]) for entry in trainer.eval_history), trainer.eval_history
+    assert isinstance(model, ShapesDetector) and model.config == SMALL
+
+
+def test_evaluate_detector_equals_coco_evaluate_of_predict() -> None:
     torch.manual_seed(0)
     model = ShapesDetector(SMALL)
-    metrics = evaluate_detector(model, ShapesDetection(4, seed=0), batch_size=3, progress=False)
-    assert 0.0 <= metrics["AP50"] <= 1.0 or metrics["AP50"] == -1.0
+    data = ShapesDetection(5, seed=0)
+    metrics = evaluate_detector(model, data, batch_size=3, progress=False)  # batches of 3 and 2
     assert model.training, "train mode is restored"
+    images, targets = collate_detection([data[i] for i in range(5)])
+    expected = coco_evaluate([{"boxes": t["boxes"], "labels": t["labels"]} for t in targets], model.predict(images))
+    for name in ("AP", "AP50", "AR100"):
+        assert metrics[name] == pytest.approx(expected[name], abs=1e-12), name  # type: ignore[literal-required]
     with pytest.raises(ValueError, match="batch_size"):
-        evaluate_detector(model, ShapesDetection(4, seed=0), batch_size=0)
+        evaluate_detector(model, data, batch_size=0)
+
+
+class _Oracle(torch.nn.Module):
+    """A torchvision-style model (list of images in, detections out) that returns the ground truth."""
+
+    def __init__(self, data: ShapesDetection) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # evaluate_detector reads the device from it
+        self.truth = {round(float(image.sum()), 2): target for image, target in (data[i] for i in range(len(data)))}
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        found = [self.truth[round(float(image.sum()), 2)] for image in images]
+        return [
+            {
+                "boxes": t["boxes"].as_subclass(torch.Tensor),
+                "scores": torch.ones(len(t["labels"])),
+                "labels": t["labels"],
+            }
+            for t in found
+        ]
+
+
+def test_evaluate_detector_with_a_torchvision_style_model() -> None:
+    data = ShapesDetection(5, seed=0)
+    oracle = _Oracle(data)
+    metrics = evaluate_detector(oracle, data, batch_size=2, progress=False)
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["AR100"] == pytest.approx(1.0), metrics["AP_per_class"]
+    assert oracle.training, "train mode is restored"
 
 
 # ----------------------------------------------------------------------------- the library route
