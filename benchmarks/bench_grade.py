@@ -9,7 +9,9 @@ and grades them:
    sandbox, limits, tamper report and test guard on, feedback off (as the peer);
 
 and prints the wall times and their ratio. Then the sandbox's cost per submission: ours with
-one worker, sandbox on vs off, on ``--overhead-count`` submissions.
+one worker, sandbox on vs off, ``--rounds`` alternating rounds of ``--overhead-count``
+submissions (median of each submission's own time), and the cost of starting a process in
+the sandbox alone.
 
     python benchmarks/bench_grade.py [--module 00_orientation] [--count 40] [--workers 2]
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +34,7 @@ from mlcraft.grading.classroom import GradeSettings, Status, grade_classroom
 from mlcraft.grading.notebooks import read_notebook
 from mlcraft.grading.paths import nbgrader_ignore_patterns
 from mlcraft.grading.process import python_env
-from mlcraft.grading.sandbox import sandbox_status
+from mlcraft.grading.sandbox import bwrap_command, sandbox_status
 from mlcraft.grading.validity import build_submission
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +82,8 @@ def nbgrader_sequential(classroom: Path, module: str, work: Path) -> float:
     return time.perf_counter() - start
 
 
-def ours(classroom: Path, module: str, out: Path, workers: int, sandbox: str) -> float:
+def ours(classroom: Path, module: str, out: Path, workers: int, sandbox: str) -> tuple[float, list[float]]:
+    """Wall seconds for the whole run, and each submission's own seconds."""
     settings = GradeSettings(workers=workers, sandbox=sandbox, feedback=False)  # type: ignore[arg-type]
     start = time.perf_counter()
     results = grade_classroom(classroom, REPO, out, [module], settings)
@@ -87,7 +91,7 @@ def ours(classroom: Path, module: str, out: Path, workers: int, sandbox: str) ->
     bad = [r for r in results if r.status is not Status.GRADED or r.score != r.max_score]
     if bad:
         raise RuntimeError(f"the reference answers did not score full marks: {bad[0]}")
-    return elapsed
+    return elapsed, [r.seconds for r in results]
 
 
 def main() -> None:
@@ -95,7 +99,9 @@ def main() -> None:
     parser.add_argument("--module", default="00_orientation")
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--overhead-count", type=int, default=8)
+    parser.add_argument("--overhead-count", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--skip-peer", action="store_true", help="only measure the sandbox's overhead")
     args = parser.parse_args()
     bwrap, reason = sandbox_status("auto")
     print(f"{args.count} submissions of {args.module}; {os.cpu_count()} CPU cores; sandbox: {bwrap or reason}")
@@ -105,7 +111,7 @@ def main() -> None:
         classroom = tmp / "class"
         make_classroom(classroom, args.module, args.count)
         peer = nbgrader_sequential(classroom, args.module, tmp / "nbgrader")
-        mine = ours(classroom, args.module, tmp / "ours", args.workers, "auto")
+        mine = ours(classroom, args.module, tmp / "ours", args.workers, "auto")[0]
         print(f"nbgrader autograde, sequential     : {peer:7.1f} s ({peer / args.count:.2f} s per submission)")
         print(
             f"mlcraft grade --workers {args.workers}          : {mine:7.1f} s ({mine / args.count:.2f} s per submission)"
@@ -114,16 +120,43 @@ def main() -> None:
 
         small = tmp / "small"
         make_classroom(small, args.module, args.overhead_count)
-        times = {"off": [], "auto": []}
-        for round_index in range(2):  # alternate, so machine noise falls on both
-            for mode in ("off", "auto") if round_index == 0 else ("auto", "off"):
+        per_submission: dict[str, list[float]] = {"off": [], "auto": []}
+        for round_index in range(args.rounds):  # alternate, so machine noise falls on both
+            for mode in ("off", "auto") if round_index % 2 == 0 else ("auto", "off"):
                 out = tmp / f"overhead-{mode}-{round_index}"
-                times[mode].append(ours(small, args.module, out, 1, mode))
+                per_submission[mode] += ours(small, args.module, out, 1, mode)[1]
                 shutil.rmtree(out)
-        on, off = min(times["auto"]), min(times["off"])
-        per = (on - off) / args.overhead_count
-        print(f"one worker, sandbox off / on        : {off:7.1f} s / {on:.1f} s for {args.overhead_count} submissions")
-        print(f"sandbox overhead per submission     : {per:+.2f} s ({100 * (on - off) / off:+.1f}%)")
+        off, on = statistics.median(per_submission["off"]), statistics.median(per_submission["auto"])
+        count = len(per_submission["off"])
+        print(f"one worker, median per submission   : sandbox off {off:.2f} s, on {on:.2f} s ({count} each)")
+        print(f"sandbox overhead per submission     : {on - off:+.2f} s ({100 * (on - off) / off:+.1f}%)")
+        if bwrap:
+            start = sandbox_start_cost(bwrap, tmp)
+            print(f"bwrap start alone (python -c pass)  : {1000 * start:+.0f} ms (median of 15, vs no sandbox)")
+
+
+def sandbox_start_cost(bwrap: str, tmp: Path) -> float:
+    """Median extra seconds to start ``python -c pass`` inside the kernel's sandbox."""
+    folders = {name: tmp / f"start-{name}" for name in ("secret", "scratch", "ipc")}
+    for folder in folders.values():
+        folder.mkdir()
+    prefix = bwrap_command(
+        bwrap,
+        secret=[folders["secret"]],
+        hidden=[REPO],
+        scratch=folders["scratch"],
+        ipc_dir=folders["ipc"],
+        data_files=[],
+        scratch_bytes=2**24,
+    )
+    plain, boxed = [sys.executable, "-c", "pass"], [*prefix, sys.executable, "-c", "pass"]
+    times: dict[str, list[float]] = {"plain": [], "boxed": []}
+    for _ in range(15):
+        for name, command in (("plain", plain), ("boxed", boxed)):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            times[name].append(time.perf_counter() - start)
+    return statistics.median(times["boxed"]) - statistics.median(times["plain"])
 
 
 if __name__ == "__main__":
