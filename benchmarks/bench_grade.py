@@ -110,13 +110,14 @@ def main() -> None:
         os.environ["MLCRAFT_GRADING_DIR"] = str(tmp / "grading-home")
         classroom = tmp / "class"
         make_classroom(classroom, args.module, args.count)
-        peer = nbgrader_sequential(classroom, args.module, tmp / "nbgrader")
-        mine = ours(classroom, args.module, tmp / "ours", args.workers, "auto")[0]
-        print(f"nbgrader autograde, sequential     : {peer:7.1f} s ({peer / args.count:.2f} s per submission)")
-        print(
-            f"mlcraft grade --workers {args.workers}          : {mine:7.1f} s ({mine / args.count:.2f} s per submission)"
-        )
-        print(f"throughput ratio (ours / nbgrader)  : {peer / mine:.2f}x")
+        if not args.skip_peer:
+            peer = nbgrader_sequential(classroom, args.module, tmp / "nbgrader")
+            mine = ours(classroom, args.module, tmp / "ours", args.workers, "auto")[0]
+            print(f"nbgrader autograde, sequential     : {peer:7.1f} s ({peer / args.count:.2f} s per submission)")
+            print(
+                f"mlcraft grade --workers {args.workers}          : {mine:7.1f} s ({mine / args.count:.2f} s/submission)"
+            )
+            print(f"throughput ratio (ours / nbgrader)  : {peer / mine:.2f}x")
 
         small = tmp / "small"
         make_classroom(small, args.module, args.overhead_count)
