@@ -11,8 +11,6 @@ per image, about 13k detections in all.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import statistics
 import time
 from collections.abc import Callable
@@ -20,11 +18,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
-from mlcraft.evaluation import coco_evaluate, to_coco_json
-from mlcraft.evaluation.coco import STAT_NAMES
+from mlcraft.evaluation import coco_evaluate
+from mlcraft.evaluation.coco import STAT_NAMES, run_cocoeval
 
 Image = dict[str, torch.Tensor]
 
@@ -60,16 +56,7 @@ def make_set(images: int, classes: int = 10, seed: int = 0) -> tuple[list[Image]
 
 
 def pycocotools_stats(gts: list[Image], dts: list[Image]) -> np.ndarray[Any, Any]:
-    dataset, results = to_coco_json(gts, dts)
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        coco_gt = COCO()
-        coco_gt.dataset = dataset
-        coco_gt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iouType="bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return np.asarray(evaluator.stats)
+    return np.asarray(run_cocoeval(gts, dts).stats)
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:

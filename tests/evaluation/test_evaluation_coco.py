@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pytest
 import torch
-from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mlcraft.evaluation.coco import (
@@ -19,6 +16,7 @@ from mlcraft.evaluation.coco import (
     average_precision,
     coco_evaluate,
     precision_recall_curve,
+    run_cocoeval,
     to_coco_json,
 )
 from mlcraft.testing import assert_close
@@ -43,16 +41,7 @@ def _dt(boxes: Sequence[Sequence[float]], scores: Sequence[float], labels: Seque
 
 
 def _pycocotools(gts: list[Image], dts: list[Image], box_format: Format = "xyxy") -> COCOeval:
-    dataset, results = to_coco_json(gts, dts, box_format=box_format)
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        coco_gt = COCO()
-        coco_gt.dataset = dataset
-        coco_gt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iouType="bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return evaluator
+    return run_cocoeval(gts, dts, box_format=box_format)
 
 
 def _check_against_pycocotools(gts: list[Image], dts: list[Image], box_format: Format = "xyxy") -> float:
@@ -447,3 +436,8 @@ def test_to_coco_json_layout() -> None:
         {"id": 1, "image_id": 0, "category_id": 3, "bbox": [1.0, 2.0, 10.0, 20.0], "area": 50.0, "iscrowd": 1}
     ]
     assert results == [{"image_id": 1, "category_id": 9, "bbox": [0.0, 0.0, 2.0, 4.0], "score": 0.25}]
+
+
+def test_run_cocoeval_refuses_an_empty_detection_list() -> None:
+    with pytest.raises(ValueError, match="empty detection list"):
+        run_cocoeval([_gt([[0, 0, 2, 2]], [1])], [_dt([], [], [])])

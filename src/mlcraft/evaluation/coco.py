@@ -50,6 +50,7 @@ __all__ = [
     "average_precision",
     "coco_evaluate",
     "precision_recall_curve",
+    "run_cocoeval",
     "to_coco_json",
 ]
 
@@ -458,3 +459,31 @@ def to_coco_json(
         "categories": [{"id": label, "name": str(label)} for label in labels],
     }
     return dataset, results
+
+
+def run_cocoeval(ground_truths: Targets, detections: Targets, *, box_format: BoxFormat = "xyxy") -> Any:
+    """The same data through the official ``pycocotools.cocoeval.COCOeval`` (``iouType="bbox"``):
+    evaluate, accumulate and summarize with its progress output silenced. Returns the evaluator
+    (``.stats`` holds the 12 numbers in :data:`STAT_NAMES` order, ``.eval`` the arrays).
+
+    Raises:
+        ValueError: when there is no detection at all (``loadRes`` cannot take an empty list).
+    """
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    dataset, results = to_coco_json(ground_truths, detections, box_format=box_format)
+    if not results:
+        raise ValueError("pycocotools cannot evaluate an empty detection list")
+    with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints progress and its own table
+        coco_gt = COCO()
+        coco_gt.dataset = dataset
+        coco_gt.createIndex()
+        evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iouType="bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator
