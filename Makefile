@@ -77,6 +77,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_nms.py
 	$(BIN)/python benchmarks/bench_coco.py
+	$(BIN)/python benchmarks/bench_detector.py
 	$(BIN)/python benchmarks/bench_onnx.py
 	$(BIN)/python benchmarks/bench_serving.py
 
