@@ -31,7 +31,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Subm
         work = tmp_path_factory.mktemp("validity")
         monkeypatch.setenv("MLCRAFT_GRADING_DIR", str(work / "grading-home"))
         for module in MODULES:
-            settings = GradeSettings(cell_timeout_s=120, submission_timeout_s=600, workers=2)
+            # Scores are what this harness checks; feedback HTML is tested in test_grading_classroom.py.
+            settings = GradeSettings(cell_timeout_s=120, submission_timeout_s=600, workers=2, feedback=False)
             results[module] = grade_variants(REPO, module, VARIANTS[module], work / module, settings)
     return results
 
