@@ -71,6 +71,7 @@ test: lint verify unit notebooks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_check.py
+	$(BIN)/python benchmarks/bench_grade.py
 	$(BIN)/python benchmarks/bench_trainer.py
 	$(BIN)/python benchmarks/bench_amp.py
 	$(BIN)/python benchmarks/bench_attention.py
