@@ -116,6 +116,7 @@ class _Matches:
 
     scores: Floats  # (D,) decreasing within each class
     labels: NDArray[np.int64]  # (D,)
+    rank: NDArray[np.int64]  # (D,) position among the image's detections of the same class
     matched: NDArray[np.bool_]  # (T, A, D) matched to some ground truth
     ignored: NDArray[np.bool_]  # (T, A, D) counts neither as a true nor as a false positive
     gt_labels: NDArray[np.int64]  # (G,)
@@ -239,7 +240,9 @@ def _evaluate_image(image: _Image, thresholds: Floats, ranges: Floats) -> _Match
     """``COCOeval.evaluateImg`` for one image, every class, IoU threshold ``(T,)`` and area range
     ``(A, 2)`` at once. Classes never interact: a detection can only match its own class."""
     order = np.argsort(-image.dt_scores, kind="mergesort")  # stable: within a class too
-    order = order[_rank_within_class(image.dt_labels[order]) < MAX_DETECTIONS[-1]]
+    rank = _rank_within_class(image.dt_labels[order])
+    kept = rank < MAX_DETECTIONS[-1]
+    order, rank = order[kept], rank[kept]  # dropping a class's tail leaves the ranks before it
     dt_boxes, scores, labels = image.dt_boxes[order], image.dt_scores[order], image.dt_labels[order]
     gt_crowd, gt_area = image.gt_crowd, image.gt_area
     ious = _coco_iou(dt_boxes, image.gt_boxes, gt_crowd)  # (D, G)
@@ -256,7 +259,7 @@ def _evaluate_image(image: _Image, thresholds: Floats, ranges: Floats) -> _Match
     ignored = ~matched & outside[None]  # unmatched and outside the range
     t, a, d = np.nonzero(matched)
     ignored[t, a, d] = gt_ignore[a, match[t, a, d]]  # matched to an ignored ground truth
-    return _Matches(scores, labels, matched, ignored, image.gt_labels, ~gt_ignore)
+    return _Matches(scores, labels, rank, matched, ignored, image.gt_labels, ~gt_ignore)
 
 
 def _interpolate(recall: Floats, precision: Floats) -> Floats:
@@ -302,14 +305,15 @@ def _gather(images: Sequence[_Image], thresholds: Floats, ranges: Floats) -> dic
     """Every image evaluated and its detections concatenated in image order."""
     num_t, num_a = len(thresholds), len(ranges)
     none = _Matches(
-        np.zeros(0), np.zeros(0, np.int64), np.zeros((num_t, num_a, 0), bool), np.zeros((num_t, num_a, 0), bool),
+        np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64),
+        np.zeros((num_t, num_a, 0), bool), np.zeros((num_t, num_a, 0), bool),
         np.zeros(0, np.int64), np.zeros((num_a, 0), bool),
     )  # fmt: skip
     per_image = [none] + [_evaluate_image(image, thresholds, ranges) for image in images]  # `none`: no images
     return {
         "scores": np.concatenate([m.scores for m in per_image]),
         "labels": np.concatenate([m.labels for m in per_image]),
-        "rank": np.concatenate([_rank_within_class(m.labels) for m in per_image]),
+        "rank": np.concatenate([m.rank for m in per_image]),
         "matched": np.concatenate([m.matched for m in per_image], axis=-1),  # (T, A, D)
         "counted": ~np.concatenate([m.ignored for m in per_image], axis=-1),
         "gt_labels": np.concatenate([m.gt_labels for m in per_image]),

@@ -49,15 +49,39 @@ def _check_inputs(boxes: torch.Tensor, scores: torch.Tensor) -> None:
         raise ValueError(f"need boxes (N, 4) and scores (N,), got {tuple(boxes.shape)} and {tuple(scores.shape)}")
 
 
+#: A set of boxes as contiguous columns: ``x1``, ``y1``, ``x2``, ``y2``, area.
+Columns = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _columns(boxes: torch.Tensor) -> Columns:
+    x1, y1, x2, y2 = (t.contiguous() for t in boxes.unbind(-1))  # (N,) each, dense: tiles slice them
+    return x1, y1, x2, y2, (x2 - x1) * (y2 - y1)
+
+
+def _rows(columns: Columns, start: int, stop: int) -> Columns:
+    x1, y1, x2, y2, area = (t[start:stop] for t in columns)
+    return x1, y1, x2, y2, area
+
+
+def _tile_hits(rows: Columns, cols: Columns, iou_threshold: float) -> torch.Tensor:
+    """``(B, W)`` mask: IoU(row box, column box) > threshold, with torchvision's arithmetic
+    (``inter / (area_i + area_j - inter)`` in the input dtype); a NaN IoU is no hit."""
+    rx1, ry1, rx2, ry2, r_area = (t[:, None] for t in rows)
+    cx1, cy1, cx2, cy2, c_area = (t[None, :] for t in cols)
+    w = torch.minimum(rx2, cx2) - torch.maximum(rx1, cx1)  # (B, W)
+    h = torch.minimum(ry2, cy2) - torch.maximum(ry1, cy1)  # (B, W)
+    inter = w.clamp_(min=0) * h.clamp_(min=0)
+    return inter / (r_area + c_area - inter) > iou_threshold
+
+
 def _suppressing_pairs(
     ranked: torch.Tensor, classes: torch.Tensor | None, iou_threshold: float, block_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pairs ``(i, j)`` of ranks, ``i < j``, with IoU > threshold (and equal classes, if given)."""
     n = ranked.shape[0]
     by_x = torch.sort(ranked[:, 0], stable=True).indices  # sorted position -> rank
-    x1, y1, x2, y2 = ranked[by_x].unbind(-1)  # (N,) each, in x1 order
-    x1 = x1.contiguous()
-    area = (x2 - x1) * (y2 - y1)
+    boxes = _columns(ranked[by_x])  # in x1 order
+    x1, x2 = boxes[0], boxes[2]
     cls = classes[by_x] if classes is not None else None
     # A negative threshold makes even disjoint boxes (IoU 0) suppress: then every pair is a candidate.
     everything = iou_threshold < 0
@@ -66,14 +90,7 @@ def _suppressing_pairs(
         stop = min(start + block_size, n)
         # Later boxes can overlap the block only if they start before the block's rightmost edge.
         end = n if everything else max(int(torch.searchsorted(x1, x2[start:stop].max().reshape(1))), stop)
-        w = torch.minimum(x2[start:stop, None], x2[None, start:end]) - torch.maximum(
-            x1[start:stop, None], x1[None, start:end]
-        )  # (B, W)
-        h = torch.minimum(y2[start:stop, None], y2[None, start:end]) - torch.maximum(
-            y1[start:stop, None], y1[None, start:end]
-        )  # (B, W)
-        inter = w.clamp_(min=0) * h.clamp_(min=0)
-        hit = inter / (area[start:stop, None] + area[None, start:end] - inter) > iou_threshold  # NaN: no hit
+        hit = _tile_hits(_rows(boxes, start, stop), _rows(boxes, start, end), iou_threshold)  # (B, W)
         if cls is not None:
             hit &= cls[start:stop, None] == cls[None, start:end]
         hit[:, : stop - start].triu_(diagonal=1)  # inside the block, each pair once and no self-pairs
@@ -117,32 +134,24 @@ def _suppressed_by(
     ``x1`` lies between its leftmost ``x1`` minus the widest other box and its rightmost ``x2``.
     """
     by_x = torch.sort(others[:, 0], stable=True).indices
-    x1, y1, x2, y2 = others[by_x].unbind(-1)  # (M,) each, in x1 order
-    x1 = x1.contiguous()
-    area = (x2 - x1) * (y2 - y1)
-    widest = (x2 - x1).max()
+    boxes = _columns(others[by_x])  # in x1 order
+    x1 = boxes[0]
+    widest = (boxes[2] - x1).max()
     cls = other_classes[by_x] if other_classes is not None else None
     rows = torch.sort(winners[:, 0], stable=True).indices
-    wx1, wy1, wx2, wy2 = winners[rows].unbind(-1)
-    warea = (wx2 - wx1) * (wy2 - wy1)
+    tops = _columns(winners[rows])  # in x1 order
     wcls = winner_classes[rows] if winner_classes is not None else None
     hit_any = torch.zeros(others.shape[0], dtype=torch.bool, device=others.device)
     # Fewer rows per tile give narrower x-windows but more tiles (each one a few kernel launches).
     tile_rows = min(max(_TILE // max(others.shape[0], 1), 32), 1024)
     for start in range(0, winners.shape[0], tile_rows):
         stop = min(start + tile_rows, winners.shape[0])
-        bounds = torch.stack([wx1[start] - widest, wx2[start:stop].max()])  # wx1 is sorted: [start] is the min
+        tile = _rows(tops, start, stop)
+        bounds = torch.stack([tile[0][0] - widest, tile[2].max()])  # x1 is sorted: [0] is the min
         lo, hi = torch.searchsorted(x1, bounds).tolist()
         if hi <= lo:
             continue
-        w = torch.minimum(wx2[start:stop, None], x2[None, lo:hi]) - torch.maximum(
-            wx1[start:stop, None], x1[None, lo:hi]
-        )
-        h = torch.minimum(wy2[start:stop, None], y2[None, lo:hi]) - torch.maximum(
-            wy1[start:stop, None], y1[None, lo:hi]
-        )
-        inter = w.clamp_(min=0) * h.clamp_(min=0)  # (B, W)
-        hit = inter / (warea[start:stop, None] + area[None, lo:hi] - inter) > iou_threshold
+        hit = _tile_hits(tile, _rows(boxes, lo, hi), iou_threshold)  # (B, W)
         if cls is not None and wcls is not None:
             hit &= wcls[start:stop, None] == cls[None, lo:hi]
         hit_any[lo:hi] |= hit.any(dim=0)

@@ -40,7 +40,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -59,6 +58,7 @@ from mlcraft.grading.paths import grading_dir, nbgrader_ignore_patterns
 from mlcraft.grading.process import python_env, run_python, tail
 from mlcraft.grading.release import resolve_modules
 from mlcraft.grading.sandbox import MISSING_PROTECTIONS, sandbox_status
+from mlcraft.utils.files import atomic_write
 from mlcraft.utils.logging import get_logger
 
 __all__ = ["SCORED", "GradeSettings", "Status", "SubmissionResult", "grade_classroom", "write_reports"]
@@ -349,17 +349,8 @@ def _max_scores(gradebook_path: Path, modules: list[str]) -> dict[str, float]:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def _fingerprint(submissions: Path, source_dir: Path, student: str, module: str, settings: GradeSettings) -> str:
