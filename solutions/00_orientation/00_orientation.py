@@ -36,6 +36,13 @@
 #
 # The tests put their tensors on `DEVICE`, the best device present (CUDA, then Apple MPS,
 # then CPU), so your code must work on whatever device its input is on.
+#
+# **How grading works.** When your notebook is graded, your cells run in a sandbox and the
+# test cells run in the grader, apart from your code: the tests call your functions with data
+# (tensors, numbers, lists...) and check what comes back. Parts of a test that need your code's
+# side effects (here: the random generators your `seed_all` seeds) are marked `@in_kernel`:
+# they run beside your code and report what they saw. So return exactly what each task asks
+# for; nothing else in your notebook can change a test's verdict.
 
 
 # %%
@@ -54,7 +61,7 @@ import random
 import numpy as np
 import torch
 
-from mlcraft.testing import DEVICE, assert_close, call_without
+from mlcraft.testing import DEVICE, assert_close, call_without, in_kernel
 
 print(f"torch {torch.__version__}, numpy {np.__version__}; tests run on DEVICE = {DEVICE}")
 
@@ -113,15 +120,23 @@ def _draw_all():
     )
 
 
-seed_all(0)
-first = _draw_all()
-seed_all(0)
-second = _draw_all()
-assert first == second, f"after seed_all(0) twice, the draws should be identical:\n{first}\n{second}"
+@in_kernel
+def _seed_and_draw(seed):
+    """Your seed_all(seed), then one draw from each generator."""
+    seed_all(seed)
+    return _draw_all()
 
-seed_all(1)
-other = _draw_all()
-assert other != first, "seed_all(0) and seed_all(1) should give different draws"
+
+def _expected_draws(seed):
+    """The same draws after seeding each generator directly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return _draw_all()
+
+
+assert _seed_and_draw(0) == _expected_draws(0), "after seed_all(0), each generator should give the draws seed 0 gives"
+assert _seed_and_draw(1) == _expected_draws(1), "after seed_all(1), each generator should give the draws seed 1 gives"
 
 try:
     seed_all(1.5)
@@ -130,26 +145,26 @@ except TypeError:
 else:
     raise AssertionError("seed_all(1.5) should raise TypeError: a seed must be an int")
 ### BEGIN HIDDEN TESTS
-_generators = {
-    "Python's random": lambda: [random.random() for _ in range(3)],
-    "NumPy's global generator": lambda: np.random.rand(3).tolist(),
-    "torch on the CPU": lambda: torch.rand(3).tolist(),
-    f"torch on {DEVICE.type}": lambda: torch.rand(3, device=DEVICE).tolist(),
-    "torch.randint": lambda: torch.randint(0, 1000, (5,)).tolist(),
-}
-for _name, _draw in _generators.items():
-    seed_all(1234)
-    _a = _draw()
-    _draw()  # move the generator on, so only re-seeding can bring the first draw back
-    seed_all(1234)
-    _b = _draw()
-    assert _a == _b, f"{_name}: seed_all(1234) twice should give the same draws, got {_a} and {_b}"
-    seed_all(4321)
-    _c = _draw()
-    assert _c != _a, f"{_name}: seed_all(1234) and seed_all(4321) should give different draws"
+_generators = ("Python's random", "NumPy's global generator", "torch on the CPU", f"torch on {DEVICE.type}")
 
-seed_all(2**32 - 1)  # the largest valid seed must be accepted
-seed_all(0)
+
+@in_kernel
+def _seed_draw_twice(seed):
+    """seed_all(seed), two draws of every kind (so only re-seeding can bring the first back), and torch.randint."""
+    seed_all(seed)
+    first = _draw_all()
+    _draw_all()
+    return first, torch.randint(0, 1000, (5,)).tolist()
+
+
+for _seed in (0, 1234, 4321, 2**32 - 1):  # 2**32 - 1: the largest valid seed must be accepted
+    _got, _got_int = _seed_draw_twice(_seed)
+    _want = _expected_draws(_seed)
+    _draw_all()
+    _want_int = torch.randint(0, 1000, (5,)).tolist()
+    for _name, _g, _w in zip(_generators, _got, _want, strict=True):
+        assert _g == _w, f"{_name}: after seed_all({_seed}) the draws should be those of seed {_seed}, got {_g}, want {_w}"
+    assert _got_int == _want_int, f"torch.randint after seed_all({_seed}): got {_got_int}, want {_want_int}"
 
 for _bad in (1.5, "3", None, 2.0):
     try:
@@ -167,18 +182,25 @@ for _bad in (-1, -(2**40), 2**32, 2**64):
     else:
         raise AssertionError(f"seed_all({_bad}) should raise ValueError: a seed must be in [0, 2**32 - 1]")
 
-# The argument is checked before anything is seeded: a rejected seed leaves the generators alone.
-seed_all(99)
-_expected = _draw_all()
-seed_all(99)
-for _bad in (-1, 1.5):
-    _rejected = False
+
+@in_kernel
+def _draws_after_rejected(good, bad):
+    """seed_all(good), then seed_all(bad), which must raise before seeding anything: the draws."""
+    seed_all(good)
     try:
-        seed_all(_bad)
+        seed_all(bad)
     except (TypeError, ValueError):
-        _rejected = True
-    assert _rejected, f"seed_all({_bad!r}) should raise"
-assert _draw_all() == _expected, "a rejected seed must not re-seed any generator: check the argument first"
+        return True, _draw_all()
+    return False, _draw_all()
+
+
+# The argument is checked before anything is seeded: a rejected seed leaves the generators alone.
+for _bad in (-1, 1.5, 2**32):
+    _raised, _draws = _draws_after_rejected(99, _bad)
+    assert _raised, f"seed_all({_bad!r}) should raise"
+    assert _draws == _expected_draws(99), (
+        f"a rejected seed ({_bad!r}) must not re-seed any generator: check the argument first"
+    )
 
 # The library version must not be called, however it was imported.
 call_without(seed_all, 5, forbidden=("mlcraft.utils.seed_everything",))

@@ -8,12 +8,18 @@ the autograded notebook), one result file per finished submission
 (``results/<module>/<student>.json``), feedback HTML (``feedback/<student>/<module>.html``),
 ``grades.csv`` and ``report.json``.
 
-Each submission is graded by its own process (:mod:`mlcraft.grading.worker`); only its kernel,
-which runs the student's code, is sandboxed and limited (:mod:`mlcraft.grading.sandbox`,
-:mod:`mlcraft.grading.limits`, :mod:`mlcraft.grading.execute`). ``workers`` submissions run at
-once. A result file is written atomically when a submission is done, so a run that is
-interrupted (Ctrl-C, kill) and started again grades only what is left, unless ``force``; a
-result is reused only when the notebook, the source and the limits are unchanged.
+Each submission is graded by its own process (:mod:`mlcraft.grading.worker`), given a job file
+and answering through one event log; only its kernel, which runs the student's code, is
+sandboxed and limited (:mod:`mlcraft.grading.sandbox`, :mod:`mlcraft.grading.limits`), and every
+test cell is judged outside that kernel (:mod:`mlcraft.grading.execute`). ``workers``
+submissions run at once. A result file is written atomically when a submission is done, so a
+run that is interrupted (Ctrl-C, kill) and started again grades only what is left, unless
+``force``; a result is reused only when the notebook, the source and the limits are unchanged.
+
+Submissions are read without following symbolic links: a student folder, module folder or
+notebook that is a link is reported (``symlink``), never graded as that student's work. A
+notebook that cannot be loaded (broken or deeply nested JSON, too large, an old format that
+cannot be converted) gets a status and a reason; it never stops the run.
 
 Every (student, module) pair gets a status, never a silent 0, and a list of flags:
 
@@ -23,7 +29,9 @@ Every (student, module) pair gets a status, never a silent 0, and a list of flag
   its kernel, or ran out of time (per cell or for the submission); only the cells affected
   lose points, and the flags name them.
 - ``missing``: no notebook where one was expected (the detail says what was found instead).
-- ``invalid notebook``: not valid JSON or not a valid notebook; nbgrader would drop it silently.
+- ``symlink``: the student folder, module folder or notebook is a symbolic link; not graded.
+- ``invalid notebook``: not valid JSON or not a valid notebook, too large or too deeply
+  nested; nbgrader would drop it silently.
 - ``error``: grading failed for this submission (nbgrader error, or the grading process went
   over the wall-clock limit); the detail carries the reason. Other submissions are unaffected.
 """
@@ -47,17 +55,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from nbgrader.api import Gradebook, MissingEntry
-from pydantic import Field
+import nbformat
+from nbgrader.api import Gradebook
 
-from mlcraft.config import FrozenConfig
-from mlcraft.grading.notebooks import InvalidNotebookError, read_notebook
-from mlcraft.grading.paths import grading_dir, nbgrader_ignore_patterns
-from mlcraft.grading.process import python_env, run_python, tail
+from mlcraft.grading.notebooks import InvalidNotebookError, read_notebook_bytes
+from mlcraft.grading.paths import grading_dir
+from mlcraft.grading.process import python_env, tail
 from mlcraft.grading.release import resolve_modules
 from mlcraft.grading.sandbox import MISSING_PROTECTIONS, sandbox_status
+from mlcraft.grading.settings import GradeSettings
+from mlcraft.grading.worker import EVENTS_FILE, JOB_FILE, WorkerJob
 from mlcraft.utils.files import atomic_write
 from mlcraft.utils.logging import get_logger
 
@@ -69,7 +78,7 @@ log = get_logger(__name__)
 _STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 # Time the grading process gets beyond the submission limit (start-up, saving, feedback).
 _PROCESS_GRACE_S = 60
-_RESULT_VERSION = 2
+_RESULT_VERSION = 3
 
 
 class Status(str, Enum):
@@ -79,26 +88,13 @@ class Status(str, Enum):
     CRASHED = "crashed"
     TIMEOUT = "timeout"
     MISSING = "missing"
+    SYMLINK = "symlink"
     INVALID = "invalid notebook"
     ERROR = "error"
 
 
 #: Statuses that come with a score from the autograder.
 SCORED = (Status.GRADED, Status.TAMPERED, Status.MEMORY, Status.CRASHED, Status.TIMEOUT)
-
-
-class GradeSettings(FrozenConfig):
-    """Limits for one grading run (defaults suit the course's assignments on a laptop)."""
-
-    cell_timeout_s: int = Field(default=120, ge=1, le=3600)  # per cell, inside the kernel
-    submission_timeout_s: int = Field(default=900, ge=10, le=24 * 3600)  # whole submission, wall clock
-    workers: int = Field(default=1, ge=1, le=64)  # submissions graded in parallel
-    memory_mb: int = Field(default=8192, ge=512, le=1 << 20)  # kernel address space (PyTorch reserves ~3 GiB)
-    max_output_bytes: int = Field(default=1_000_000, ge=1024, le=1 << 30)  # output kept per cell
-    scratch_mb: int = Field(default=256, ge=16, le=1 << 16)  # writable scratch (tmpfs) and largest file
-    sandbox: Literal["auto", "bwrap", "off"] = "auto"  # bwrap: required; auto: where available
-    guard: bool = True  # restore torch/numpy/test helpers before each graded cell (imports them at start)
-    feedback: bool = True  # generate feedback HTML for each student
 
 
 @dataclass
@@ -118,59 +114,37 @@ class SubmissionResult:
     seconds: float = 0.0  # wall-clock time spent grading
 
 
-def _workspace_config(
-    workspace: Path, source_dir: Path, settings: GradeSettings, sandbox: dict[str, Any] | None = None
-) -> str:
-    entries: dict[str, Any] = {
-        "CourseDirectory.root": str(workspace),
-        "CourseDirectory.source_directory": str(source_dir),
-        "CourseDirectory.release_directory": str(workspace / "release"),
-        "CourseDirectory.submitted_directory": str(workspace / "submitted"),
-        "CourseDirectory.autograded_directory": str(workspace / "autograded"),
-        "CourseDirectory.feedback_directory": str(workspace / "feedback"),
-        "CourseDirectory.db_url": f"sqlite:///{workspace / 'gradebook.db'}",
-        "CourseDirectory.ignore": nbgrader_ignore_patterns(source_dir),
-        "OverwriteCells.add_missing_cells": True,
-        "Execute.timeout": settings.cell_timeout_s,
-        "Execute.extra_arguments": ["--IPKernelApp.log_level=ERROR"],
-    }
-    lines = [
-        '"""Written by `mlcraft grade` for this grading run; regenerated on every run."""',
-        "c = get_config()  # noqa: F821",
-    ]
-    if sandbox is not None:
-        pre = "mlcraft.grading.execute"
-        lines += [
-            "from nbgrader import preprocessors as nb",
-            "from nbconvert.preprocessors import ClearMetadataPreprocessor",
-            f"from {pre} import DeduplicateCells, GuardedExecute, HonestSaveAutoGrades, SanitizeCells",
-            "c.Autograde.sanitize_preprocessors = [nb.ClearOutput, DeduplicateCells, nb.OverwriteKernelspec,"
-            " nb.OverwriteCells, SanitizeCells, nb.CheckCellMetadata]",
-            "c.Autograde.autograde_preprocessors = [GuardedExecute, nb.IgnorePattern, ClearMetadataPreprocessor,"
-            " nb.LimitOutput, HonestSaveAutoGrades, nb.AssignLatePenalties, nb.CheckCellMetadata]",
-        ]
-        entries |= {
-            "GuardedExecute.timeout": settings.cell_timeout_s,
-            "GuardedExecute.extra_arguments": ["--IPKernelApp.log_level=ERROR"],
-            "GuardedExecute.max_output_bytes": settings.max_output_bytes,
-            "GuardedExecute.deadline": time.time() + settings.submission_timeout_s,
-            "GuardedExecute.events_path": str(workspace / "events.json"),
-            "SandboxKernelManager.memory_bytes": settings.memory_mb * 2**20,
-            "SandboxKernelManager.file_size_bytes": settings.scratch_mb * 2**20,
-            "SandboxKernelManager.scratch_bytes": settings.scratch_mb * 2**20,
-            "SandboxKernelManager.guard": settings.guard,
-            **{f"SandboxKernelManager.{k}": v for k, v in sandbox.items()},
-        }
-    lines += [f"c.{key} = {value!r}" for key, value in entries.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _write_config(
-    workspace: Path, source_dir: Path, settings: GradeSettings, sandbox: dict[str, Any] | None = None
-) -> None:
-    workspace.mkdir(parents=True, exist_ok=True)
-    text = _workspace_config(workspace, source_dir, settings, sandbox)
-    (workspace / "nbgrader_config.py").write_text(text, encoding="utf-8")
+def _run_job(job: WorkerJob, limit: float, run: _Run | None = None) -> tuple[int | None, str]:
+    """Run a worker on ``job``; ``(exit code or None when stopped at limit, stderr tail)``."""
+    job.workspace.mkdir(parents=True, exist_ok=True)
+    job_file = job.workspace / JOB_FILE
+    job_file.write_text(job.model_dump_json(indent=1), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlcraft.grading.worker", str(job_file)],
+        cwd=job.workspace,
+        env=python_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, killed as one
+    )
+    if run is not None:
+        with run.lock:
+            if run.stopping:
+                _kill_group(proc)
+            run.procs[proc.pid] = proc
+    try:
+        _, stderr = proc.communicate(timeout=limit)
+        return proc.returncode, tail(stderr or "", 5)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+        return None, ""
+    finally:
+        _kill_group(proc)  # anything the grader left behind
+        if run is not None:
+            with run.lock:
+                run.procs.pop(proc.pid, None)
 
 
 def _prepare_template(out_dir: Path, source_dir: Path, modules: list[str], settings: GradeSettings) -> Path:
@@ -178,35 +152,66 @@ def _prepare_template(out_dir: Path, source_dir: Path, modules: list[str], setti
     template = out_dir / "template"
     if template.exists():
         shutil.rmtree(template)
-    _write_config(template, source_dir, settings)
-    for module in modules:
-        proc = run_python(["-m", "nbgrader", "generate_assignment", module, "--force"], template)
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"could not load the source of {module} into the gradebook:\n{tail(proc.stdout + proc.stderr, 10)}"
-            )
+    job = WorkerJob(command="prepare", modules=modules, workspace=template, source_dir=source_dir, settings=settings)
+    code, stderr = _run_job(job, limit=600)
+    if code != 0:
+        raise RuntimeError(f"could not load the sources of {', '.join(modules)} into the gradebook:\n{stderr}")
     return template / "gradebook.db"
 
 
-def _check_submission(submissions: Path, student: str, module: str) -> SubmissionResult | None:
-    """The result that explains why a submission cannot be graded, or None when it can."""
+def _is_link(path: Path) -> bool:
+    return path.is_symlink()
+
+
+def _read_submission(
+    submissions: Path, student: str, module: str, limit_bytes: int
+) -> tuple[bytes, SubmissionResult | None]:
+    """The notebook's bytes, read without following links, or the result that explains why
+    it cannot be graded."""
     if not _STUDENT_ID.match(student):
-        return SubmissionResult(
+        return b"", SubmissionResult(
             student, module, Status.ERROR, detail="folder name must use only letters, digits and . _ @ + -; rename it"
         )
-    expected = submissions / student / module / f"{module}.ipynb"
+    folder = submissions / student / module
+    expected = folder / f"{module}.ipynb"
+    for path in (submissions / student, folder, expected):
+        if _is_link(path):
+            target = os.readlink(path)
+            return b"", SubmissionResult(
+                student,
+                module,
+                Status.SYMLINK,
+                detail=f"{path.relative_to(submissions)} is a symbolic link (to {target}); links are never followed: "
+                "submit the file itself",
+                flags=["symlink"],
+            )
     if not expected.is_file():
-        folder = expected.parent
         found = sorted(p.name for p in folder.glob("*.ipynb")) if folder.is_dir() else []
         detail = f"no {module}/{module}.ipynb" + (f"; found {', '.join(found)}" if found else "")
-        return SubmissionResult(student, module, Status.MISSING, detail=detail)
-    if expected.stat().st_size == 0:
-        return SubmissionResult(student, module, Status.INVALID, detail="empty file (0 bytes)")
+        return b"", SubmissionResult(student, module, Status.MISSING, detail=detail)
+    size = expected.stat().st_size
+    if size == 0:
+        return b"", SubmissionResult(student, module, Status.INVALID, detail="empty file (0 bytes)")
+    if size > limit_bytes:
+        return b"", SubmissionResult(
+            student,
+            module,
+            Status.INVALID,
+            detail=f"the notebook is {size / 2**20:.1f} MiB, more than the {limit_bytes / 2**20:g} MiB limit "
+            "(--max-notebook-mb); clear its outputs and submit again",
+        )
+    fd = os.open(expected, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit_bytes + 1)
+    return data, None
+
+
+def _load(data: bytes, student: str, module: str) -> tuple[tuple[Any, int] | None, SubmissionResult | None]:
+    """The notebook (nbformat 4, converted from 3 if need be), or the result saying why not."""
     try:
-        read_notebook(expected)
+        return read_notebook_bytes(data, f"{student}/{module}/{module}.ipynb"), None
     except InvalidNotebookError as err:
-        return SubmissionResult(student, module, Status.INVALID, detail=str(err).removeprefix(f"{expected}: "))
-    return None
+        return None, SubmissionResult(student, module, Status.INVALID, detail=str(err).split(": ", 1)[-1])
 
 
 @dataclass
@@ -219,60 +224,129 @@ class _Run:
     source_dir: Path
     gradebook: Path
     settings: GradeSettings
-    sandbox: dict[str, Any]
-    sandboxed: bool
+    bwrap: str
+    secret: tuple[str, ...]
+    max_scores: dict[str, float]
     procs: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: bool = False
 
 
-def _grade_one(run: _Run, student: str, module: str) -> SubmissionResult:
+def _grade_one(run: _Run, student: str, module: str, data: bytes, nb: Any) -> SubmissionResult:
     """Grade one submission in its own workspace (a private copy of the gradebook)."""
-    problem = _check_submission(run.submissions, student, module)
-    if problem is not None:
-        return problem
     started = time.monotonic()
     workspace = run.out_dir / "work" / module / student
     if workspace.exists():
         shutil.rmtree(workspace)
-    _write_config(workspace, run.source_dir, run.settings, run.sandbox)
+    workspace.mkdir(parents=True)
     shutil.copyfile(run.gradebook, workspace / "gradebook.db")
     target = workspace / "submitted" / student / module / f"{module}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     # Only the notebook is copied: files submitted beside it are never importable by it.
-    submitted = run.submissions / student / module
-    shutil.copyfile(submitted / f"{module}.ipynb", target)
-    extra = sorted(p.name for p in submitted.iterdir() if p.name != f"{module}.ipynb")
-    ok, detail, payload = _run_worker(run, workspace, student, module)
-    result = SubmissionResult(student, module, Status.GRADED if ok else Status.ERROR, detail=detail)
+    notebook, version = nb
+    if version != 4:
+        nbformat.write(notebook, target)  # converted to nbformat 4
+    else:
+        target.write_bytes(data)
+    folder = run.submissions / student / module
+    extra = sorted(p.name for p in folder.iterdir() if p.name != f"{module}.ipynb")
+    job = WorkerJob(
+        command="grade",
+        modules=[module],
+        student=student,
+        workspace=workspace,
+        source_dir=run.source_dir,
+        settings=run.settings,
+        bwrap=run.bwrap,
+        secret=run.secret,
+        deadline=time.time() + run.settings.submission_timeout_s,
+    )
+    limit = run.settings.submission_timeout_s + _PROCESS_GRACE_S
+    code, stderr = _run_job(job, limit, run)
+    result = _result_from_events(student, module, workspace / EVENTS_FILE, code, stderr, limit)
+    result.max_score = result.max_score or run.max_scores[module]
+    if version != 4:
+        result.flags.append(f"converted from nbformat {version}")
     if extra:
+        links = [name for name in extra if (folder / name).is_symlink()]
         result.flags.append(f"extra files ignored: {', '.join(extra)}")
-    if not run.sandboxed:
+        if links:
+            result.flags.append(f"symlinks ignored: {', '.join(links)}")
+    if not run.bwrap:
         result.flags.append("no sandbox")
-    if ok:
-        _read_scores(workspace, result)
-        _apply_findings(result, payload)
-        produced = workspace / "feedback" / student / module / f"{module}.html"
-        if produced.is_file():
-            feedback = run.out_dir / "feedback" / student / f"{module}.html"
-            feedback.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(produced, feedback)
-            result.feedback = str(feedback)
+    if result.feedback:
+        feedback = run.out_dir / "feedback" / student / f"{module}.html"
+        feedback.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result.feedback, feedback)
+        result.feedback = str(feedback)
     result.seconds = round(time.monotonic() - started, 3)
     return result
 
 
-def _apply_findings(result: SubmissionResult, payload: dict[str, Any]) -> None:
-    """Flags and status from the worker's tamper report and execution events."""
-    result.tampered = [str(t) for t in payload.get("tampered", [])]
-    result.flags += [f"tampered: {t}" for t in result.tampered]
-    kinds = []
-    for event in payload.get("events", []):
-        kind = str(event.get("kind"))
-        kinds.append(kind)
-        result.flags.append(f"{'output cut' if kind == 'output' else kind}: {event.get('cell')}")
-    if result.status is not Status.GRADED:
-        return
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    """The worker's events; a half-written last line (the worker was killed) is skipped."""
+    events = []
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def _result_from_events(
+    student: str, module: str, path: Path, code: int | None, stderr: str, limit: float
+) -> SubmissionResult:
+    """The submission's result, from the one channel its worker writes (see ``worker``)."""
+    events = _read_events(path)
+    result = SubmissionResult(student, module, Status.GRADED)
+    decided: dict[str, tuple[float, float]] = {}
+    kinds: list[str] = []
+    graded = done = None
+    for event in events:
+        kind = event.get("event")
+        if kind == "tampered":
+            result.tampered = [str(t) for t in event.get("items", [])]
+            result.flags += [f"tampered: {t}" for t in result.tampered]
+        elif kind == "flag":
+            kinds.append(str(event.get("kind")))
+            label = "output cut" if event.get("kind") == "output" else str(event.get("kind"))
+            result.flags.append(f"{label}: {event.get('cell')}")
+        elif kind == "cell" and event.get("points") is not None:
+            decided[str(event["cell"])] = (float(event["points"]), float(event["max_points"]))
+        elif kind == "graded":
+            graded = event
+        elif kind == "feedback":
+            result.feedback = str(event.get("path", ""))
+        elif kind == "done":
+            done = event
+    if graded is not None:
+        result.score, result.max_score = float(graded["score"]), float(graded["max_score"])
+        result.cells = {str(k): (float(v[0]), float(v[1])) for k, v in graded.get("cells", {}).items()}
+    elif code is None and decided:
+        # Stopped at the hard limit: the test cells already decided keep their points.
+        result.cells = decided
+        result.score = sum(p for p, _ in decided.values())
+        kinds.append("timeout")
+        result.flags.append(f"timeout: grading stopped after {limit:g} s; {len(decided)} test cells were decided")
+    else:
+        result.status = Status.ERROR
+        if code is None:
+            result.detail = f"grading took longer than {limit:g} s and was stopped before any test was decided"
+        elif done is not None and not done.get("ok"):
+            lines = [ln for ln in str(done.get("error", "")).splitlines() if "Error" in ln or "ERROR" in ln]
+            result.detail = f"nbgrader {done.get('stage')} failed: {(lines or ['see the worker log'])[-1].strip()}"
+        else:
+            result.detail = f"grader process failed (exit {code}): {stderr or 'no output'}"
+        return result
+    if done is not None and not done.get("ok") and done.get("stage") == "feedback":
+        result.flags.append("feedback not generated")
     for status, present in (
         (Status.TAMPERED, bool(result.tampered)),
         (Status.MEMORY, "memory" in kinds),
@@ -283,63 +357,14 @@ def _apply_findings(result: SubmissionResult, payload: dict[str, Any]) -> None:
             result.status = status
             break
     if result.status is not Status.GRADED:
-        result.detail = "; ".join(f for f in result.flags if not f.startswith(("no sandbox", "extra files")))
+        skip = ("no sandbox", "extra files", "symlinks ignored", "converted from")
+        result.detail = "; ".join(f for f in result.flags if not f.startswith(skip))
+    return result
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _run_worker(run: _Run, workspace: Path, student: str, module: str) -> tuple[bool, str, dict[str, Any]]:
-    limit = run.settings.submission_timeout_s + _PROCESS_GRACE_S
-    args = [module, student] if run.settings.feedback else [module, student, "--no-feedback"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlcraft.grading.worker", *args],
-        cwd=workspace,
-        env=python_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, killed as one
-    )
-    with run.lock:
-        if run.stopping:
-            _kill_group(proc)
-        run.procs[proc.pid] = proc
-    try:
-        stdout, stderr = proc.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
-        return False, f"grading took longer than {limit} s and was stopped", {}
-    finally:
-        _kill_group(proc)  # anything the grader left behind
-        with run.lock:
-            run.procs.pop(proc.pid, None)
-    last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
-    try:
-        payload = json.loads(last)
-    except json.JSONDecodeError:
-        stderr_tail = (stderr.strip().splitlines() or ["no output"])[-1]
-        return False, f"grader process failed (exit {proc.returncode}): {stderr_tail}", {}
-    if payload.get("ok"):
-        return True, "", payload
-    lines = [ln for ln in str(payload.get("log", "")).splitlines() if "ERROR" in ln or "Error" in ln]
-    return False, f"nbgrader {payload.get('stage')} failed: {(lines or ['see report.json'])[-1].strip()}", payload
-
-
-def _read_scores(workspace: Path, result: SubmissionResult) -> None:
-    with Gradebook(f"sqlite:///{workspace / 'gradebook.db'}") as gradebook:
-        try:
-            submission = gradebook.find_submission(result.module, result.student)
-        except MissingEntry:
-            result.status, result.detail = Status.ERROR, "nbgrader recorded no submission (see report.json)"
-            return
-        result.score, result.max_score = float(submission.score), float(submission.max_score)
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                result.cells[grade.name] = (float(grade.score), float(grade.max_score))
 
 
 def _max_scores(gradebook_path: Path, modules: list[str]) -> dict[str, float]:
@@ -353,11 +378,12 @@ def _write_atomic(path: Path, text: str) -> None:
         handle.write(text.encode("utf-8"))
 
 
-def _fingerprint(submissions: Path, source_dir: Path, student: str, module: str, settings: GradeSettings) -> str:
+def _fingerprint(data: bytes, source_dir: Path, module: str, settings: GradeSettings) -> str:
     """Changes when the submission, the assignment source or a limit changes."""
     digest = hashlib.sha256()
-    for path in (submissions / student / module / f"{module}.ipynb", source_dir / module / f"{module}.ipynb"):
-        digest.update(path.read_bytes() if path.is_file() else b"<none>")
+    source = source_dir / module / f"{module}.ipynb"
+    for chunk in (data, source.read_bytes() if source.is_file() else b"<none>"):
+        digest.update(chunk)
         digest.update(b"\0")
     digest.update(settings.model_dump_json(exclude={"workers"}).encode())
     digest.update(str(_RESULT_VERSION).encode())
@@ -416,7 +442,9 @@ def grade_classroom(
         raise ValueError(f"output folder {out_dir} is inside the submissions folder; choose another --out")
     course_root = course_root.resolve()
     source_dir = course_root / "solutions"
-    students = sorted(p.name for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # Links are listed (and reported), never followed.
+    entries = sorted(p for p in submissions.iterdir() if not p.name.startswith("."))
+    students = [p.name for p in entries if p.is_symlink() or p.is_dir()]
     if not students:
         raise ValueError(
             f"{submissions}: no student folders; expected SUBMISSIONS_DIR/<student>/<module>/<module>.ipynb"
@@ -424,7 +452,9 @@ def grade_classroom(
     if modules:
         chosen = resolve_modules(source_dir, modules)
     else:
-        submitted = {p.name for s in students for p in (submissions / s).iterdir() if p.is_dir()}
+        submitted = {
+            p.name for s in students if not (submissions / s).is_symlink() for p in (submissions / s).iterdir()
+        }
         chosen = [m for m in resolve_modules(source_dir, None) if m in submitted]
         if not chosen:
             raise ValueError(f"{submissions}: no student folder holds a known module; name one with --module")
@@ -433,30 +463,52 @@ def grade_classroom(
         raise RuntimeError(f"--sandbox bwrap was asked for, but {reason}")
     if not bwrap:
         log.warning("grading without a sandbox", reason=reason, missing=MISSING_PROTECTIONS)
-    sandbox = {
-        "bwrap": bwrap,
-        "secret": [str(source_dir), str(out_dir), str(submissions), str(grading_dir())],
-        "hidden": [str(course_root)],
-    }
+    secret = tuple(str(p) for p in (source_dir, out_dir, submissions, grading_dir()))
     gradebook = _prepare_template(out_dir, source_dir, chosen, settings)
-    max_scores = _max_scores(gradebook, chosen)
-    run = _Run(submissions, course_root, out_dir, source_dir, gradebook, settings, sandbox, bool(bwrap))
+    run = _Run(
+        submissions,
+        course_root,
+        out_dir,
+        source_dir,
+        gradebook,
+        settings,
+        bwrap,
+        secret,
+        _max_scores(gradebook, chosen),
+    )
     jobs = [(module, student) for module in chosen for student in students]
+    limit_bytes = settings.max_notebook_mb * 2**20
 
     def grade(job: tuple[str, str]) -> SubmissionResult:
         module, student = job
-        path = _result_path(out_dir, student, module)
-        fingerprint = _fingerprint(submissions, source_dir, student, module, settings)
-        result = None if force else _load_result(path, fingerprint)
-        if result is None:
-            if run.stopping:
-                raise KeyboardInterrupt
-            result = _grade_one(run, student, module)
-            if run.stopping:  # interrupted while grading: nothing is recorded, it is graded next run
-                raise KeyboardInterrupt
-            result.max_score = result.max_score or max_scores[module]
-            _write_atomic(path, json.dumps({**_result_json(result), "fingerprint": fingerprint}, indent=1))
-            log.info("submission", student=student, module=module, status=result.status.value, score=result.score)
+        data, problem = _read_submission(submissions, student, module, limit_bytes)
+        nb = None
+        if problem is None:
+            nb, problem = _load(data, student, module)
+        if problem is not None:
+            result = problem
+            result.max_score = run.max_scores[module]
+        else:
+            path = _result_path(out_dir, student, module)
+            fingerprint = _fingerprint(data, source_dir, module, settings)
+            result = None if force else _load_result(path, fingerprint)
+            if result is None:
+                if run.stopping:
+                    raise KeyboardInterrupt
+                try:
+                    result = _grade_one(run, student, module, data, nb)
+                except Exception as err:
+                    result = SubmissionResult(
+                        student,
+                        module,
+                        Status.ERROR,
+                        max_score=run.max_scores[module],
+                        detail=f"{type(err).__name__}: {err}",
+                    )
+                if run.stopping:  # interrupted while grading: nothing is recorded, it is graded next run
+                    raise KeyboardInterrupt
+                _write_atomic(path, json.dumps({**_result_json(result), "fingerprint": fingerprint}, indent=1))
+                log.info("submission", student=student, module=module, status=result.status.value, score=result.score)
         if on_result is not None:
             on_result(result)
         return result

@@ -1,45 +1,89 @@
-"""Resource limits for a grading kernel: ``python -m mlcraft.grading.limits [OPTIONS] -- COMMAND...``.
+"""Privileges and resource limits of a grading kernel.
 
-Sets POSIX resource limits (``setrlimit(2)``) on itself, then replaces itself with ``COMMAND``
-(``execv``), so the limits bind the kernel and everything it starts:
+``python -m mlcraft.grading.limits [OPTIONS] -- COMMAND...`` is the first process inside the
+sandbox (and, without a sandbox, the kernel's parent). It takes away what the student's code
+must not have, then replaces itself with ``COMMAND`` (``execv``), so everything below binds the
+kernel and every process it starts:
 
+- ``--uid U --gid G``: when it starts as root of the sandbox's user namespace (grading as
+  root), it empties the capability bounding set and switches to ``U:G``, which the grader maps
+  to an unprivileged user of the host: the kernel has no capability, cannot mount, unmount or
+  remount anything, and every file outside its scratch is read-only or invisible to it. Without
+  a sandbox, or when the grader is not root, the kernel already runs as that user.
 - ``--memory BYTES``: ``RLIMIT_AS``, the address space. An allocation past it fails, which
-  Python raises as ``MemoryError`` in the cell that allocated; a C extension may abort instead,
-  which kills the kernel (graded as a crash of that cell). PyTorch reserves about 3 GiB of
-  address space once imported, so the limit must leave room above that.
+  Python raises as ``MemoryError`` in the cell that allocated; a C extension may abort instead
+  (graded as a crash of that cell). PyTorch reserves about 3 GiB of address space once
+  imported, so the limit must leave room above that.
 - ``--file-size BYTES``: ``RLIMIT_FSIZE``, the largest file the kernel may write.
-- core dumps are disabled (``RLIMIT_CORE = 0``): a segfault must not fill the disk.
-- on Linux, ``PR_SET_PDEATHSIG``: the kernel is killed when the grading process that started
-  it dies, even when it runs without a sandbox.
+- ``--processes N``: ``RLIMIT_NPROC``, processes and threads of the kernel's user (counted in
+  the sandbox's own user namespace, so each submission has its own budget).
+- ``--files N``: ``RLIMIT_NOFILE``, open file descriptors.
+- core dumps are disabled (``RLIMIT_CORE = 0``) and, on Linux, the kernel is killed when its
+  parent dies (``PR_SET_PDEATHSIG``).
+
+``python -m mlcraft.grading.limits userns UID GID`` is the grader's helper (grading as root):
+it enters a new user namespace, prints ``ready``, waits while the grader writes its uid and gid
+maps (``0 -> 0`` so that bubblewrap can set up the sandbox, ``UID -> UID``), forbids any
+further user namespace inside it (``user.max_user_namespaces = 0``: no way to win back
+capabilities), prints ``done`` and waits for end of input.
 
 Only the standard library is imported, so the shim costs a few milliseconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import signal
 import sys
 
-__all__ = ["main", "shim_command"]
+__all__ = ["LimitSettings", "main", "shim_command"]
 
 _PR_SET_PDEATHSIG = 1
+_PR_CAPBSET_DROP = 24
+_CLONE_NEWUSER = 0x10000000
+_OPTIONS = {
+    "--memory": "RLIMIT_AS",
+    "--file-size": "RLIMIT_FSIZE",
+    "--processes": "RLIMIT_NPROC",
+    "--files": "RLIMIT_NOFILE",
+}
 
 
-def shim_command(memory_bytes: int, file_size_bytes: int) -> list[str]:
-    """The argv prefix that applies the limits to the command that follows it."""
-    return [
-        sys.executable,
-        "-m",
-        "mlcraft.grading.limits",
-        "--memory",
-        str(memory_bytes),
-        "--file-size",
-        str(file_size_bytes),
-        "--",
-    ]
+class LimitSettings:
+    """The limits of one kernel (plain class: this module imports nothing heavy)."""
+
+    def __init__(
+        self,
+        memory_bytes: int,
+        file_size_bytes: int,
+        processes: int = 256,
+        files: int = 1024,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
+        self.memory_bytes = memory_bytes
+        self.file_size_bytes = file_size_bytes
+        self.processes = processes
+        self.files = files
+        self.uid = uid
+        self.gid = gid
+
+
+def shim_command(limits: LimitSettings, python: str | None = None) -> list[str]:
+    """The argv prefix that applies ``limits`` to the command that follows it."""
+    command = [python or sys.executable, "-m", "mlcraft.grading.limits"]
+    command += ["--memory", str(limits.memory_bytes), "--file-size", str(limits.file_size_bytes)]
+    command += ["--processes", str(limits.processes), "--files", str(limits.files)]
+    if limits.uid is not None and limits.gid is not None:
+        command += ["--uid", str(limits.uid), "--gid", str(limits.gid)]
+    return [*command, "--"]
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def _set_limit(name: str, value: int) -> None:
@@ -57,28 +101,66 @@ def _set_limit(name: str, value: int) -> None:
         print(f"mlcraft.grading.limits: could not set {name}: {err}", file=sys.stderr)
 
 
-def _die_with_parent() -> None:
-    if not sys.platform.startswith("linux"):
+def _drop_to(uid: int, gid: int) -> None:
+    """Empty the capability bounding set and become ``uid:gid`` (only when running as uid 0)."""
+    if os.geteuid() != 0:
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc = _libc()
+    for cap in range(64):
+        libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the last capability: ignored
+    with contextlib.suppress(OSError):  # a user namespace with setgroups denied: dropped before
+        os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)  # clears every capability
+    if os.geteuid() == 0 or os.getegid() == 0:
+        raise SystemExit("mlcraft.grading.limits: could not drop root")
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _userns(argv: list[str]) -> int:
+    """The helper side of :func:`mlcraft.grading.sandbox.make_user_namespace`."""
+    if _libc().unshare(_CLONE_NEWUSER) != 0:
+        print(f"error unshare: {os.strerror(ctypes.get_errno())}", flush=True)
+        return 1
+    print("ready", flush=True)
+    sys.stdin.readline()  # the grader has written the maps
+    try:
+        with open("/proc/sys/user/max_user_namespaces", "w") as handle:
+            handle.write("0")
+    except OSError as err:
+        print(f"error sysctl: {err}", flush=True)
+        return 1
+    print("done", flush=True)
+    sys.stdin.read()
+    return 0
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["userns"]:
+        return _userns(argv[1:])
     if "--" not in argv:
-        print("usage: python -m mlcraft.grading.limits [--memory B] [--file-size B] -- COMMAND...", file=sys.stderr)
+        print("usage: python -m mlcraft.grading.limits [--memory B] [--file-size B] ... -- COMMAND...", file=sys.stderr)
         return 2
     split = argv.index("--")
     options, command = argv[:split], argv[split + 1 :]
     if not command or len(options) % 2:
         print("mlcraft.grading.limits: expected option pairs and a command", file=sys.stderr)
         return 2
-    names = {"--memory": "RLIMIT_AS", "--file-size": "RLIMIT_FSIZE"}
+    values: dict[str, int] = {}
     for flag, value in zip(options[::2], options[1::2], strict=True):
-        if flag not in names or not value.isdigit():
+        if (flag not in _OPTIONS and flag not in ("--uid", "--gid")) or not value.isdigit():
             print(f"mlcraft.grading.limits: bad option {flag} {value}", file=sys.stderr)
             return 2
-        _set_limit(names[flag], int(value))
+        values[flag] = int(value)
+    if "--uid" in values and "--gid" in values:
+        _drop_to(values["--uid"], values["--gid"])
+    for flag, name in _OPTIONS.items():
+        if flag in values:
+            _set_limit(name, values[flag])
     _set_limit("RLIMIT_CORE", 0)
     _die_with_parent()
     os.execv(command[0], command)

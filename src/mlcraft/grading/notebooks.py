@@ -23,6 +23,7 @@ __all__ = [
     "check_twins_in_sync",
     "find_graded_cells",
     "read_notebook",
+    "read_notebook_bytes",
     "strip_solution_markers",
 ]
 
@@ -39,30 +40,60 @@ class InvalidNotebookError(ValueError):
     """A file that should be a notebook is not valid JSON or not a valid nbformat v4 notebook."""
 
 
-def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """Read and validate an ``.ipynb``.
+def read_notebook_bytes(data: bytes, name: str) -> tuple[nbformat.NotebookNode, int]:
+    """Parse and validate a notebook file's bytes: ``(notebook as nbformat 4, its original major version)``.
+
+    An nbformat 3 notebook (Jupyter before 2015) is converted to version 4.
 
     Raises:
-        InvalidNotebookError: naming the file and what is wrong (JSON syntax with line and
-            column, or the nbformat schema error).
+        InvalidNotebookError: naming ``name`` and what is wrong: not UTF-8, JSON syntax (with line
+            and column), nested too deeply, an unsupported or unconvertible format, or the
+            nbformat schema error.
     """
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise InvalidNotebookError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+        raise InvalidNotebookError(f"{name}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    try:
+        raw = json.loads(text)
     except json.JSONDecodeError as err:
         raise InvalidNotebookError(
-            f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+            f"{name}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
         ) from err
-    if not isinstance(raw, dict) or "cells" not in raw:
-        raise InvalidNotebookError(f"{path}: JSON but not a notebook (no 'cells' list)")
+    except RecursionError:
+        raise InvalidNotebookError(f"{name}: JSON nested too deeply to be a notebook") from None
+    except MemoryError:
+        raise InvalidNotebookError(f"{name}: too large to load") from None
+    if not isinstance(raw, dict) or ("cells" not in raw and "worksheets" not in raw):
+        raise InvalidNotebookError(f"{name}: JSON but not a notebook (no 'cells' list)")
+    version = raw.get("nbformat")
+    if type(version) is not int or version not in (3, 4):
+        raise InvalidNotebookError(
+            f"{name}: nbformat {version!r} is not a notebook format this grader reads (Jupyter writes 4)"
+        )
     try:
-        nb: nbformat.NotebookNode = nbformat.reads(json.dumps(raw), as_version=4)
+        nb: nbformat.NotebookNode = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
+    except RecursionError:
+        raise InvalidNotebookError(f"{name}: nested too deeply to be a notebook") from None
     except Exception as err:  # nbformat raises several unrelated types
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InvalidNotebookError(f"{path}: not a valid notebook ({first_line})") from err
-    return nb
+        if version == 3:
+            raise InvalidNotebookError(
+                f"{name}: an nbformat 3 notebook (Jupyter before 2015) that cannot be converted to version 4 "
+                f"({first_line}); open it in a current Jupyter and save it again"
+            ) from err
+        raise InvalidNotebookError(f"{name}: not a valid notebook ({first_line})") from err
+    return nb, version
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """Read and validate an ``.ipynb`` (converted to nbformat 4 if it is older).
+
+    Raises:
+        InvalidNotebookError: see :func:`read_notebook_bytes`.
+    """
+    return read_notebook_bytes(path.read_bytes(), str(path))[0]
 
 
 def _notebook_twins(folder: Path) -> list[tuple[Path, Path]]:

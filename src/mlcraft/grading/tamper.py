@@ -12,7 +12,12 @@ reports it, per cell, before grading, so the instructor sees who tried what:
 - ``points``: a graded cell claims other points than the source;
 - ``unlocked``: a locked cell's ``locked`` flag was cleared;
 - ``duplicated``: a grade id appears more than once;
-- ``tags``: a cell carries tags, which are ignored when grading (e.g. ``skip-execution``).
+- ``tags``: a cell carries tags, which are ignored when grading (e.g. ``skip-execution``);
+- ``forged``: a cell claims another role than the source gives it (a solution cell marked
+  ``grade: true``, a test cell marked as a solution), or a cell claims a grade id the
+  assignment does not have (an extra graded cell).
+
+:func:`restore_metadata` then puts the source's nbgrader metadata back on every cell.
 
 Grading then runs on the restored notebook: the score is what the restored tests say.
 """
@@ -27,7 +32,7 @@ from nbgrader.api import Gradebook
 
 from mlcraft.grading.notebooks import HIDDEN_MARKERS
 
-__all__ = ["Tamper", "detect_tampering"]
+__all__ = ["Tamper", "detect_tampering", "restore_metadata"]
 
 
 @dataclass(frozen=True)
@@ -106,4 +111,58 @@ def detect_tampering(nb: Any, db_url: str, assignment: str, notebook: str) -> li
                 found.append(Tamper(source.name, "unlocked"))
             if source.locked and cell.cell_type == source.cell_type and _edited(cell, source):
                 found.append(Tamper(source.name, "edited"))
+    return found
+
+
+def restore_metadata(nb: Any, db_url: str, assignment: str, notebook: str) -> list[Tamper]:
+    """Give every cell of ``nb`` the nbgrader metadata the source gave it, in place.
+
+    A cell with a grade id the source does not have loses its nbgrader metadata (it becomes an
+    ordinary cell of the student's). Returns the ``forged`` findings: roles claimed that the
+    source did not give (changed points or a cleared ``locked`` flag are restored too, and
+    reported by :func:`detect_tampering`).
+    """
+    found: list[Tamper] = []
+    with Gradebook(db_url) as gradebook:
+        source_nb = gradebook.find_notebook(notebook, assignment)
+        graded = {c.name: float(c.max_score) for c in source_nb.grade_cells}
+        solutions = {c.name for c in source_nb.solution_cells}
+        tasks = {c.name for c in source_nb.task_cells}
+        locked = {c.name: bool(c.locked) for c in source_nb.source_cells}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader")
+        if not isinstance(meta, dict):
+            continue
+        grade_id = meta.get("grade_id")
+        known = isinstance(grade_id, str) and grade_id in locked
+        if not known:
+            claims = [k for k in ("grade", "solution", "task", "locked") if meta.get(k)]
+            if claims:
+                found.append(
+                    Tamper(
+                        str(grade_id or "cell"),
+                        "forged",
+                        f"claims {', '.join(claims)} for a cell the assignment does not have",
+                    )
+                )
+            del cell.metadata["nbgrader"]
+            continue
+        canonical = {
+            "grade": grade_id in graded,
+            "grade_id": grade_id,
+            "locked": locked[grade_id],
+            "schema_version": 3,
+            "solution": grade_id in solutions,
+            "task": grade_id in tasks,
+        }
+        if grade_id in graded:
+            canonical["points"] = graded[grade_id]
+        roles = [k for k in ("grade", "solution", "task") if bool(meta.get(k)) != canonical[k]]
+        if roles:
+            claimed = ", ".join(f"{k}: {bool(meta.get(k))}" for k in roles)
+            found.append(Tamper(grade_id, "forged", f"claims {claimed}"))
+        for key in ("checksum", "cell_type"):
+            if key in meta:
+                canonical[key] = meta[key]
+        cell.metadata["nbgrader"] = canonical
     return found

@@ -4,10 +4,13 @@
 - :data:`DEVICE`, :func:`available_devices`: run the same test on CUDA where present.
 - :func:`call_without` / :func:`forbid_calls`: a hidden test can check that a learner wrote
   the function rather than calling the library version.
+- :func:`in_kernel`: marks the part of a test cell that must run beside the learner's code
+  when the notebook is graded (the rest runs in the grader; see :mod:`mlcraft.testing.remote`).
 """
 
 from mlcraft.testing.devices import DEVICE, available_devices, cuda_available
 from mlcraft.testing.forbidden import ForbiddenCallError, call_without, forbid_calls
+from mlcraft.testing.remote import in_kernel
 from mlcraft.testing.tolerances import assert_close, default_tolerances
 
 __all__ = [
@@ -19,4 +22,5 @@ __all__ = [
     "cuda_available",
     "default_tolerances",
     "forbid_calls",
+    "in_kernel",
 ]

@@ -1,33 +1,45 @@
 """Check that a learner's function does not simply call the library function it should replace.
 
 Used in hidden tests: an exercise that asks for log-sum-exp written out must not just call
-``torch.logsumexp``. Two detectors see a call however the function was imported or aliased
-(``from torch import logsumexp as lse``, ``from mlcraft.utils import amp_dtype``):
+``torch.logsumexp``. :func:`watch_calls` sees a call however the function was imported or
+aliased (``from torch import logsumexp as lse``, ``from mlcraft.utils import amp_dtype``):
 
-1. for ``torch.*`` targets, a ``TorchFunctionMode`` that sees torch API calls, including the
-   tensor-method spelling (``x.logsumexp(-1)``) of a forbidden torch function;
-2. for every other target, a profile hook (``sys.setprofile``) that matches Python functions by
-   their code object and built-in functions by identity.
+1. for ``torch.*`` targets that PyTorch dispatches (``torch.logsumexp``, ``F.softmax``), a
+   ``TorchFunctionMode`` that sees the call, including the tensor-method spelling
+   (``x.logsumexp(-1)``);
+2. for every target, a profile hook (``sys.setprofile`` on the calling thread and
+   ``threading.setprofile`` for threads started meanwhile) that matches Python functions by
+   their bytecode (a ``__code__.replace(...)`` copy still matches) and built-in functions by
+   identity: plain Python functions under ``torch.*`` (``torch.nn.MultiheadAttention.forward``,
+   ``torch.cuda.is_bf16_supported``) are seen too.
 
-Each call is recorded once.
+A function that switches the watch off (``sys.setprofile(None)``, popping the mode) is
+reported as ``escaped``, and :func:`call_without` fails it: the absence of the check is a
+failure, not a pass.
 
-Limits: code that reaches the same kernel through a private path (``torch._C``) or copies
-the library's source is not caught; hidden tests compare values too.
+In grading, this check runs in the learner's own kernel, where it could be subverted; the
+grader therefore also reads the learner's source (:mod:`mlcraft.grading.static`) and decides
+the verdict outside the kernel. Code that reaches the same kernel through a private path
+(``torch._C``) or copies the library's source is not caught; hidden tests compare values too.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TypeVar
 
-from torch.overrides import TorchFunctionMode
+import torch
+from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack, get_overridable_functions
 
-__all__ = ["ForbiddenCallError", "call_without", "forbid_calls"]
+__all__ = ["ForbiddenCallError", "Watch", "call_without", "forbid_calls", "resolve_target", "watch_calls"]
 
 T = TypeVar("T")
 
@@ -36,8 +48,12 @@ class ForbiddenCallError(AssertionError):
     """Raised when the function under test called one of the forbidden functions."""
 
 
-def _resolve(dotted: str) -> Any:
-    """``"torch.nn.functional.softmax"`` -> the function object."""
+def resolve_target(dotted: str) -> Any:
+    """``"torch.nn.functional.softmax"`` -> the function object.
+
+    Raises:
+        ValueError: when the path is malformed or names nothing callable.
+    """
     if not isinstance(dotted, str) or "." not in dotted:
         raise ValueError(f"forbidden target must be a dotted path like 'torch.logsumexp', got {dotted!r}")
     module_path, _, attr = dotted.rpartition(".")
@@ -74,54 +90,125 @@ class _TorchRecorder(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-@contextmanager
-def forbid_calls(*targets: str) -> Iterator[list[str]]:
-    """Record calls to any of ``targets`` (dotted paths) made inside the ``with`` block.
+@functools.cache
+def _dispatched() -> frozenset[Any]:
+    """torch functions and tensor methods that ``__torch_function__`` modes see."""
+    found: set[Any] = set()
+    for functions in get_overridable_functions().values():
+        for fn in functions:
+            try:
+                found.add(fn)
+            except TypeError:  # unhashable (a few properties)
+                continue
+    return frozenset(found)
 
-    Yields the list of recorded names (one entry per call), filled in as calls happen. A
-    profile function that was active before is restored (and keeps receiving events) after.
+
+def _code_key(code: Any) -> tuple[bytes, tuple[str, ...]]:
+    return (code.co_code, code.co_names)
+
+
+@dataclass
+class Watch:
+    """What :func:`watch_calls` saw: forbidden calls, and whether the watch was switched off."""
+
+    calls: list[str] = field(default_factory=list)
+    escaped: str = ""  # why the watch cannot vouch for the call; '' when it saw everything
+
+
+@contextmanager
+def watch_calls(*targets: str) -> Iterator[Watch]:
+    """Record calls to any of ``targets`` (dotted paths) made inside the ``with`` block, on this
+    thread and on threads started inside it. A profile function that was active before is
+    restored (and keeps receiving events) after.
+
+    Raises:
+        ValueError: for a target that does not exist.
     """
-    resolved = {name: _resolve(name) for name in targets}
-    torch_names = {fn.__name__: name for name, fn in resolved.items() if name.startswith("torch.")}
-    others = {name: fn for name, fn in resolved.items() if not name.startswith("torch.")}
-    by_code = {inspect.unwrap(f).__code__: name for name, f in others.items() if inspect.isfunction(inspect.unwrap(f))}
-    by_id = {id(fn): name for name, fn in others.items() if inspect.isbuiltin(fn)}
-    calls: list[str] = []
+    resolved = {name: resolve_target(name) for name in targets}
+    watch = Watch()
+    dispatched = _dispatched()
+    torch_names = {fn.__name__: name for name, fn in resolved.items() if name.startswith("torch.") and fn in dispatched}
+    by_code: dict[tuple[bytes, tuple[str, ...]], str] = {}
+    by_id: dict[int, str] = {}
+    for name, fn in resolved.items():
+        if name in torch_names.values():
+            continue  # seen by the torch function mode
+        plain = inspect.unwrap(fn)
+        if inspect.isfunction(plain):
+            by_code[_code_key(plain.__code__)] = name
+        elif inspect.isbuiltin(fn) or inspect.ismethoddescriptor(fn):
+            by_id[id(fn)] = name
+        if isinstance(fn, type):  # a forbidden class: its constructor and forward
+            for method in ("__init__", "forward", "__call__"):
+                member = inspect.unwrap(getattr(fn, method, None)) if hasattr(fn, method) else None
+                if inspect.isfunction(member) and member.__module__ and member.__module__.startswith(fn.__module__):
+                    by_code[_code_key(member.__code__)] = name
     previous = sys.getprofile()
+    previous_threads = threading.getprofile() if hasattr(threading, "getprofile") else None
 
     def profiler(frame: FrameType, event: Any, arg: Any) -> None:
         if event == "call":
-            name = by_code.get(frame.f_code)
+            name = by_code.get(_code_key(frame.f_code))
         elif event == "c_call":
             name = by_id.get(id(arg))
         else:
             name = None
         if name is not None:
-            calls.append(name)
+            watch.calls.append(name)
         if previous is not None:
             previous(frame, event, arg)
 
-    with ExitStack() as stack:
-        if torch_names:
-            stack.enter_context(_TorchRecorder(torch_names, calls))
-        sys.setprofile(profiler)
-        stack.callback(sys.setprofile, previous)
-        yield calls
+    mode = _TorchRecorder(torch_names, watch.calls) if torch_names else None
+    if mode is not None:
+        torch._C._push_on_torch_function_stack(mode)
+    sys.setprofile(profiler)
+    threading.setprofile(profiler)
+    try:
+        yield watch
+    finally:
+        if sys.getprofile() is not profiler:
+            watch.escaped = "the profile hook was replaced or removed during the call"
+        sys.setprofile(previous)
+        threading.setprofile(previous_threads)  # type: ignore[arg-type]
+        if mode is not None:
+            stack = _get_current_function_mode_stack()
+            if not stack or stack[-1] is not mode:
+                watch.escaped = watch.escaped or "the torch function mode stack was changed during the call"
+            if any(m is mode for m in stack):  # pop ours and whatever was left above it
+                while torch._C._len_torch_function_stack() and torch._C._pop_torch_function_stack() is not mode:
+                    pass
+
+
+@contextmanager
+def forbid_calls(*targets: str) -> Iterator[list[str]]:
+    """Record calls to any of ``targets`` (dotted paths) made inside the ``with`` block.
+
+    Yields the list of recorded names (one entry per call), filled in as calls happen.
+    """
+    with watch_calls(*targets) as watch:
+        yield watch.calls
 
 
 def call_without(fn: Callable[..., T], *args: Any, forbidden: tuple[str, ...] | list[str], **kwargs: Any) -> T:
     """Call ``fn(*args, **kwargs)`` and fail if it used any ``forbidden`` function.
 
-    Returns what ``fn`` returned, so a hidden test can check the value in the same call.
+    Returns what ``fn`` returned, so a hidden test can check the value in the same call. When
+    grading, ``fn`` is the learner's function in the learner's kernel and the grader adds a
+    check of the learner's source (see the module docstring).
 
     Raises:
-        ForbiddenCallError: naming each forbidden function that was called.
+        ForbiddenCallError: naming each forbidden function that was called, or saying that the
+            function switched the check off.
     """
-    with forbid_calls(*forbidden) as calls:
+    remote = getattr(fn, "__mlcraft_call_without__", None)
+    if remote is not None:
+        return remote(args, kwargs, tuple(forbidden))  # type: ignore[no-any-return]
+    with watch_calls(*forbidden) as watch:
         result = fn(*args, **kwargs)
-    if calls:
-        used = ", ".join(sorted(set(calls)))
-        raise ForbiddenCallError(
-            f"{getattr(fn, '__name__', fn)!s} calls {used}: this exercise asks you to write it yourself"
-        )
+    label = getattr(fn, "__name__", fn)
+    if watch.calls:
+        used = ", ".join(sorted(set(watch.calls)))
+        raise ForbiddenCallError(f"{label!s} calls {used}: this exercise asks you to write it yourself")
+    if watch.escaped:
+        raise ForbiddenCallError(f"{label!s} could not be checked for forbidden calls: {watch.escaped}")
     return result
