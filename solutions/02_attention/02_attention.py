@@ -42,6 +42,17 @@
 # moving on. Run the notebook from top to bottom before you submit, and do not change or
 # delete the test cells.
 #
+# **How grading works.** When your notebook is graded, your cells run in a sandbox and the
+# test cells run in the grader, apart from your code: the tests call your functions with data
+# (tensors, numbers, masks...) and compare what comes back with PyTorch's own attention,
+# `nn.MultiheadAttention` and reference implementations computed in the grader. Every function
+# of this module takes tensors and returns tensors, so almost every check is a plain call. The
+# one exception: Tasks 1, 4, 5 and 6 promise that your function does **not modify its inputs**,
+# and the hidden tests that check it are marked `@in_kernel`: they run beside your code, call
+# your function there and report the inputs as your code left them (shape, dtype and values),
+# which the grader compares with the originals. So return exactly what each task asks for;
+# nothing else in your notebook can change a test's verdict.
+#
 # The tests put their tensors on `DEVICE`, the best device present (CUDA, then Apple MPS, then
 # CPU), so your code must work on whatever device its input is on. The checks that need
 # `float64` run on `DEVICE64`, which is `DEVICE` except on Apple MPS (no `float64` there),
@@ -55,7 +66,9 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mlcraft @ git+https://github.com/mlcraft/mlcraft"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "mlcraft @ git+https://github.com/mlcraft/mlcraft"], check=True
+    )
 
 
 # %% nbgrader={"grade": false, "grade_id": "imports", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -65,7 +78,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import nn
 
-from mlcraft.testing import DEVICE, assert_close, call_without
+from mlcraft.testing import DEVICE, assert_close, call_without, in_kernel
 
 # Apple MPS has no float64: the float64 checks run on the CPU there.
 DEVICE64 = torch.device("cpu") if DEVICE.type == "mps" else DEVICE
@@ -143,9 +156,8 @@ assert isinstance(out, torch.Tensor), f"scaled_dot_product_attention should retu
 assert out.shape == (B, H, T, D), (
     f"q, k, v of shape {(B, H, T, D)} should give shape {(B, H, T, D)}, got {tuple(out.shape)}"
 )
-assert_close(
-    out, F.scaled_dot_product_attention(q, k, v), rtol=1e-10, atol=1e-10, check_device=True, msg="no mask (float64)"
-)
+expected = F.scaled_dot_product_attention(q, k, v)  # PyTorch's own attention, the reference
+assert_close(out, expected, rtol=1e-10, atol=1e-10, check_device=True, msg="no mask (float64)")
 
 # Boolean mask: True = may attend. Every query keeps key 0 here, so no row is fully blocked.
 keep = torch.rand(T, T, generator=_g) < 0.6
@@ -175,7 +187,7 @@ assert_close(
 plus_1000 = torch.full((T, T), 1000.0, dtype=torch.float64, device=DEVICE64)
 shifted = scaled_dot_product_attention(q, k, v, plus_1000)
 assert torch.isfinite(shifted).all(), "a float mask of +1000 everywhere gave inf or NaN: subtract the row maximum"
-assert_close(shifted, out, rtol=1e-9, atol=1e-9, msg="adding 1000 to every score should not change the output")
+assert_close(shifted, expected, rtol=1e-9, atol=1e-9, msg="adding 1000 to every score should not change the output")
 ### BEGIN HIDDEN TESTS
 _forbidden_attention = (
     "torch.nn.functional.scaled_dot_product_attention",
@@ -184,13 +196,30 @@ _forbidden_attention = (
 )
 
 
+def _unmodified(after, before):
+    """An input as the learner's code left it equals its copy from before the call (shape, dtype, device, values).
+
+    Shape and dtype too: an in-place ``unsqueeze_`` or a ``.data`` swap modifies an input as well.
+    """
+    return before is None or (
+        isinstance(after, torch.Tensor)
+        and (after.shape, after.dtype, after.device) == (before.shape, before.dtype, before.device)
+        and torch.equal(after, before)
+    )
+
+
+@in_kernel
+def _sdpa_run(q_, k_, v_, mask_):
+    """Your scaled_dot_product_attention(q_, k_, v_, mask_), and its inputs as your code left them."""
+    return scaled_dot_product_attention(q_, k_, v_, mask_), [q_, k_, v_, mask_]
+
+
 def _sdpa(q_, k_, v_, mask_=None):
     """The learner's attention, without PyTorch's attention functions, with its inputs left unchanged."""
-    inputs = [t for t in (q_, k_, v_, mask_) if t is not None]
-    before = [t.clone() for t in inputs]
-    result = call_without(scaled_dot_product_attention, q_, k_, v_, mask_, forbidden=_forbidden_attention)
-    for _b, _a in zip(before, inputs, strict=True):
-        assert torch.equal(_b, _a), "scaled_dot_product_attention must not modify its inputs"
+    before = [None if t is None else t.clone() for t in (q_, k_, v_, mask_)]
+    result, after = call_without(_sdpa_run, q_, k_, v_, mask_, forbidden=_forbidden_attention)
+    for _name, _b, _a in zip(("q", "k", "v", "mask"), before, after, strict=True):
+        assert _unmodified(_a, _b), f"scaled_dot_product_attention must not modify its inputs ({_name} was changed)"
     assert isinstance(result, torch.Tensor), "scaled_dot_product_attention should return a tensor"
     return result
 
@@ -599,16 +628,35 @@ _forbidden_mha = (
 )
 
 
+def _unmodified(after, before):
+    """An input as the learner's code left it equals its copy from before the call (shape, dtype, device, values).
+
+    Shape and dtype too: an in-place ``unsqueeze_`` or a ``.data`` swap modifies an input as well.
+    """
+    return before is None or (
+        isinstance(after, torch.Tensor)
+        and (after.shape, after.dtype, after.device) == (before.shape, before.dtype, before.device)
+        and torch.equal(after, before)
+    )
+
+
+@in_kernel
+def _mha_run(x_, w_qkv_, b_qkv_, w_out_, b_out_, h, causal):
+    """Your multi_head_self_attention, and its tensor inputs as your code left them."""
+    got = multi_head_self_attention(x_, w_qkv_, b_qkv_, w_out_, b_out_, h, causal)
+    return got, [x_, w_qkv_, b_qkv_, w_out_, b_out_]
+
+
 def _check_mha(b, t, c, h, causal, dtype, device, bias, rtol, atol):
     what = f"B={b}, T={t}, C={c}, {h} heads, causal={causal}, {dtype}, bias={bias}"
     x_ = torch.randn(b, t, c, generator=_g, dtype=dtype).to(device)
     weights = _mha_weights(c, _g, dtype, device, bias)
-    before = [w.clone() for w in (x_, *weights) if w is not None]
-    got = call_without(multi_head_self_attention, x_, *weights, h, causal, forbidden=_forbidden_mha)
-    after = [w for w in (x_, *weights) if w is not None]
-    assert all(torch.equal(_b, _a) for _b, _a in zip(before, after, strict=True)), (
+    before = [None if w is None else w.clone() for w in (x_, *weights)]
+    got, after = call_without(_mha_run, x_, *weights, h, causal, forbidden=_forbidden_mha)
+    assert all(_unmodified(_a, _b) for _b, _a in zip(before, after, strict=True)), (
         f"{what}: the inputs must not be modified"
     )
+    assert isinstance(got, torch.Tensor), f"{what}: multi_head_self_attention should return a tensor"
     assert got.shape == (b, t, c), f"{what}: the output should have shape {(b, t, c)}, got {tuple(got.shape)}"
     assert got.dtype == dtype, f"{what}: the output should be {dtype}, got {got.dtype}"
     # nn.MultiheadAttention's attn_mask is True where attention is BLOCKED: the opposite of ours.
@@ -754,10 +802,29 @@ for m, n in ((5, 2), (13, 10), (103, 100)):
 _x32 = torch.randn(2, 2, 6, 32, generator=_g).to(DEVICE64)
 
 
+def _unmodified(after, before):
+    """An input as the learner's code left it equals its copy from before the call (shape, dtype, device, values).
+
+    Shape and dtype too: an in-place ``unsqueeze_`` or a ``.data`` swap modifies an input as well.
+    """
+    return before is None or (
+        isinstance(after, torch.Tensor)
+        and (after.shape, after.dtype, after.device) == (before.shape, before.dtype, before.device)
+        and torch.equal(after, before)
+    )
+
+
+@in_kernel
+def _rope_run(x_, pos_, base):
+    """Your apply_rope (with its default base when ``base`` is None), and ``x_`` as your code left it."""
+    got = apply_rope(x_, pos_) if base is None else apply_rope(x_, pos_, base=base)
+    return got, x_
+
+
 def _check_rope(x_, pos_, what, base=None, rtol=1e-10, atol=1e-10):
     before = x_.clone()
-    got = apply_rope(x_, pos_) if base is None else apply_rope(x_, pos_, base=base)
-    assert torch.equal(x_, before), f"{what}: apply_rope must not modify its input"
+    got, x_after = _rope_run(x_, pos_, base)
+    assert _unmodified(x_after, before), f"{what}: apply_rope must not modify its input"
     assert isinstance(got, torch.Tensor) and got.shape == x_.shape, f"{what}: the shape should be {tuple(x_.shape)}"
     assert got.dtype == x_.dtype, f"{what}: the dtype should stay {x_.dtype}, got {got.dtype}"
     want = _rope_reference(x_, pos_, 10000.0 if base is None else base).to(x_.dtype)
@@ -901,6 +968,24 @@ _forbidden_decode = (
 )
 
 
+def _unmodified(after, before):
+    """An input as the learner's code left it equals its copy from before the call (shape, dtype, device, values).
+
+    Shape and dtype too: an in-place ``unsqueeze_`` or a ``.data`` swap modifies an input as well.
+    """
+    return before is None or (
+        isinstance(after, torch.Tensor)
+        and (after.shape, after.dtype, after.device) == (before.shape, before.dtype, before.device)
+        and torch.equal(after, before)
+    )
+
+
+@in_kernel
+def _decode_run(x_t, ck, cv, w_q_, w_k_, w_v_, h):
+    """Your decode_step, and x_t and the caches as your code left them."""
+    return decode_step(x_t, ck, cv, w_q_, w_k_, w_v_, h), [x_t, ck, cv]
+
+
 def _check_decode(b, t_prefill, t_new, c, h, dtype, device, rtol, atol):
     what = f"B={b}, {t_prefill} cached tokens then {t_new} steps, C={c}, {h} heads, {dtype}"
     x_ = torch.randn(b, t_prefill + t_new, c, generator=_g, dtype=dtype).to(device)
@@ -909,13 +994,16 @@ def _check_decode(b, t_prefill, t_new, c, h, dtype, device, rtol, atol):
     ck, cv = k_all[:, :, :t_prefill].clone(), v_all[:, :, :t_prefill].clone()
     for step in range(t_prefill, t_prefill + t_new):
         ck_before, cv_before, x_before = ck.clone(), cv.clone(), x_.clone()
-        o, ck_new, cv_new = call_without(
-            decode_step, x_[:, step : step + 1], ck, cv, *ws, h, forbidden=_forbidden_decode
+        result, (x_t_after, ck_after, cv_after) = call_without(
+            _decode_run, x_[:, step : step + 1], ck, cv, *ws, h, forbidden=_forbidden_decode
         )
-        assert torch.equal(ck, ck_before) and torch.equal(cv, cv_before), (
+        o, ck_new, cv_new = result
+        assert _unmodified(ck_after, ck_before) and _unmodified(cv_after, cv_before), (
             f"{what}: decode_step must not modify the caches it is given"
         )
-        assert torch.equal(x_, x_before), f"{what}: decode_step must not modify x_t"
+        assert _unmodified(x_t_after, x_before[:, step : step + 1]) and torch.equal(x_, x_before), (
+            f"{what}: decode_step must not modify x_t"
+        )
         assert ck_new.shape == (b, h, step + 1, c // h), (
             f"{what}: after token {step} the key cache should be {(b, h, step + 1, c // h)}, got {tuple(ck_new.shape)}"
         )
