@@ -53,6 +53,16 @@
 # CPU), so your code must work on whatever device its input is on. The checks that need
 # `float64` run on `DEVICE64`, which is `DEVICE` except on Apple MPS (no `float64` there),
 # where it is the CPU.
+#
+# **How grading works.** When your notebook is graded, your cells run in a sandbox and the
+# test cells run in the grader, apart from your code: the tests call your functions with data
+# (tensors, lists of tensors, numbers, strings) and check what comes back against
+# `torchvision` and `pycocotools`, which the grader runs itself. Every task here is a function
+# of such data, so no test needs to run beside your code (none is marked `@in_kernel`). The
+# exceptions your functions raise reach the tests as the built-in class (`ValueError`), and
+# changes your code makes to the tensors and lists it is given are copied back, so the tests
+# still see whether you modified your inputs. Return exactly what each task asks for, with the
+# dtype and device it asks for: nothing else in your notebook can change a test's verdict.
 
 
 # %%
@@ -167,13 +177,14 @@ except ValueError:
 else:
     raise AssertionError("box_convert(boxes, 'xyxy', 'yolo') should raise ValueError: 'yolo' is not a format")
 ### BEGIN HIDDEN TESTS
+# Functions sharing a name: the last one listed is the one a failure message names.
 _forbidden_convert = (
+    "mlcraft.evaluation.box_convert",
     "torchvision.ops.box_convert",
     "torchvision.ops._box_convert._box_xywh_to_xyxy",
     "torchvision.ops._box_convert._box_xyxy_to_xywh",
     "torchvision.ops._box_convert._box_cxcywh_to_xyxy",
     "torchvision.ops._box_convert._box_xyxy_to_cxcywh",
-    "mlcraft.evaluation.box_convert",
 )
 _formats = ("xyxy", "xywh", "cxcywh")
 
@@ -345,13 +356,14 @@ assert_close(iou, torchvision.ops.box_iou(boxes_a, boxes_a), rtol=1e-12, atol=1e
 touching = box_iou(boxes_a[:1], torch.tensor([[10.0, 0.0, 20.0, 10.0]], dtype=torch.float64, device=DEVICE64))
 assert touching.item() == 0.0, f"boxes that only touch along an edge should have IoU 0, got {touching.item()}"
 ### BEGIN HIDDEN TESTS
+# Functions sharing a name: the last one listed is the one a failure message names.
 _forbidden_iou = (
+    "mlcraft.evaluation.box_iou",
+    "mlcraft.evaluation.box_area",
     "torchvision.ops.box_iou",
     "torchvision.ops.box_area",
     "torchvision.ops.generalized_box_iou",
     "torchvision.ops.boxes._box_inter_union",
-    "mlcraft.evaluation.box_iou",
-    "mlcraft.evaluation.box_area",
 )
 
 
@@ -505,13 +517,14 @@ assert keep.tolist() == [3, 2], f"expected indices [3, 2] (best first), got {kee
 assert keep.tolist() == torchvision.ops.nms(boxes_n, scores_n, 0.5).tolist(), "nms differs from torchvision"
 assert nms(boxes_n, scores_n, 0.99).tolist() == [3, 0, 1, 2], "with iou_threshold 0.99 nothing is removed here"
 ### BEGIN HIDDEN TESTS
+# Functions sharing a name: the last one listed is the one a failure message names.
 _forbidden_nms = (
+    "mlcraft.evaluation.nms",
+    "mlcraft.evaluation.batched_nms",
     "torchvision.ops.nms",
     "torchvision.ops.batched_nms",
     "torchvision.ops.boxes._batched_nms_coordinate_trick",
     "torchvision.ops.boxes._batched_nms_vanilla",
-    "mlcraft.evaluation.nms",
-    "mlcraft.evaluation.batched_nms",
 )
 
 
@@ -638,12 +651,12 @@ assert keep.tolist() == [0, 1], f"expected [0, 1] (box 1 is another class, box 2
 assert keep.tolist() == torchvision.ops.batched_nms(boxes_b, scores_b, labels_b, 0.5).tolist(), "vs torchvision"
 ### BEGIN HIDDEN TESTS
 _forbidden_batched = (
+    "mlcraft.evaluation.nms",
+    "mlcraft.evaluation.batched_nms",
     "torchvision.ops.nms",
     "torchvision.ops.batched_nms",
     "torchvision.ops.boxes._batched_nms_coordinate_trick",
     "torchvision.ops.boxes._batched_nms_vanilla",
-    "mlcraft.evaluation.nms",
-    "mlcraft.evaluation.batched_nms",
 )
 
 
