@@ -2,10 +2,13 @@
 
 Every kind in ``tests/grading/corpus/`` (see its README) is a submission to a small corpus
 assignment. All of them are graded in one run of `grade_classroom` with two workers and tight
-limits; each must get its declared status, score and flags, and the honest submissions in the
-same run keep their exact scores. Side effects are checked outside the sandbox: no process a
-submission started survives, no gradebook or other submission changed, nothing reached the
-network listener.
+limits, as whoever runs the tests (root in CI); each must get its declared status, score and
+flags, and the honest submissions in the same run keep their exact scores. Side effects are
+checked outside the sandbox: no process a submission started survives, no gradebook or other
+submission changed, nothing reached the network listener, no file was planted in the Python
+environment, the course or the output, and the grader's environment did not leak. When the
+tests run as root, the kinds that attack the sandbox are graded a second time by an
+unprivileged user (``test_grading_corpus_unprivileged.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,8 +40,20 @@ REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
 MODULE = "90_corpus"
 SETTINGS = GradeSettings(
-    cell_timeout_s=4, submission_timeout_s=120, workers=2, memory_mb=5120, max_output_bytes=100_000, scratch_mb=64
+    cell_timeout_s=4,
+    submission_timeout_s=60,
+    workers=2,
+    memory_mb=5120,
+    max_output_bytes=100_000,
+    scratch_mb=64,
+    max_processes=64,
+    max_notebook_mb=16,
+    max_cells=2000,
 )
+#: Set in the grading process's environment; a kind that finds it has read the grader's secrets.
+SECRET_ENV = ("MLCRAFT_CORPUS_SECRET_TOKEN", "c0rpus-s3cret")
+#: Any file of this name found outside the sandbox after grading was planted by a submission.
+MARKER = "mlcraft-corpus-owned"
 
 SOURCE = """# ---
 # jupyter:
@@ -49,11 +66,11 @@ SOURCE = """# ---
 # %% [markdown]
 # # Corpus assignment
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "imports", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
 import torch
 
-from mlcraft.testing import assert_close
+from mlcraft.testing import assert_close, call_without
 
 
 # %% nbgrader={"grade": false, "grade_id": "add-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -95,12 +112,13 @@ assert np.allclose(scale(x).numpy(), 2 * x.numpy())
 assert (scale(x) == 2 * x).all()
 np.testing.assert_allclose(scale(x).numpy(), 2 * x.numpy())
 assert_close(scale(x), 2 * x, msg="scale doubles")
+assert_close(call_without(scale, x, forbidden=("torch.multiply",)), 2 * x, msg="scale without torch.multiply")
 """
 
 ANSWERS = {"add-answer": "def add(a, b):\n    return a + b\n", "mul-answer": "def mul(a, b):\n    return a * b\n"}
 ANSWERS["scale-answer"] = "def scale(x):\n    return 2 * x\n"
 
-_HEADER = re.compile(r"^# (expect|cells|flags|sandbox): ?(.*)$", re.MULTILINE)
+_HEADER = re.compile(r"^# (expect|cells|flags|detail|sandbox|unprivileged): ?(.*)$", re.MULTILINE)
 _SECTION = re.compile(r"^# %% (?P<op>[a-z_]+)(?:=(?P<arg>\S+))?(?: (?P<extra>.+))?$", re.MULTILINE)
 
 
@@ -114,7 +132,9 @@ class Kind:
     score: float
     cells: dict[str, float] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    detail: str = ""  # a substring the result's detail must contain
     needs_sandbox: bool = False
+    unprivileged: bool = False  # graded again by an unprivileged user when the tests run as root
     ops: list[tuple[str, str, str, str]] = field(default_factory=list)  # (op, arg, extra, text)
 
 
@@ -131,7 +151,9 @@ def load_kind(path: Path) -> Kind:
         score=float(score),
         cells={k: float(v) for k, v in (item.split("=") for item in values.get("cells", "").split())},
         flags=[f.strip() for f in values.get("flags", "").split("|") if f.strip()],
+        detail=values.get("detail", ""),
         needs_sandbox=values.get("sandbox") == "required",
+        unprivileged=values.get("unprivileged") == "yes",
     )
     matches = list(_SECTION.finditer(text))
     for index, match in enumerate(matches):
@@ -151,6 +173,28 @@ def _cell(nb: Any, grade_id: str) -> tuple[int, Any]:
     raise KeyError(f"no cell {grade_id}")
 
 
+def _generate(kind: str, nb: Any) -> str:
+    """The text of a generated submission (too large or too odd to keep in a case file)."""
+    if kind == "nested_json":
+        return '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    if kind == "huge":
+        nb.cells.append(nbformat.v4.new_markdown_cell("x" * (20 * 2**20)))
+        return nbformat.writes(nb)
+    if kind == "nbformat3":
+        return nbformat.writes(nbformat.convert(nb, 3), version=3)
+    if kind == "nbformat5":
+        return json.dumps({"nbformat": 5, "nbformat_minor": 0, "metadata": {}, "cells": []})
+    if kind.startswith("sleepy"):
+        count = int(kind.removeprefix("sleepy"))
+        nb.cells.extend(nbformat.v4.new_code_cell("import time\ntime.sleep(0.25)") for _ in range(count))
+        return nbformat.writes(nb)
+    if kind.startswith("cells"):
+        count = int(kind.removeprefix("cells"))
+        nb.cells.extend(nbformat.v4.new_code_cell("1") for _ in range(count))
+        return nbformat.writes(nb)
+    raise ValueError(f"unknown generated submission {kind}")
+
+
 def build(kind: Kind, release: Any, folder: Path, values: dict[str, str]) -> None:
     """Write ``kind``'s submission into ``folder`` (``<student>/<module>/``)."""
     folder.mkdir(parents=True)
@@ -162,17 +206,34 @@ def build(kind: Kind, release: Any, folder: Path, values: dict[str, str]) -> Non
         return text.replace("\\x00", "\x00")
 
     nb = nbformat.from_dict(json.loads(json.dumps(release)))
+    blank = {gid: _cell(nb, gid)[1].source for gid in ANSWERS}
     for grade_id, answer in ANSWERS.items():
         _cell(nb, grade_id)[1].source = answer
+    links: list[tuple[str, str]] = []
     for op, arg, extra, body in kind.ops:
         text = fill(body)
         if op == "raw":
             target.write_text(text.strip("\n"), encoding="utf-8")
             return
+        if op == "generate":
+            target.write_text(_generate(arg, nb), encoding="utf-8")
+            return
         if op == "extra":
             (folder / arg).write_text(text, encoding="utf-8")
+        elif op == "symlink":
+            links.append((arg, fill(extra)))
+        elif op == "blank":
+            for grade_id, source in blank.items():
+                _cell(nb, grade_id)[1].source = source
         elif op == "kernelspec":
             nb.metadata["kernelspec"] = {"name": arg, "display_name": arg, "language": "python"}
+        elif op == "markdown_cell":
+            nb.cells.insert(_cell(nb, arg)[0], nbformat.v4.new_markdown_cell(text.strip("\n")))
+        elif op == "add_cell":
+            cell = nbformat.v4.new_code_cell(text.strip("\n"))
+            if extra:
+                cell.metadata["nbgrader"] = json.loads(extra)
+            nb.cells.insert(len(nb.cells) if arg == "end" else _cell(nb, arg)[0], cell)
         else:
             index, cell = _cell(nb, arg)
             if op in ("grade_id", "edit"):
@@ -184,6 +245,8 @@ def build(kind: Kind, release: Any, folder: Path, values: dict[str, str]) -> Non
                 cell.source = text.strip("\n") or cell.source
             elif op == "points":
                 cell.metadata["nbgrader"]["points"] = float(extra)
+            elif op == "meta":
+                cell.metadata["nbgrader"].update(json.loads(extra))
             elif op == "retype":
                 new = nbformat.v4.new_markdown_cell(cell.source) if extra == "markdown" else None
                 new = new or nbformat.v4.new_raw_cell(cell.source)
@@ -199,6 +262,16 @@ def build(kind: Kind, release: Any, folder: Path, values: dict[str, str]) -> Non
             else:
                 raise ValueError(f"{kind.name}: unknown op {op}")
     nbformat.write(nb, target)
+    for what, link_target in links:
+        if what == "notebook":
+            target.unlink()
+            target.symlink_to(link_target)
+        elif what == "folder":
+            student = folder.parent
+            shutil.rmtree(student)
+            student.symlink_to(link_target, target_is_directory=True)
+        else:
+            (folder / what).symlink_to(link_target)
 
 
 def _digest(paths: list[Path]) -> dict[str, str]:
@@ -241,6 +314,7 @@ class Graded:
     protected_after: dict[str, str]
     out: Path
     survivors: str
+    planted: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -262,19 +336,51 @@ def corpus_course(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield root
 
 
+def write_classroom(course: Path, classroom: Path, out: Path, kinds: list[Kind], port: int) -> None:
+    """Every kind's submission, built from the course's release."""
+    release = nbformat.read(course / "exercises" / MODULE / f"{MODULE}.ipynb", as_version=4)
+    values = {**_places(course, classroom, out), "port": str(port), "marker": MARKER, "secret": SECRET_ENV[1]}
+    for kind in kinds:
+        build(kind, release, classroom / kind.name / MODULE, values)
+
+
+def _places(course: Path, classroom: Path, out: Path) -> dict[str, str]:
+    """The folders a case may name: ``{course}``, ``{site}`` (site-packages), ``{prefix}``..."""
+    import sysconfig
+
+    return {
+        "course": str(course),
+        "out": str(out),
+        "classroom": str(classroom),
+        "site": sysconfig.get_paths()["purelib"],
+        "prefix": sys.prefix,
+        "host_tmp": tempfile.gettempdir(),
+    }
+
+
+def planted_files(places: dict[str, str]) -> list[str]:
+    """Marker files a submission managed to write outside its sandbox (cases write only there)."""
+    found = [Path(p) / f"{MARKER}{suffix}" for p in places.values() for suffix in ("", ".pth")]
+    return sorted(str(p) for p in found if p.exists())
+
+
+def surviving_daemons() -> str:
+    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
+    return "\n".join(line for line in listing.splitlines() if "4242.25" in line and "ps -eo" not in line)
+
+
 @pytest.fixture(scope="module")
 def graded(corpus_course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graded]:
     tmp_path = tmp_path_factory.mktemp("corpus-run")
     classroom, out = tmp_path / "class", tmp_path / "out"
-    release = nbformat.read(corpus_course / "exercises" / MODULE / f"{MODULE}.ipynb", as_version=4)
     listener = _Listener()
-    values = {"course": str(corpus_course), "out": str(out), "classroom": str(classroom), "port": str(listener.port)}
     try:
-        for kind in KINDS:
-            build(kind, release, classroom / kind.name / MODULE, values)
+        write_classroom(corpus_course, classroom, out, KINDS, listener.port)
         honest = classroom / "honest_correct" / MODULE / f"{MODULE}.ipynb"
         before = _digest([honest])
-        results = grade_classroom(classroom, corpus_course, out, [MODULE], SETTINGS)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.setenv(*SECRET_ENV)
+            results = grade_classroom(classroom, corpus_course, out, [MODULE], SETTINGS)
         gradebooks = sorted(out.rglob("gradebook.db"))
         after = _digest([honest])
         # Every gradebook must still be a SQLite database (the hostile submission wrote '0wned').
@@ -282,7 +388,6 @@ def graded(corpus_course: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             assert path.read_bytes()[:16] == b"SQLite format 3\x00", f"{path} was overwritten"
     finally:
         listener.close()
-    survivors = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
     yield Graded(
         {r.student: r for r in results},
         bool(sandbox_status(SETTINGS.sandbox)[0]),
@@ -290,7 +395,8 @@ def graded(corpus_course: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         before,
         after,
         out,
-        "\n".join(line for line in survivors.splitlines() if "4242.25" in line and "ps -eo" not in line),
+        surviving_daemons(),
+        planted_files(_places(corpus_course, classroom, out)),
     )
 
 
@@ -315,6 +421,7 @@ def test_kind(graded: Graded, kind: Kind) -> None:
         assert result.cells[cell][0] == points, summary
     for flag in kind.flags:
         assert any(flag in f for f in result.flags), f"no flag containing {flag!r}: {summary}"
+    assert kind.detail in result.detail, summary
 
 
 def test_honest_submissions_keep_exact_scores(graded: Graded) -> None:
@@ -339,7 +446,56 @@ def test_other_submissions_are_untouched(graded: Graded) -> None:
     assert graded.protected_after == graded.protected_before
 
 
-def test_output_is_capped_in_the_graded_notebook(graded: Graded) -> None:
-    autograded = graded.out / "work" / MODULE / "print_20mb_line" / "autograded" / "print_20mb_line" / MODULE
+def test_nothing_was_planted_outside_the_sandbox(graded: Graded) -> None:
+    if not graded.sandboxed:
+        pytest.skip("needs the bubblewrap sandbox")
+    assert graded.planted == []
+
+
+@pytest.mark.parametrize("student", ["print_20mb_line", "update_display_flood"])
+def test_output_is_capped_in_the_graded_notebook(graded: Graded, student: str) -> None:
+    autograded = graded.out / "work" / MODULE / student / "autograded" / student / MODULE
     size = (autograded / f"{MODULE}.ipynb").stat().st_size
     assert size < 2 * SETTINGS.max_output_bytes, f"autograded notebook is {size} bytes"
+
+
+_BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+
+def _titles_in_chromium(pages: list[Path]) -> list[str]:
+    """The document title of each page once loaded in headless Chromium (scripts set 'PWNED-...')."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    titles = []
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=_BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            for path in pages:
+                page.goto(path.as_uri(), wait_until="load")
+                page.wait_for_timeout(500)  # let any timer or onerror handler fire
+                titles.append(page.title())
+        finally:
+            browser.close()
+    return titles
+
+
+def test_feedback_pages_run_no_script_in_a_real_browser(graded: Graded, tmp_path: Path) -> None:
+    feedback = Path(graded.results["feedback_script"].feedback)
+    assert feedback.is_file(), graded.results["feedback_script"]
+    html = feedback.read_text(encoding="utf-8")
+    assert 'http-equiv="Content-Security-Policy"' in html and "script-src 'none'" in html
+    # The check can fail: the same hostile script in a page of our own runs.
+    control = tmp_path / "control.html"
+    control.write_text(
+        "<html><head><title>t</title></head><body><script>document.title='PWNED-control'</script>", encoding="utf-8"
+    )
+    honest = Path(graded.results["honest_correct"].feedback)
+    control_title, feedback_title, honest_title = _titles_in_chromium([control, feedback, honest])
+    assert control_title == "PWNED-control", "the browser check must see a script that runs"
+    assert "PWNED" not in feedback_title, f"a submission's script ran in the feedback page: {feedback_title}"
+    assert "PWNED" not in honest_title
+    # What was dropped says so, and the learner's text is still there, as text.
+    assert "output not shown in feedback" in html and "PWNED-stream" in html

@@ -1,8 +1,15 @@
-"""The kernel sandbox (bubblewrap), the resource-limit shim and the honest scoring rule."""
+"""The kernel sandbox (bubblewrap), the privilege and resource-limit shim, and the scoring rule.
+
+The sandbox tests run the shim and a probe script inside the very sandbox a grading kernel
+gets (``sandbox.sandboxed``), as whatever user runs the tests: as root (CI, containers) the
+kernel must still end up unprivileged.
+"""
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,47 +19,55 @@ import pytest
 
 from mlcraft.grading import sandbox as sandbox_module
 from mlcraft.grading.execute import honest_grade
-from mlcraft.grading.limits import shim_command
-from mlcraft.grading.sandbox import bwrap_command, sandbox_status
+from mlcraft.grading.limits import LimitSettings, shim_command
+from mlcraft.grading.sandbox import SANDBOX_UID, SandboxLayout, bwrap_command, import_roots, sandbox_status, sandboxed
 
 BWRAP = sandbox_status("auto")[0]
 needs_bwrap = pytest.mark.skipif(not BWRAP, reason=f"no sandbox here: {sandbox_status('auto')[1]}")
+SCRATCH = 16 * 2**20
 
 
-def _command(tmp_path: Path, executable: str = "/usr/bin/bwrap") -> tuple[list[str], dict[str, Path]]:
-    paths = {name: tmp_path / name for name in ("secret", "course", "scratch", "ipc")}
-    for path in paths.values():
-        path.mkdir()
-    (paths["secret"] / "hidden_tests.txt").write_text("assert add(-5, 5) == 0", encoding="utf-8")
-    (paths["scratch"] / "data.csv").write_text("1,2\n", encoding="utf-8")
-    args = bwrap_command(
-        executable,
-        secret=[paths["secret"]],
-        hidden=[paths["course"]],
-        scratch=paths["scratch"],
-        ipc_dir=paths["ipc"],
-        data_files=[paths["scratch"] / "data.csv"],
-        scratch_bytes=8 * 2**20,
-    )
-    return args, paths
+def _layout(tmp_path: Path) -> SandboxLayout:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    data = tmp_path / "data.csv"
+    data.write_text("1,2\n", encoding="utf-8")
+    data.chmod(0o644)
+    return SandboxLayout(private=private, scratch_bytes=SCRATCH, data_files=(data,))
 
 
-def test_bwrap_command_isolates_and_hides(tmp_path: Path) -> None:
-    args, paths = _command(tmp_path)
+def test_bwrap_command_is_an_allow_list(tmp_path: Path) -> None:
+    args = bwrap_command("/usr/bin/bwrap", _layout(tmp_path), userns_fd=None)
     assert args[0] == "/usr/bin/bwrap" and args[-1] == "--"
-    for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv"):
-        assert flag in args
-    assert "--share-net" not in args
     pairs = list(itertools.pairwise(args))
-    assert ("--ro-bind", "/") in pairs, "the system is read-only"
-    for name in ("secret", "course"):
-        assert ("--tmpfs", str(paths[name])) in pairs, f"{name} must be hidden"
-    assert ("--tmpfs", str(Path.home().resolve())) in pairs
-    assert ("--chdir", str(paths["scratch"])) in pairs
-    assert ("--bind", str(paths["ipc"])) in pairs
-    # Nothing is ever bound from inside the secret folder.
-    bound = [b for flag, b in pairs if flag in ("--ro-bind", "--bind")]
-    assert not [b for b in bound if b.startswith(str(paths["secret"]))]
+    assert ("--ro-bind", "/") not in pairs, "the host's root is never shown whole"
+    assert ("--remount-ro", "/") in pairs and ("--remount-ro", "/dev") in pairs
+    for flag in ("--unshare-user", "--disable-userns", "--unshare-net", "--unshare-pid", "--die-with-parent"):
+        assert flag in args
+    assert ("--chdir", "/tmp/work") in pairs and "--clearenv" in args
+    # Every tmpfs is sized: --size comes right before each --tmpfs (after --perms).
+    for index, flag in enumerate(args):
+        if flag == "--tmpfs":
+            assert "--size" in args[index - 4 : index], args[index - 4 : index + 2]
+    # Only the Python environment, the system and the data files are bound from the host.
+    bound = {b for flag, b in pairs if flag in ("--ro-bind", "--bind", "--ro-bind-try")}
+    allowed = {str(r) for r in import_roots()} | {"/usr", str(tmp_path / "data.csv")}
+    allowed |= {str(tmp_path / "private" / n) for n in ("passwd", "group")}
+    assert {b for b in bound if not b.startswith("/etc/")} <= allowed
+    assert not any(flag == "--bind" for flag, _ in pairs), "nothing of the host is writable"
+    names = {args[i + 1] for i, flag in enumerate(args) if flag == "--setenv"}
+    assert {"PATH", "HOME", "TMPDIR"} <= names and not {n for n in names if "TOKEN" in n or "SECRET" in n}
+
+
+def test_bwrap_command_uses_a_given_user_namespace(tmp_path: Path) -> None:
+    args = bwrap_command("/usr/bin/bwrap", _layout(tmp_path), userns_fd=7)
+    assert ("--userns", "7") in list(itertools.pairwise(args))
+    assert "--unshare-user" not in args
+
+
+def test_bwrap_command_refuses_an_environment_inside_a_secret_folder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="overlaps"):
+        bwrap_command("/usr/bin/bwrap", _layout(tmp_path), userns_fd=None, secret=(import_roots()[0],))
 
 
 def test_sandbox_status_off_and_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,49 +78,109 @@ def test_sandbox_status_off_and_missing(monkeypatch: pytest.MonkeyPatch) -> None
         assert executable == "" and "apt-get install bubblewrap" in reason
 
 
-def _inside(args: list[str], code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*args, sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+_PROBE = r"""
+import json, os, socket, subprocess, sys
+out = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "pid": os.getpid(), "cwd": os.getcwd()}
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+out["cap_eff"] = status["CapEff"].strip()
+out["cap_bnd"] = status["CapBnd"].strip()
+out["no_new_privs"] = status["NoNewPrivs"].strip()
+out["root"] = sorted(os.listdir("/"))
+out["data"] = open("data.csv").read()
+def attempt(fn):
+    try:
+        fn()
+        return "ok"
+    except OSError as err:
+        return err.strerror or type(err).__name__
+out["write_root"] = attempt(lambda: open("/probe", "w").write("x"))
+out["write_usr"] = attempt(lambda: open(sys.prefix + "/probe", "w").write("x"))
+out["write_dev"] = attempt(lambda: open("/dev/probe", "w").write("x"))
+out["write_tmp"] = attempt(lambda: open("/tmp/probe", "w").write("x"))
+out["write_shm"] = attempt(lambda: open("/dev/shm/probe", "w").write("x"))
+def fill(path):
+    with open(path, "wb") as handle:
+        for _ in range(64):
+            handle.write(b"\0" * 2**20)
+            handle.flush()
+out["fill_tmp"] = attempt(lambda: fill("/tmp/fill"))
+os.remove("/tmp/fill")
+out["fill_shm"] = attempt(lambda: fill("/dev/shm/fill"))
+os.remove("/dev/shm/fill")
+try:
+    out["environ_1"] = len(open("/proc/1/environ", "rb").read())  # the sandbox's first process
+except OSError:
+    out["environ_1"] = -1
+out["env"] = sorted(os.environ)
+out["network"] = attempt(lambda: socket.create_connection(("127.0.0.1", 22), timeout=2))
+def run(*cmd):
+    proc = subprocess.run(list(cmd), capture_output=True, text=True)
+    return proc.returncode
+out["umount_tmp"] = run("umount", "/tmp")
+out["remount_root"] = run("mount", "-o", "remount,rw", "/")
+out["unshare_user"] = run("unshare", "--user", "--map-root-user", "true")
+children = []
+try:
+    for _ in range(200):
+        children.append(subprocess.Popen(["sleep", "30"]))
+    out["processes"] = "all 200 started"
+except OSError as err:
+    out["processes"] = err.strerror
+for child in children:
+    child.kill()
+print(json.dumps(out))
+"""
 
 
 @needs_bwrap
-def test_code_in_the_sandbox_cannot_read_secrets_use_the_network_or_write_the_system(tmp_path: Path) -> None:
-    args, paths = _command(tmp_path, BWRAP)
-    code = f"""
-import os, socket, sys
-assert os.listdir({str(paths["secret"])!r}) == [], "secret folder visible"
-try:
-    socket.create_connection(("127.0.0.1", 22), timeout=2)
-    sys.exit("network reachable")
-except OSError:
-    pass
-try:
-    open("/etc/mlcraft-probe", "w").write("x")
-    sys.exit("wrote /etc")
-except OSError:
-    pass
-os.makedirs({str(tmp_path)!r}, exist_ok=True)  # /tmp is private: this lands in the sandbox's tmpfs
-open({str(tmp_path / "outside.txt")!r}, "w").write("x")
-open("scratch.txt", "w").write("ok")  # the scratch folder is writable
-assert open("data.csv").read() == "1,2\\n"  # shipped data files are visible
-import mlcraft.testing  # the Python environment is
-print(os.getpid())
-"""
-    proc = _inside(args, code)
+def test_code_in_the_sandbox_is_unprivileged_isolated_and_limited(tmp_path: Path) -> None:
+    limits = LimitSettings(memory_bytes=4 * 2**30, file_size_bytes=64 * 2**20, processes=48)
+    with sandboxed(BWRAP, _layout(tmp_path), limits, [sys.executable, "-c", _PROBE]) as (argv, kwargs):
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, **kwargs)
     assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout.strip()) < 10, "the kernel runs in its own PID namespace"
-    assert not (paths["scratch"] / "scratch.txt").exists(), "scratch is private and discarded"
-    assert not (tmp_path / "outside.txt").exists(), "writes outside the scratch never reach the host"
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    if os.geteuid() == 0:
+        assert seen["uid"] == SANDBOX_UID and seen["gid"] != 0, "grading as root, the kernel must not be root"
+    assert seen["uid"] != 0 and seen["groups"] in ([], [seen["gid"]])
+    assert int(seen["cap_eff"], 16) == 0 and seen["no_new_privs"] == "1"
+    assert seen["pid"] < 10, "its own PID namespace"
+    assert seen["cwd"] == "/tmp/work" and seen["data"] == "1,2\n"
+    # The allow-list: only the system, /proc, /dev, the scratch and the Python environment's roots.
+    system = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "dev", "proc", "tmp"}
+    assert set(seen["root"]) <= system | {p.parts[1] for p in import_roots()}, seen["root"]
+    assert seen["write_root"] != "ok" and seen["write_usr"] != "ok" and seen["write_dev"] != "ok"
+    assert seen["write_tmp"] == "ok" and seen["write_shm"] == "ok"
+    # One sized tmpfs: /tmp and /dev/shm share the scratch budget (16 MiB here).
+    assert seen["fill_tmp"] == "No space left on device" and seen["fill_shm"] == "No space left on device"
+    assert seen["environ_1"] <= 0, "the first process's environment is unreadable or empty"
+    assert not {k for k in seen["env"] if any(w in k for w in ("TOKEN", "SECRET", "KEY", "PASSWORD"))}
+    assert seen["network"] != "ok"
+    assert seen["umount_tmp"] != 0 and seen["remount_root"] != 0 and seen["unshare_user"] != 0
+    assert seen["processes"] == "Resource temporarily unavailable", "RLIMIT_NPROC must stop a process flood"
+
+
+@needs_bwrap
+def test_the_sandbox_does_not_see_the_graders_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLCRAFT_TEST_SECRET_TOKEN", "s3cr3t")
+    code = "import os; print(sorted(os.environ)); print(open('/proc/1/environ','rb').read() if os.access('/proc/1/environ', os.R_OK) else b'')"
+    limits = LimitSettings(memory_bytes=4 * 2**30, file_size_bytes=2**20)
+    with sandboxed(BWRAP, _layout(tmp_path), limits, [sys.executable, "-c", code]) as (argv, kwargs):
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, **kwargs)
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cr3t" not in proc.stdout and "MLCRAFT_TEST_SECRET_TOKEN" not in proc.stdout
 
 
 def test_limits_shim_sets_the_limits_and_runs_the_command() -> None:
     code = (
-        "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_CORE)[0])"
+        "import resource as r; print(*(r.getrlimit(getattr(r, n))[0] for n in "
+        "('RLIMIT_AS', 'RLIMIT_CORE', 'RLIMIT_FSIZE', 'RLIMIT_NOFILE')))"
     )
+    limits = LimitSettings(memory_bytes=3 * 2**30, file_size_bytes=2**20, files=512)
     proc = subprocess.run(
-        [*shim_command(3 * 2**30, 2**20), sys.executable, "-c", code], capture_output=True, text=True, check=False
+        [*shim_command(limits), sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [str(3 * 2**30), "0"]
+    assert proc.stdout.split() == [str(3 * 2**30), "0", str(2**20), "512"]
 
 
 def test_limits_shim_rejects_bad_usage() -> None:

@@ -1,7 +1,7 @@
 """`grade_classroom` at scale: parallel workers lose and duplicate nothing; runs resume.
 
-Uses the tiny course of ``conftest.py`` with trivially small notebooks, feedback and the test
-guard off, so a submission costs about two seconds of CPU (a grading process and a kernel).
+Uses the tiny course of ``conftest.py`` with trivially small notebooks and feedback off, so a
+submission costs a few seconds of CPU (a grading process, its judge and a kernel).
 The tests are slow by nature: the point is many submissions and real grading processes.
 """
 
@@ -23,7 +23,7 @@ from mlcraft.grading.classroom import GradeSettings, Status, SubmissionResult, g
 
 pytestmark = pytest.mark.slow
 
-FAST = GradeSettings(cell_timeout_s=20, submission_timeout_s=120, workers=3, guard=False, feedback=False)
+FAST = GradeSettings(cell_timeout_s=20, submission_timeout_s=120, workers=3, feedback=False)
 EXPECTED_SCORE = {"correct": 3.0, "partial": 1.0}
 
 
@@ -91,7 +91,7 @@ _RUNNER = """
 import sys
 from pathlib import Path
 from mlcraft.grading.classroom import GradeSettings, grade_classroom
-settings = GradeSettings(cell_timeout_s=20, submission_timeout_s=120, workers=2, guard=False, feedback=False)
+settings = GradeSettings(cell_timeout_s=20, submission_timeout_s=120, workers=2, feedback=False)
 grade_classroom(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), settings=settings)
 """
 

@@ -485,30 +485,31 @@ def grade_classroom(
         nb = None
         if problem is None:
             nb, problem = _load(data, student, module)
-        if problem is not None:
-            result = problem
-            result.max_score = run.max_scores[module]
-        else:
-            path = _result_path(out_dir, student, module)
-            fingerprint = _fingerprint(data, source_dir, module, settings)
-            result = None if force else _load_result(path, fingerprint)
-            if result is None:
-                if run.stopping:
-                    raise KeyboardInterrupt
+        if nb is not None and len(nb[0].cells) > settings.max_cells:
+            detail = f"{len(nb[0].cells)} cells, more than the limit of {settings.max_cells} (--max-cells)"
+            problem = SubmissionResult(student, module, Status.INVALID, detail=detail)
+        path = _result_path(out_dir, student, module)
+        seen = data if problem is None else f"{problem.status.value}\0{problem.detail}".encode() + data
+        fingerprint = _fingerprint(seen, source_dir, module, settings)
+        result = None if force else _load_result(path, fingerprint)
+        if result is None:
+            if run.stopping:
+                raise KeyboardInterrupt
+            if problem is not None:
+                result = problem
+                result.max_score = run.max_scores[module]
+            else:
                 try:
                     result = _grade_one(run, student, module, data, nb)
                 except Exception as err:
+                    detail = f"{type(err).__name__}: {err}"
                     result = SubmissionResult(
-                        student,
-                        module,
-                        Status.ERROR,
-                        max_score=run.max_scores[module],
-                        detail=f"{type(err).__name__}: {err}",
+                        student, module, Status.ERROR, max_score=run.max_scores[module], detail=detail
                     )
                 if run.stopping:  # interrupted while grading: nothing is recorded, it is graded next run
                     raise KeyboardInterrupt
-                _write_atomic(path, json.dumps({**_result_json(result), "fingerprint": fingerprint}, indent=1))
-                log.info("submission", student=student, module=module, status=result.status.value, score=result.score)
+            _write_atomic(path, json.dumps({**_result_json(result), "fingerprint": fingerprint}, indent=1))
+            log.info("submission", student=student, module=module, status=result.status.value, score=result.score)
         if on_result is not None:
             on_result(result)
         return result

@@ -31,7 +31,7 @@ CSP = (
 _KEPT = ("text/plain", "image/png", "image/jpeg")
 
 
-class SafeOutputs(Preprocessor):  # type: ignore[misc]  # nbconvert is untyped
+class SafeOutputs(Preprocessor):
     """Reduce every output to text or a raster image (see the module docstring)."""
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int) -> tuple[NotebookNode, Any]:

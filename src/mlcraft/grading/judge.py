@@ -127,7 +127,9 @@ def _apply_after(original: Any, after: Any) -> None:
     """Update ``original`` in place to ``after`` (the argument as the learner's code left it)."""
     if isinstance(original, torch.Tensor) and isinstance(after, torch.Tensor):
         same_layout = (original.shape, original.dtype, original.device) == (after.shape, after.dtype, after.device)
-        if same_layout and original.device.type != "meta" and not torch.equal(original.detach(), after.detach()):
+        if not same_layout:  # unsqueeze_, resize_, `.data = ...`: the tensor itself changed
+            original.data = after.detach()
+        elif original.device.type != "meta" and not torch.equal(original.detach(), after.detach()):
             with torch.no_grad():
                 original.copy_(after)
     elif isinstance(original, np.ndarray) and isinstance(after, np.ndarray):
@@ -295,9 +297,9 @@ class Judge:
         if not wanted:
             return
         reply, buffers = self.link.request({"op": "describe", "names": wanted}, [])
-        described = reply.get("names") if isinstance(reply.get("names"), dict) else {}
+        described = _mapping(reply.get("names"))
         for name in wanted:
-            entry = described.get(name) if isinstance(described.get(name), dict) else {}
+            entry = _mapping(described.get(name))
             kind = entry.get("kind")
             module = sys.modules.get(str(entry.get("module"))) if kind == "module" else None
             if module is not None:  # a module the grader has loaded itself (torch, numpy...)
@@ -400,13 +402,13 @@ class Judge:
                 raise LearnerDataError(f"{label}: the kernel's answer is not an exception")
             text = reply.get("traceback")
             if isinstance(text, str) and text:
-                err.__notes__ = [f"in your code:\n{text[-20_000:]}"]
+                err.__notes__ = [f"in your code:\n{text[-20_000:]}"]  # type: ignore[attr-defined]
             raise err
         if status != "ok":
             raise LearnerDataError(f"{label}: the kernel's answer is not valid")
         value = decode(reply.get("value"), reply_buffers)
         if forbidden:
-            watch = reply.get("watch") if isinstance(reply.get("watch"), dict) else {}
+            watch = _mapping(reply.get("watch"))
             if watch.get("watched") is not True:
                 raise ForbiddenCallError(f"{label}: the check for forbidden calls did not report back from your kernel")
             calls = [str(c) for c in watch.get("calls", []) if isinstance(c, str)]
@@ -420,6 +422,11 @@ class Judge:
 
 
 _MISSING = object()
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a dict (the kernel's answers are checked, never trusted), else ``{}``."""
+    return value if isinstance(value, dict) else {}
 
 
 def format_failure(err: BaseException, label: str) -> tuple[str, str, list[str]]:

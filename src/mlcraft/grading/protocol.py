@@ -245,7 +245,7 @@ def exception_class(mro: list[list[str]]) -> type[Exception]:
     for base_module, base_name in mro[1:]:
         candidate = _BUILTIN_EXCEPTIONS.get(base_name) if base_module == "builtins" else None
         if candidate is not None and issubclass(candidate, Exception):
-            base = candidate  # type: ignore[assignment]
+            base = candidate
             break
     key = (module[:200], name[:200], base)
     if key not in _REMOTE_CLASSES:
@@ -424,7 +424,8 @@ class _Decoder:
         data = self._bytes(node)
         if len(data) != math.prod(shape) * dtype.itemsize:
             raise DataError(f"array of shape {shape} and dtype {dtype} has {len(data)} bytes")
-        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        array: np.ndarray = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        return array
 
     def _d_npscalar(self, node: dict[str, Any], depth: int) -> Any:
         inner = node.get("v")

@@ -38,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,7 @@ __all__ = [
     "import_roots",
     "make_user_namespace",
     "sandbox_status",
+    "sandboxed",
 ]
 
 #: What a submission can do when no sandbox is available (printed once per grading run).
@@ -315,6 +318,26 @@ def _launch_prefix(executable: str, layout: SandboxLayout, as_root: bool) -> tup
     if userns is not None:
         fds.append(userns)
     return bwrap_command(executable, layout, userns_fd=userns), fds
+
+
+@contextmanager
+def sandboxed(
+    executable: str, layout: SandboxLayout, limits: LimitSettings, command: list[str]
+) -> Iterator[tuple[list[str], dict[str, Any]]]:
+    """``(argv, Popen keyword arguments)`` that run ``command`` in the sandbox under ``limits``,
+    exactly as a grading kernel runs (user namespace, uid, clean environment). The file
+    descriptors the launch needs are closed when the block ends.
+    """
+    as_root = os.geteuid() == 0
+    if as_root:
+        limits.uid, limits.gid = SANDBOX_UID, SANDBOX_GID
+    prefix, fds = _launch_prefix(executable, layout, as_root)
+    try:
+        kwargs: dict[str, Any] = {"pass_fds": tuple(fds), "env": {}, **_drop_groups(as_root)}
+        yield [*prefix, *shim_command(limits), *command], kwargs
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _drop_groups(as_root: bool) -> dict[str, Any]:

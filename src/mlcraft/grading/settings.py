@@ -22,5 +22,6 @@ class GradeSettings(FrozenConfig):
     scratch_mb: int = Field(default=256, ge=16, le=1 << 16)  # the kernel's only writable space (tmpfs), in all
     max_processes: int = Field(default=256, ge=16, le=1 << 16)  # processes and threads of one kernel (sandbox)
     max_notebook_mb: int = Field(default=64, ge=1, le=1 << 12)  # larger submitted notebooks are not graded
+    max_cells: int = Field(default=2000, ge=10, le=1 << 20)  # notebooks with more cells are not graded
     sandbox: Literal["auto", "bwrap", "off"] = "auto"  # bwrap: required; auto: where available
     feedback: bool = True  # generate feedback HTML for each student

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ast
 import inspect
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 __all__ = ["LearnerSource", "forbidden_key", "parse_cell"]
@@ -40,7 +40,7 @@ def parse_cell(source: str) -> ast.Module | None:
     try:
         from IPython.core.inputtransformer2 import TransformerManager
 
-        return ast.parse(TransformerManager().transform_cell(source))
+        return ast.parse(TransformerManager().transform_cell(source))  # type: ignore[no-untyped-call]
     except (SyntaxError, ValueError, ImportError):
         return None
 
@@ -100,18 +100,19 @@ class LearnerSource:
                 elif isinstance(node, ast.Import | ast.ImportFrom):
                     aliases.update(_import_aliases(node))
                 elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    origin = _dotted(node.value)
+                    origin = _dotted(node.value)  # `sm = torch.softmax`, `F2 = F`
                     if origin is not None:
-                        aliases[node.targets[0].id] = (
-                            aliases.get(origin.split(".")[0], origin.split(".")[0])
-                            + (origin[len(origin.split(".")[0]) :])
-                        )
+                        head, _, rest = origin.partition(".")
+                        base = aliases.get(head, head)
+                        aliases[node.targets[0].id] = f"{base}.{rest}" if rest else base
         return defs, aliases, statements
 
     def forbidden_uses(self, entries: Iterable[str], forbidden: Iterable[str]) -> list[str]:
         """What, in the learner's code reachable from ``entries``, uses a ``forbidden`` function
         or hides what it calls; one line each, naming the cell and line."""
-        keys = {forbidden_key(f): f for f in forbidden}
+        keys: dict[str, list[str]] = {}
+        for target in forbidden:
+            keys.setdefault(forbidden_key(target), []).append(target)
         defs, aliases, _ = self._tables()
         found: list[str] = []
         seen: set[str] = set()
@@ -147,20 +148,27 @@ def _import_aliases(node: ast.Import | ast.ImportFrom) -> dict[str, str]:
     return out
 
 
-def _origin_matches(origin: str, keys: dict[str, str]) -> str | None:
+def _origin_matches(origin: str, keys: dict[str, list[str]]) -> str | None:
+    """The forbidden target an imported path stands for (the exact path when it is one)."""
     parts = origin.split(".")
-    for key, target in keys.items():
-        if key in parts[1:] or origin == target:
-            return target
+    for targets in keys.values():
+        if origin in targets:
+            return origin
+    for key, targets in keys.items():
+        if key in parts[1:]:
+            return next((t for t in targets if origin.startswith(t.rpartition(".")[0])), " or ".join(targets))
     return None
 
 
-def _check(node: ast.AST, keys: dict[str, str], aliases: dict[str, str], defs: dict[str, object]) -> str:
+def _check(node: ast.AST, keys: dict[str, list[str]], aliases: dict[str, str], defs: Collection[str]) -> str:
     """A problem with one AST node, or ''."""
     if isinstance(node, ast.Attribute):
         base = node.value.id if isinstance(node.value, ast.Name) else ""
         if node.attr in keys and base not in ("self", "cls"):
-            return f"uses {keys[node.attr]} (as .{node.attr})"
+            module = aliases.get(base, base) if base else ""
+            named = [t for t in keys[node.attr] if module and t.startswith(module + ".")]
+            which = named[0] if len(named) == 1 else " or ".join(keys[node.attr])
+            return f"uses {which} (as .{node.attr})"
         if node.attr in _ESCAPE_ATTRIBUTES:
             return f"uses {node.attr}, which hides what is called"
         if node.attr == "modules" and base == "sys":
@@ -198,5 +206,5 @@ def _check(node: ast.AST, keys: dict[str, str], aliases: dict[str, str], defs: d
                 return f"calls {name}() with a computed name, which hides what is called"
             for part in str(literal[0].value).split("."):
                 if part in keys:
-                    return f"uses {keys[part]} (through {name})"
+                    return f"uses {' or '.join(keys[part])} (through {name})"
     return ""

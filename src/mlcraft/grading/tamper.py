@@ -160,7 +160,7 @@ def restore_metadata(nb: Any, db_url: str, assignment: str, notebook: str) -> li
         roles = [k for k in ("grade", "solution", "task") if bool(meta.get(k)) != canonical[k]]
         if roles:
             claimed = ", ".join(f"{k}: {bool(meta.get(k))}" for k in roles)
-            found.append(Tamper(grade_id, "forged", f"claims {claimed}"))
+            found.append(Tamper(str(grade_id), "forged", f"claims {claimed}"))
         for key in ("checksum", "cell_type"):
             if key in meta:
                 canonical[key] = meta[key]

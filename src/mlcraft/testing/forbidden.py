@@ -37,7 +37,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import torch
-from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack, get_overridable_functions
+from torch.overrides import TorchFunctionMode, get_overridable_functions
 
 __all__ = ["ForbiddenCallError", "Watch", "call_without", "forbid_calls", "resolve_target", "watch_calls"]
 
@@ -140,9 +140,9 @@ def watch_calls(*targets: str) -> Iterator[Watch]:
             by_id[id(fn)] = name
         if isinstance(fn, type):  # a forbidden class: its constructor and forward
             for method in ("__init__", "forward", "__call__"):
-                member = inspect.unwrap(getattr(fn, method, None)) if hasattr(fn, method) else None
-                if inspect.isfunction(member) and member.__module__ and member.__module__.startswith(fn.__module__):
-                    by_code[_code_key(member.__code__)] = name
+                member = vars(fn).get(method)
+                if inspect.isfunction(member):
+                    by_code[_code_key(inspect.unwrap(member).__code__)] = name
     previous = sys.getprofile()
     previous_threads = threading.getprofile() if hasattr(threading, "getprofile") else None
 
@@ -169,9 +169,9 @@ def watch_calls(*targets: str) -> Iterator[Watch]:
         if sys.getprofile() is not profiler:
             watch.escaped = "the profile hook was replaced or removed during the call"
         sys.setprofile(previous)
-        threading.setprofile(previous_threads)  # type: ignore[arg-type]
+        threading.setprofile(previous_threads)
         if mode is not None:
-            stack = _get_current_function_mode_stack()
+            stack = [torch._C._get_function_stack_at(i) for i in range(torch._C._len_torch_function_stack())]
             if not stack or stack[-1] is not mode:
                 watch.escaped = watch.escaped or "the torch function mode stack was changed during the call"
             if any(m is mode for m in stack):  # pop ours and whatever was left above it
