@@ -29,6 +29,17 @@
 # statement, so read each statement to the end. Run the notebook from top to bottom before you
 # submit, and do not change or delete the test cells.
 #
+# **How grading works.** When your notebook is graded, your cells run in a sandbox and the
+# test cells run in the grader, apart from your code: the tests call your functions with data
+# (tensors, numbers, lists...) and check what comes back. Parts of a test that need your
+# code's objects or side effects are marked `@in_kernel`: they run beside your code and report
+# what they saw, and the grader compares that with values it computes itself. Here that is
+# every task but Task 2: a model trained by your `train_step` or `accumulated_step`, a model
+# your `evaluate` must leave as it found it, the generators, files and moves of your
+# checkpoint functions, and the state of your `EarlyStopping` object. `warmup_cosine_lr` takes
+# and returns numbers, so its tests call it directly. So return exactly what each task asks
+# for; nothing else in your notebook can change a test's verdict.
+#
 # The tests put models and tensors on `DEVICE`, the best device present (CUDA, then Apple
 # MPS, then CPU), so your code must work on whatever device it is given. Everything is tiny:
 # the whole notebook runs in well under a minute on a laptop CPU.
@@ -47,7 +58,6 @@ if "google.colab" in sys.modules:
 
 
 # %% nbgrader={"grade": false, "grade_id": "imports", "locked": true, "schema_version": 3, "solution": false, "task": false}
-import copy
 import math
 import os
 import random
@@ -59,7 +69,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the usual spelling)
 from torch import nn
 
-from mlcraft.testing import DEVICE, assert_close, call_without
+from mlcraft.testing import DEVICE, assert_close, call_without, in_kernel
 from mlcraft.utils import amp_dtype, needs_grad_scaler
 
 # The mixed-precision set-up for this machine (Module 00, Task 2): bfloat16 on the CPU and on
@@ -170,144 +180,193 @@ def _tiny_batch(seed, n=32):
     return x, (x @ _W_TRUE).argmax(dim=1)
 
 
-def _params64(model):
-    return [p.detach().to("cpu", torch.float64).clone() for p in model.parameters()]
+def _big_loss(out, y):
+    """A loss with a large gradient: 50 times the cross-entropy."""
+    return 50.0 * F.cross_entropy(out, y)
 
 
-def _reference_step(model, batch, loss_fn, lr, max_norm):
-    """One plain-SGD step in float64 without autocast: (loss, pre-clip norm, new parameters)."""
-    ref = copy.deepcopy(model).to("cpu", torch.float64)
+def _inf_loss(out, y):
+    """A loss that overflows."""
+    return F.cross_entropy(out, y) * torch.tensor(float("inf"), device=out.device)
+
+
+def _loss_named(name):
+    """The tests choose a loss by name."""
+    return {"cross_entropy": F.cross_entropy, "50x cross_entropy": _big_loss, "inf": _inf_loss}[name]
+
+
+def _params64(params):
+    """float64 CPU copies of parameters (a model's, or the tensors a test got back)."""
+    return [p.detach().to("cpu", torch.float64).clone() for p in params]
+
+
+def _default_scaler(dtype=AMP_DTYPE):
+    """GradScaler arguments: enabled only for float16, with a moderate scale so that the 50x loss cannot overflow."""
+    return {"init_scale": 2.0**10, "enabled": needs_grad_scaler(dtype)}
+
+
+@in_kernel
+def _train_step_on(seed, batch, *, lr, max_norm, dtype, scaler_args, loss="cross_entropy", stale_batch=None):
+    """Your train_step on _tiny_model(seed) with SGD(lr) and GradScaler(**scaler_args): what it returned, the
+    parameters after the step (dtype kept) and the scaler's scale."""
+    model = _tiny_model(seed)
+    if stale_batch is not None:  # gradients left over from an earlier backward()
+        x_old, y_old = stale_batch
+        F.cross_entropy(model(x_old.to(DEVICE)), y_old.to(DEVICE)).backward()
+    scaler = torch.amp.GradScaler(DEVICE.type, **scaler_args)
+    returned = train_step(
+        model,
+        batch,
+        _loss_named(loss),
+        torch.optim.SGD(model.parameters(), lr=lr),
+        scaler,
+        device=DEVICE,
+        amp_dtype=dtype,
+        max_grad_norm=max_norm,
+    )
+    return {"returned": returned, "params": [p.detach().cpu() for p in model.parameters()], "scale": scaler.get_scale()}
+
+
+def _reference_step(seed, batch, loss, lr, max_norm):
+    """One plain-SGD step of _tiny_model(seed) in float64 without autocast, computed here:
+    (loss, pre-clip norm, parameters before, parameters after)."""
+    ref = _tiny_model(seed).to("cpu", torch.float64)
+    before = _params64(ref.parameters())
     x, y = batch
-    loss = loss_fn(ref(x.to("cpu", torch.float64)), y.cpu())
+    loss = _loss_named(loss)(ref(x.to("cpu", torch.float64)), y.cpu())
     grads = torch.autograd.grad(loss, list(ref.parameters()))
     norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
     coef = 1.0 if max_norm is None else min(1.0, max_norm / (norm + 1e-6))
     with torch.no_grad():
         new = [p - lr * coef * g for p, g in zip(ref.parameters(), grads, strict=True)]
-    return loss.item(), norm, new
+    return loss.item(), norm, before, new
 
 
-def _check_update(model, before, expected, what):
+def _check_update(after, before, expected, what):
     """The whole update (all parameters at once) must match the float64 update to 16-bit accuracy."""
-    got = torch.cat(
-        [(p.detach().to("cpu", torch.float64) - b).flatten() for p, b in zip(model.parameters(), before, strict=True)]
-    )
+    got = torch.cat([(a.to("cpu", torch.float64) - b).flatten() for a, b in zip(after, before, strict=True)])
     want = torch.cat([(e - b).flatten() for e, b in zip(expected, before, strict=True)])
     tol = 3e-2 * want.abs().max().item()
     assert_close(got, want, rtol=3e-2, atol=tol, msg=f"{what}: parameter update vs the float64 reference step")
 
 
-def _run_step(model, batch, opt, scaler, max_norm, dtype=AMP_DTYPE, loss_fn=F.cross_entropy):
-    return train_step(model, batch, loss_fn, opt, scaler, device=DEVICE, amp_dtype=dtype, max_grad_norm=max_norm)
-
-
-def _default_scaler(dtype=AMP_DTYPE):
-    """Enabled only for float16, with a moderate scale so that the 50x loss below cannot overflow float16."""
-    return torch.amp.GradScaler(DEVICE.type, init_scale=2.0**10, enabled=needs_grad_scaler(dtype))
-
-
 # One step, no clipping in effect (the norm is far below 100).
-_model = _tiny_model(0)
 _batch = _tiny_batch(1)
-_want_loss, _want_norm, _want_params = _reference_step(_model, _batch, F.cross_entropy, lr=0.5, max_norm=None)
-_before = _params64(_model)
-_out = _run_step(_model, _batch, torch.optim.SGD(_model.parameters(), lr=0.5), _default_scaler(), 100.0)
+_want_loss, _want_norm, _before, _want_params = _reference_step(0, _batch, "cross_entropy", lr=0.5, max_norm=None)
+_seen = _train_step_on(0, _batch, lr=0.5, max_norm=100.0, dtype=AMP_DTYPE, scaler_args=_default_scaler())
+_out = _seen["returned"]
 assert isinstance(_out, dict), f"train_step should return a dict, got {type(_out).__name__}"
 assert set(_out) == {"loss", "grad_norm"}, f"train_step should return the keys 'loss' and 'grad_norm', got {set(_out)}"
 assert all(type(v) is float for v in _out.values()), f"both values should be Python floats, got {_out}"
 assert_close(_out["loss"], _want_loss, rtol=1e-2, atol=1e-3, msg="returned loss")
 assert_close(_out["grad_norm"], _want_norm, rtol=2e-2, atol=1e-4, msg="returned grad_norm (before clipping)")
-_check_update(_model, _before, _want_params, "one step")
-assert all(p.dtype == torch.float32 for p in _model.parameters()), "the parameters should stay float32"
+_check_update(_seen["params"], _before, _want_params, "one step")
+assert all(p.dtype == torch.float32 for p in _seen["params"]), "the parameters should stay float32"
 
 # Gradients left over from an earlier backward() must not leak into the step.
-_model = _tiny_model(0)
-_x_old, _y_old = _tiny_batch(2)
-F.cross_entropy(_model(_x_old.to(DEVICE)), _y_old.to(DEVICE)).backward()
-_before = _params64(_model)
-_run_step(_model, _batch, torch.optim.SGD(_model.parameters(), lr=0.5), _default_scaler(), 100.0)
-_check_update(_model, _before, _want_params, "a model with stale gradients")
+_seen = _train_step_on(
+    0, _batch, lr=0.5, max_norm=100.0, dtype=AMP_DTYPE, scaler_args=_default_scaler(), stale_batch=_tiny_batch(2)
+)
+_check_update(_seen["params"], _before, _want_params, "a model with stale gradients")
 ### BEGIN HIDDEN TESTS
 # AMP set-ups to check: this machine's, and on CUDA also float16 with an enabled GradScaler.
 _configs = [AMP_DTYPE]
 if DEVICE.type == "cuda" and torch.float16 not in _configs:
     _configs.append(torch.float16)
 
+
+class _DtypeProbe(nn.Module):
+    """Passes its input through and records its dtype."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.dtype)
+        return x
+
+
+@in_kernel
+def _autocast_probe(seed, batch, dtype, scaler_args):
+    """Your train_step on _tiny_model(seed) with a probe after the first layer: the dtypes the probe saw,
+    and the parameters' dtypes after the step."""
+    model = _tiny_model(seed)
+    probe = _DtypeProbe()
+    probed = nn.Sequential(model[0], probe, model[1], model[2])
+    scaler = torch.amp.GradScaler(DEVICE.type, **scaler_args)
+    optimizer = torch.optim.SGD(probed.parameters(), lr=0.1)
+    train_step(probed, batch, F.cross_entropy, optimizer, scaler, device=DEVICE, amp_dtype=dtype, max_grad_norm=1.0)
+    return probe.seen, [p.dtype for p in probed.parameters()]
+
+
+_batch = _tiny_batch(4)
 for _dtype in _configs:
     _tag = f"amp_dtype={_dtype}"
 
     # An enabled scaler with a large scale, and clipping in effect: the gradients must be
     # unscaled before they are clipped and measured. (Clipping first would compare gradients
     # 1024 times too large with max_grad_norm.)
-    _model = _tiny_model(3)
-    _batch = _tiny_batch(4)
-    _, _norm0, _ = _reference_step(_model, _batch, F.cross_entropy, lr=1.0, max_norm=None)
+    _, _norm0, _, _ = _reference_step(3, _batch, "cross_entropy", lr=1.0, max_norm=None)
     _max_norm = 0.25 * _norm0
-    _want_loss, _want_norm, _want_params = _reference_step(_model, _batch, F.cross_entropy, 1.0, _max_norm)
-    _start = _params64(_model)
-    _scaler = torch.amp.GradScaler(DEVICE.type, init_scale=2.0**10, growth_interval=1000)
-    _out = _run_step(_model, _batch, torch.optim.SGD(_model.parameters(), lr=1.0), _scaler, _max_norm, _dtype)
+    _want_loss, _want_norm, _start, _want_params = _reference_step(3, _batch, "cross_entropy", 1.0, _max_norm)
+    _seen = _train_step_on(
+        3,
+        _batch,
+        lr=1.0,
+        max_norm=_max_norm,
+        dtype=_dtype,
+        scaler_args={"init_scale": 2.0**10, "growth_interval": 1000},
+    )
+    _out = _seen["returned"]
     assert_close(_out["loss"], _want_loss, rtol=1e-2, atol=1e-3, msg=f"{_tag}, enabled scaler: the loss, not scaled")
     assert_close(
         _out["grad_norm"], _want_norm, rtol=2e-2, atol=1e-4, msg=f"{_tag}, enabled scaler: unscaled, pre-clip norm"
     )
-    _check_update(_model, _start, _want_params, f"{_tag}, enabled scaler (scale 1024), clipping in effect")
+    _check_update(_seen["params"], _start, _want_params, f"{_tag}, enabled scaler (scale 1024), clipping in effect")
     _step_norm = torch.sqrt(
-        sum(
-            ((p.detach().to("cpu", torch.float64) - b) ** 2).sum()
-            for p, b in zip(_model.parameters(), _start, strict=True)
-        )
+        sum(((p.to("cpu", torch.float64) - b) ** 2).sum() for p, b in zip(_seen["params"], _start, strict=True))
     )
     assert_close(
         _step_norm.item(), _max_norm, rtol=2e-2, atol=0.0, msg=f"{_tag}: with lr=1 the update norm equals max_grad_norm"
     )
 
     # A very small max_grad_norm with the default scaler.
-    _model = _tiny_model(5)
-    _start = _params64(_model)
-    _want_loss, _want_norm, _want_params = _reference_step(_model, _batch, F.cross_entropy, 1.0, 1e-3)
-    _out = _run_step(
-        _model, _batch, torch.optim.SGD(_model.parameters(), lr=1.0), _default_scaler(_dtype), 1e-3, _dtype
-    )
-    _check_update(_model, _start, _want_params, f"{_tag}, max_grad_norm=1e-3")
+    _want_loss, _want_norm, _start, _want_params = _reference_step(5, _batch, "cross_entropy", 1.0, 1e-3)
+    _seen = _train_step_on(5, _batch, lr=1.0, max_norm=1e-3, dtype=_dtype, scaler_args=_default_scaler(_dtype))
+    _check_update(_seen["params"], _start, _want_params, f"{_tag}, max_grad_norm=1e-3")
     assert_close(
-        _out["grad_norm"], _want_norm, rtol=2e-2, atol=1e-4, msg=f"{_tag}: grad_norm is measured before clipping"
+        _seen["returned"]["grad_norm"],
+        _want_norm,
+        rtol=2e-2,
+        atol=1e-4,
+        msg=f"{_tag}: grad_norm is measured before clipping",
     )
 
     # max_grad_norm=None: no clipping at all, even for a large gradient (loss multiplied by 50).
-    def _big_loss(out, y):
-        return 50.0 * F.cross_entropy(out, y)
-
-    _model = _tiny_model(6)
-    _want_loss, _want_norm, _want_params = _reference_step(_model, _batch, _big_loss, 0.01, None)
+    _want_loss, _want_norm, _start, _want_params = _reference_step(6, _batch, "50x cross_entropy", 0.01, None)
     assert _want_norm > 5.0, "test set-up: the gradient should be large here"
-    _start = _params64(_model)
-    _out = _run_step(
-        _model, _batch, torch.optim.SGD(_model.parameters(), lr=0.01), _default_scaler(_dtype), None, _dtype, _big_loss
+    _seen = _train_step_on(
+        6,
+        _batch,
+        lr=0.01,
+        max_norm=None,
+        dtype=_dtype,
+        scaler_args=_default_scaler(_dtype),
+        loss="50x cross_entropy",
     )
-    _check_update(_model, _start, _want_params, f"{_tag}, max_grad_norm=None (no clipping)")
+    _out = _seen["returned"]
+    _check_update(_seen["params"], _start, _want_params, f"{_tag}, max_grad_norm=None (no clipping)")
     assert_close(_out["grad_norm"], _want_norm, rtol=2e-2, atol=1e-4, msg=f"{_tag}, max_grad_norm=None: grad_norm")
     assert_close(_out["loss"], _want_loss, rtol=1e-2, atol=1e-3, msg=f"{_tag}, max_grad_norm=None: loss")
 
     # The forward pass runs under autocast: a probe after the first layer sees amp_dtype.
-    class _DtypeProbe(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-
-        def forward(self, x):
-            self.seen.append(x.dtype)
-            return x
-
-    _model = _tiny_model(7)
-    _probe = _DtypeProbe()
-    _probed = nn.Sequential(_model[0], _probe, _model[1], _model[2])
-    _run_step(_probed, _batch, torch.optim.SGD(_probed.parameters(), lr=0.1), _default_scaler(_dtype), 1.0, _dtype)
-    assert _probe.seen == [_dtype], (
+    _probe_seen, _param_dtypes = _autocast_probe(7, _batch, _dtype, _default_scaler(_dtype))
+    assert _probe_seen == [_dtype], (
         f"{_tag}: the first Linear layer's output should be {_dtype} (forward pass under torch.autocast), "
-        f"got {_probe.seen}"
+        f"got {_probe_seen}"
     )
-    assert all(p.dtype == torch.float32 for p in _probed.parameters()), f"{_tag}: parameters should stay float32"
+    assert all(d == torch.float32 for d in _param_dtypes), f"{_tag}: parameters should stay float32"
 
 
 # Gradients are cleared to None: a parameter that takes no part in the loss keeps no gradient
@@ -322,39 +381,44 @@ class _WithUnused(nn.Module):
         return self.net(x)
 
 
-_model = _WithUnused()
-_model.unused(torch.ones(2, 4, device=DEVICE)).sum().backward()  # a stale gradient on the unused layer
-_unused_before = _model.unused.weight.detach().clone()
-_opt = torch.optim.SGD(_model.parameters(), lr=0.1, weight_decay=0.1)
-_run_step(_model, _batch, _opt, _default_scaler(), 1.0)
-assert _model.unused.weight.grad is None, (
+@in_kernel
+def _step_with_unused(batch, scaler_args):
+    """Your train_step (SGD with weight decay) on a model with a layer outside the loss that holds a
+    stale gradient: that layer's gradient and weight after the step."""
+    model = _WithUnused()
+    model.unused(torch.ones(2, 4, device=DEVICE)).sum().backward()  # a stale gradient on the unused layer
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.1)
+    scaler = torch.amp.GradScaler(DEVICE.type, **scaler_args)
+    train_step(model, batch, F.cross_entropy, optimizer, scaler, device=DEVICE, amp_dtype=AMP_DTYPE, max_grad_norm=1.0)
+    return {"grad": model.unused.weight.grad, "weight": model.unused.weight.detach().cpu()}
+
+
+_unused_before = _WithUnused().unused.weight.detach().cpu()
+_seen = _step_with_unused(_batch, _default_scaler())
+assert _seen["grad"] is None, (
     "a parameter that takes no part in the loss should end the step with .grad None: "
     "clear gradients with zero_grad(set_to_none=True) before the forward pass"
 )
-assert torch.equal(_model.unused.weight.detach(), _unused_before), (
+assert torch.equal(_seen["weight"], _unused_before), (
     "a parameter that takes no part in the loss should not move (its stale gradient was not cleared to None)"
 )
 
-
 # A loss that overflows: the step is skipped (parameters unchanged, no NaN) and the scaler
 # lowers its scale (scaler.update() after scaler.step()).
-def _inf_loss(out, y):
-    return F.cross_entropy(out, y) * torch.tensor(float("inf"), device=out.device)
-
-
-_model = _tiny_model(9)
-_start = _params64(_model)
-_scaler = torch.amp.GradScaler(DEVICE.type, init_scale=2.0**10)
-_out = _run_step(_model, _batch, torch.optim.SGD(_model.parameters(), lr=0.1), _scaler, 1.0, AMP_DTYPE, _inf_loss)
-for _p, _b in zip(_model.parameters(), _start, strict=True):
-    assert torch.equal(_p.detach().to("cpu", torch.float64), _b), (
+_start = _params64(_tiny_model(9).parameters())
+_seen = _train_step_on(
+    9, _batch, lr=0.1, max_norm=1.0, dtype=AMP_DTYPE, scaler_args={"init_scale": 2.0**10}, loss="inf"
+)
+for _p, _b in zip(_seen["params"], _start, strict=True):
+    assert torch.equal(_p.to("cpu", torch.float64), _b), (
         "when the gradients are inf/NaN the optimizer step must be skipped: use scaler.step(optimizer), "
         "not optimizer.step()"
     )
-assert _scaler.get_scale() == 2.0**9, (
-    f"after an overflow scaler.update() halves the scale from 1024 to 512, got {_scaler.get_scale()}: "
+assert _seen["scale"] == 2.0**9, (
+    f"after an overflow scaler.update() halves the scale from 1024 to 512, got {_seen['scale']}: "
     "call scaler.update() after scaler.step()"
 )
+_out = _seen["returned"]
 assert not math.isfinite(_out["grad_norm"]), f"the gradient norm of an overflowing step is not finite, got {_out}"
 ### END HIDDEN TESTS
 print("train_step: tests passed")
@@ -641,84 +705,100 @@ def _acc_data(seed, n):
     )
 
 
-def _big_batch_step(model, x, y, make_opt, n_steps=1):
-    """Reference: n_steps optimizer steps on the whole batch; returns (last loss, parameters)."""
-    ref = copy.deepcopy(model)
-    opt = make_opt(ref)
+class _CountingSGD(torch.optim.SGD):
+    """SGD that counts the calls of its step()."""
+
+    def __init__(self, params, **kwargs):
+        super().__init__(params, **kwargs)
+        self.calls = 0
+
+    def step(self, closure=None):
+        self.calls += 1
+        return super().step(closure)
+
+
+def _make_opt(name, model):
+    """The tests choose an optimizer by name."""
+    if name == "SGD":
+        return torch.optim.SGD(model.parameters(), lr=0.5)
+    if name == "Adam":
+        return torch.optim.Adam(model.parameters(), lr=1e-2)
+    if name == "SGD with momentum":
+        return torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9, weight_decay=1e-2)
+    if name == "counting SGD":
+        return _CountingSGD(model.parameters(), lr=0.1)
+    raise ValueError(name)
+
+
+@in_kernel
+def _accumulate_on(seed, micro_batches, opt, n_steps=1, stale_batch=None):
+    """n_steps calls of your accumulated_step on _acc_model(seed) with the optimizer named opt: the losses
+    it returned, the parameters after, and how often optimizer.step() was called (counting SGD only)."""
+    model = _acc_model(seed)
+    if stale_batch is not None:  # gradients left over from an earlier backward()
+        F.cross_entropy(model(stale_batch[0]), stale_batch[1]).backward()
+    optimizer = _make_opt(opt, model)
+    losses = [accumulated_step(model, micro_batches, F.cross_entropy, optimizer) for _ in range(n_steps)]
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    return {"losses": losses, "params": params, "step calls": getattr(optimizer, "calls", None)}
+
+
+def _big_batch_step(seed, x, y, opt, n_steps=1):
+    """Reference, computed here: n_steps optimizer steps of _acc_model(seed) on the whole batch; (last loss, parameters)."""
+    ref = _acc_model(seed)
+    optimizer = _make_opt(opt, ref)
     for _ in range(n_steps):
-        opt.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(ref(x), y)
         loss.backward()
-        opt.step()
-    return loss.item(), [p.detach().clone() for p in ref.parameters()]
+        optimizer.step()
+    return loss.item(), {name: p.detach().clone() for name, p in ref.named_parameters()}
 
 
-def _check_accumulation(seed, k, micro, make_opt, what, n_steps=1):
-    model = _acc_model(seed)
+def _check_params(got, want, what):
+    assert isinstance(got, dict) and got.keys() == want.keys(), f"{what}: parameters {list(got)} vs {list(want)}"
+    for name, w in want.items():
+        assert_close(got[name], w, rtol=0.0, atol=1e-12, msg=f"{what}: parameter {name} vs one whole-batch step")
+
+
+def _check_accumulation(seed, k, micro, opt, what, n_steps=1):
     x, y = _acc_data(seed + 1, k * micro)
-    want_loss, want_params = _big_batch_step(model, x, y, make_opt, n_steps)
-    opt = make_opt(model)
+    want_loss, want_params = _big_batch_step(seed, x, y, opt, n_steps)
     chunks = list(zip(x.split(micro), y.split(micro), strict=True))
-    for _ in range(n_steps):
-        got_loss = accumulated_step(model, chunks, F.cross_entropy, opt)
+    seen = _accumulate_on(seed, chunks, opt, n_steps)
+    got_loss = seen["losses"][-1]
     assert type(got_loss) is float, (
         f"{what}: accumulated_step should return a Python float, got {type(got_loss).__name__}"
     )
     assert_close(got_loss, want_loss, rtol=0.0, atol=1e-12, msg=f"{what}: returned loss vs the whole-batch loss")
-    for (name, p), w in zip(model.named_parameters(), want_params, strict=True):
-        assert_close(p.detach(), w, rtol=0.0, atol=1e-12, msg=f"{what}: parameter {name} vs one whole-batch step")
+    _check_params(seen["params"], want_params, what)
 
 
-def _sgd(m):
-    return torch.optim.SGD(m.parameters(), lr=0.5)
-
-
-_check_accumulation(0, 2, 8, _sgd, "2 micro-batches of 8, SGD")
-
-
+_check_accumulation(0, 2, 8, "SGD", "2 micro-batches of 8, SGD")
 ### BEGIN HIDDEN TESTS
-def _adam(m):
-    return torch.optim.Adam(m.parameters(), lr=1e-2)
-
-
-def _momentum(m):
-    return torch.optim.SGD(m.parameters(), lr=0.3, momentum=0.9, weight_decay=1e-2)
-
-
-_check_accumulation(1, 3, 5, _sgd, "3 micro-batches of 5, SGD")
-_check_accumulation(2, 4, 4, _sgd, "4 micro-batches of 4, SGD")
-_check_accumulation(3, 1, 12, _sgd, "a single micro-batch")
-_check_accumulation(4, 3, 5, _adam, "3 micro-batches of 5, Adam")
-_check_accumulation(5, 4, 3, _adam, "4 micro-batches of 3, Adam, three steps in a row", n_steps=3)
-_check_accumulation(6, 2, 6, _momentum, "2 micro-batches of 6, SGD with momentum, three steps in a row", n_steps=3)
+_check_accumulation(1, 3, 5, "SGD", "3 micro-batches of 5, SGD")
+_check_accumulation(2, 4, 4, "SGD", "4 micro-batches of 4, SGD")
+_check_accumulation(3, 1, 12, "SGD", "a single micro-batch")
+_check_accumulation(4, 3, 5, "Adam", "3 micro-batches of 5, Adam")
+_check_accumulation(5, 4, 3, "Adam", "4 micro-batches of 3, Adam, three steps in a row", n_steps=3)
+_check_accumulation(
+    6, 2, 6, "SGD with momentum", "2 micro-batches of 6, SGD with momentum, three steps in a row", n_steps=3
+)
 
 # Stale gradients from an earlier backward() must be cleared first.
-_model = _acc_model(7)
 _x, _y = _acc_data(8, 12)
-_want_loss, _want_params = _big_batch_step(_model, _x, _y, _sgd)
-F.cross_entropy(_model(_x[:3]), _y[:3]).backward()
-accumulated_step(_model, list(zip(_x.split(4), _y.split(4), strict=True)), F.cross_entropy, _sgd(_model))
-for (_name, _p), _w in zip(_model.named_parameters(), _want_params, strict=True):
-    assert_close(_p.detach(), _w, rtol=0.0, atol=1e-12, msg=f"model with stale gradients: parameter {_name}")
-
+_want_loss, _want_params = _big_batch_step(7, _x, _y, "SGD")
+_seen = _accumulate_on(7, list(zip(_x.split(4), _y.split(4), strict=True)), "SGD", stale_batch=(_x[:3], _y[:3]))
+_check_params(_seen["params"], _want_params, "model with stale gradients")
 
 # optimizer.step() exactly once.
-class _CountingSGD(torch.optim.SGD):
-    calls = 0
-
-    def step(self, closure=None):
-        type(self).calls += 1
-        return super().step(closure)
-
-
-_model = _acc_model(9)
-accumulated_step(
-    _model, list(zip(_x.split(3), _y.split(3), strict=True)), F.cross_entropy, _CountingSGD(_model.parameters(), lr=0.1)
+_seen = _accumulate_on(9, list(zip(_x.split(3), _y.split(3), strict=True)), "counting SGD")
+assert _seen["step calls"] == 1, (
+    f"optimizer.step() should be called once for 4 micro-batches, got {_seen['step calls']}"
 )
-assert _CountingSGD.calls == 1, f"optimizer.step() should be called once for 4 micro-batches, got {_CountingSGD.calls}"
 
 try:
-    accumulated_step(_acc_model(10), [], F.cross_entropy, _sgd(_acc_model(10)))
+    _accumulate_on(10, [], "SGD")
 except ValueError:
     pass
 else:
@@ -815,8 +895,9 @@ class _GradModeProbe(nn.Module):
         return x
 
 
-def _eval_model(seed):
-    """Dropout and BatchNorm, with non-trivial running statistics, on DEVICE."""
+def _eval_model(seed, modes="train"):
+    """Dropout and BatchNorm, with non-trivial running statistics, on DEVICE, in the modes named by `modes`:
+    "train", "eval", or "train, BatchNorm frozen" (train mode with the BatchNorm layer in eval mode)."""
     torch.manual_seed(seed)
     model = nn.Sequential(
         nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), _GradModeProbe(), nn.Linear(16, 3)
@@ -825,6 +906,9 @@ def _eval_model(seed):
         for _ in range(5):
             model(torch.randn(32, 8, device=DEVICE) * 2 + 1)  # train-mode passes fill BatchNorm's running stats
     model[4].seen.clear()
+    model.train(modes != "eval")
+    if modes == "train, BatchNorm frozen":
+        model[1].eval()
     return model
 
 
@@ -833,8 +917,43 @@ def _eval_data(seed, n):
     return torch.randn(n, 8, generator=g) * 2 + 1, torch.randint(0, 3, (n,), generator=g)
 
 
-def _reference_eval(model, x, y):
-    ref = copy.deepcopy(model).eval()
+@in_kernel
+def _evaluate_on(seed, batches, *, modes="train", feed="list", loader_batch_size=None):
+    """Your evaluate on _eval_model(seed, modes), fed `batches` as a list, a generator, or (feed="loader") a
+    DataLoader over their concatenation: its result or the exception it raised, and the model afterwards
+    (each submodule's mode, its state, whether autograd was on in the forward passes, the gradients)."""
+    model = _eval_model(seed, modes)
+    if feed == "generator":
+        source = (batch for batch in batches)
+    elif feed == "loader":
+        dataset = torch.utils.data.TensorDataset(torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]))
+        source = torch.utils.data.DataLoader(dataset, batch_size=loader_batch_size)
+    else:
+        source = batches
+    try:
+        result, raised = evaluate(model, source, F.cross_entropy, DEVICE), None
+    except Exception as err:
+        result, raised = None, err
+    return {
+        "result": result,
+        "raised": raised,
+        "modes": [m.training for m in model.modules()],
+        "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "autograd": list(model[4].seen),
+        "grads": [p.grad for p in model.parameters()],
+    }
+
+
+def _result(seen, what):
+    """What evaluate returned; a failure naming the case if it raised."""
+    if seen["raised"] is not None:
+        raise AssertionError(f"{what}: evaluate raised {seen['raised']!r}") from seen["raised"]
+    return seen["result"]
+
+
+def _reference_eval(seed, x, y):
+    """Loss and accuracy of _eval_model(seed) in eval mode on the whole batch at once, computed here."""
+    ref = _eval_model(seed, "eval")
     with torch.no_grad():
         logits = ref(x.to(DEVICE))
         loss = F.cross_entropy(logits, y.to(DEVICE)).item()
@@ -842,92 +961,97 @@ def _reference_eval(model, x, y):
     return loss, acc
 
 
-def _state(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+# The model's state is compared with the same model built here: bit for bit on the CPU; CUDA
+# kernels may differ in the last bits between two processes.
+_EVAL_TOL = {"rtol": 0.0, "atol": 0.0} if DEVICE.type == "cpu" else {"rtol": 1e-5, "atol": 1e-6}
 
 
-def _check_unchanged(model, before, what):
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, before[k]), f"{what}: evaluate must not change the model, but {k} changed"
+def _check_unchanged(seen, seed, what):
+    before = _eval_model(seed).state_dict()
+    after = seen["state"]
+    assert after.keys() == before.keys(), f"{what}: the model's state should keep its entries, got {list(after)}"
+    for k, v in before.items():
+        assert_close(after[k], v, **_EVAL_TOL, msg=f"{what}: evaluate must not change the model, but {k} changed")
 
 
-_model = _eval_model(0)
+def _check_modes(seen, seed, modes, what):
+    want = [m.training for m in _eval_model(seed, modes).modules()]
+    assert seen["modes"] == want, (
+        f"{what}: every submodule should end in the mode it had before evaluate ({want}), got {seen['modes']}"
+    )
+
+
 _x, _y = _eval_data(1, 50)
 _batches = list(zip(_x.split(16), _y.split(16), strict=True))  # 16, 16, 16 and 2 samples
-_want_loss, _want_acc = _reference_eval(_model, _x, _y)
-_before = _state(_model)
-_model.train()
-_res = evaluate(_model, _batches, F.cross_entropy, DEVICE)
+_want_loss, _want_acc = _reference_eval(0, _x, _y)
+_seen = _evaluate_on(0, _batches, modes="train")
+_res = _result(_seen, "train-mode model")
 assert isinstance(_res, dict) and set(_res) == {"loss", "accuracy"}, (
     f"evaluate should return loss and accuracy, got {_res}"
 )
 assert all(type(v) is float for v in _res.values()), f"both values should be Python floats, got {_res}"
 assert_close(_res["loss"], _want_loss, rtol=1e-5, atol=1e-6, msg="loss over 50 samples in batches of 16, 16, 16, 2")
 assert_close(_res["accuracy"], _want_acc, rtol=0.0, atol=1e-12, msg="accuracy over 50 samples")
-assert _model.training, "a model in train mode should be back in train mode after evaluate"
-assert all(m.training for m in _model.modules()), "every submodule should be back in train mode after evaluate"
-_check_unchanged(_model, _before, "train-mode model")
-assert _model[4].seen and not any(_model[4].seen), (
-    f"the forward passes should run under torch.inference_mode() or torch.no_grad(); autograd was on: {_model[4].seen}"
+assert _seen["modes"][0], "a model in train mode should be back in train mode after evaluate"
+assert all(_seen["modes"]), "every submodule should be back in train mode after evaluate"
+_check_unchanged(_seen, 0, "train-mode model")
+assert _seen["autograd"] and not any(_seen["autograd"]), (
+    "the forward passes should run under torch.inference_mode() or torch.no_grad(); "
+    f"autograd was on: {_seen['autograd']}"
 )
-assert all(p.grad is None for p in _model.parameters()), "evaluate should not create any gradient"
+assert all(g is None for g in _seen["grads"]), "evaluate should not create any gradient"
 ### BEGIN HIDDEN TESTS
-# Deterministic: the same numbers twice, and the same from a generator of batches.
-_again = evaluate(_model, (b for b in _batches), F.cross_entropy, DEVICE)
+# Deterministic: the same numbers again, from a generator of batches.
+_again = _result(_evaluate_on(0, _batches, feed="generator"), "batches from a generator")
+assert_close(_again["loss"], _want_loss, rtol=1e-5, atol=1e-6, msg="batches from a generator")
+assert_close(_again["accuracy"], _want_acc, rtol=0.0, atol=1e-12, msg="batches from a generator: accuracy")
 assert_close(_again["loss"], _res["loss"], rtol=0.0, atol=1e-12, msg="a second call (batches from a generator)")
 assert_close(_again["accuracy"], _res["accuracy"], rtol=0.0, atol=1e-12, msg="a second call: accuracy")
 
 # A model in eval mode stays in eval mode.
-_model.eval()
-_res_eval = evaluate(_model, _batches, F.cross_entropy, DEVICE)
-assert not any(m.training for m in _model.modules()), "a model in eval mode should still be in eval mode after evaluate"
+_seen = _evaluate_on(0, _batches, modes="eval")
+_res_eval = _result(_seen, "model already in eval mode")
+assert not any(_seen["modes"]), "a model in eval mode should still be in eval mode after evaluate"
 assert_close(_res_eval["loss"], _want_loss, rtol=1e-5, atol=1e-6, msg="model already in eval mode")
+_check_unchanged(_seen, 0, "model in eval mode")
 
 # A train-mode model with its BatchNorm frozen in eval mode keeps exactly that mix.
-_model.train()
-_model[1].eval()
-_modes = [m.training for m in _model.modules()]
-evaluate(_model, _batches, F.cross_entropy, DEVICE)
-assert [m.training for m in _model.modules()] == _modes, (
-    "evaluate should restore each submodule's own mode: a frozen BatchNorm (eval mode inside a model in train mode) "
-    "must stay in eval mode, the rest in train mode"
-)
-_check_unchanged(_model, _before, "model with a frozen BatchNorm")
+_seen = _evaluate_on(0, _batches, modes="train, BatchNorm frozen")
+_result(_seen, "model with a frozen BatchNorm")
+_check_modes(_seen, 0, "train, BatchNorm frozen", "a frozen BatchNorm (eval mode inside a model in train mode)")
+_check_unchanged(_seen, 0, "model with a frozen BatchNorm")
 
 # Modes are restored when a batch fails.
-_model.train()
 _bad = [*_batches[:2], (torch.randn(4, 5), torch.zeros(4, dtype=torch.long))]  # wrong feature count
-try:
-    evaluate(_model, _bad, F.cross_entropy, DEVICE)
-except RuntimeError:
-    pass
-else:
-    raise AssertionError("a batch with the wrong number of features should raise")
-assert all(m.training for m in _model.modules()), "evaluate should restore the modes even when a batch raises"
+_seen = _evaluate_on(0, _bad, modes="train")
+assert isinstance(_seen["raised"], RuntimeError), (
+    f"a batch with the wrong number of features should raise (a RuntimeError), got {_seen['raised']!r}"
+)
+assert all(_seen["modes"]), "evaluate should restore the modes even when a batch raises"
 
 # Different batch sizes, weighted by size: a DataLoader with batches of 7 (7 * 7 + 1 = 50 samples).
-_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(_x, _y), batch_size=7)
-_res7 = evaluate(_model, _loader, F.cross_entropy, DEVICE)
+_seen = _evaluate_on(0, _batches, feed="loader", loader_batch_size=7)
+_res7 = _result(_seen, "DataLoader with batch_size=7")
 assert_close(_res7["loss"], _want_loss, rtol=1e-5, atol=1e-6, msg="DataLoader with batch_size=7 (last batch 1 sample)")
 assert_close(_res7["accuracy"], _want_acc, rtol=0.0, atol=1e-12, msg="DataLoader with batch_size=7: accuracy")
+_check_modes(_seen, 0, "train", "DataLoader with batch_size=7")
 
 # Batches of very different sizes, and a second model with a different accuracy.
-_model2 = _eval_model(2)
 _x2, _y2 = _eval_data(3, 40)
-_want_loss2, _want_acc2 = _reference_eval(_model2, _x2, _y2)
+_want_loss2, _want_acc2 = _reference_eval(2, _x2, _y2)
 _uneven = [(_x2[:1], _y2[:1]), (_x2[1:31], _y2[1:31]), (_x2[31:], _y2[31:])]
-_res2 = evaluate(_model2, _uneven, F.cross_entropy, DEVICE)
+_seen = _evaluate_on(2, _uneven)
+_res2 = _result(_seen, "batches of 1, 30 and 9 samples")
 assert_close(_res2["loss"], _want_loss2, rtol=1e-5, atol=1e-6, msg="batches of 1, 30 and 9 samples")
 assert_close(_res2["accuracy"], _want_acc2, rtol=0.0, atol=1e-12, msg="batches of 1, 30 and 9 samples: accuracy")
-assert not any(_model2[4].seen), "autograd should be off during evaluation"
+assert not any(_seen["autograd"]), "autograd should be off during evaluation"
+_check_unchanged(_seen, 2, "batches of 1, 30 and 9 samples")
 
-try:
-    evaluate(_model2, [], F.cross_entropy, DEVICE)
-except ValueError:
-    pass
-else:
-    raise AssertionError("evaluate with no batches should raise ValueError")
-assert all(m.training for m in _model2.modules()), "evaluate with no batches should leave the model in train mode"
+_seen = _evaluate_on(2, [])
+assert isinstance(_seen["raised"], ValueError), (
+    f"evaluate with no batches should raise ValueError, got {_seen['raised']!r}"
+)
+assert all(_seen["modes"]), "evaluate with no batches should leave the model in train mode"
 ### END HIDDEN TESTS
 print("evaluate: tests passed")
 
@@ -1080,37 +1204,81 @@ def _ck_train(model, opt, scaler, n_steps):
     return torch.tensor(losses, dtype=torch.float64)
 
 
+def _cpu_state(module):
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def _read_back(path):
+    """The file as torch.load(path, weights_only=True) reads it: its type, keys and step; or the exception."""
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        return err
+    if not isinstance(raw, dict):
+        return {"type": type(raw).__name__}
+    return {"type": "dict", "keys": sorted(str(k) for k in raw), "step": raw.get("step")}
+
+
+@in_kernel
+def _interrupted_run():
+    """Seeded training: 3 steps, your save_checkpoint, 3 more steps (every generator moves on), then a new
+    model, optimizer and scaler, your load_checkpoint and 3 steps: what your functions returned, the folder
+    after saving, the losses and scale after resuming, and the file as torch.load(weights_only=True) reads it."""
+    random.seed(0)
+    np.random.seed(0)
+    model, opt, scaler = _ck_setup(0, init_scale=2.0**10)
+    _ck_train(model, opt, scaler, 3)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ckpt.pt"
+        saved = save_checkpoint(path, model, opt, scaler, 3)
+        files = sorted(os.listdir(folder))
+        _ck_train(model, opt, scaler, 3)  # the run goes on; then it is interrupted
+        model2, opt2, scaler2 = _ck_setup(123, init_scale=2.0**4)  # different weights, fresh optimizer and scaler
+        step = load_checkpoint(path, model2, opt2, scaler2)
+        losses = _ck_train(model2, opt2, scaler2, 3)
+        return {
+            "saved": saved,
+            "files": files,
+            "step": step,
+            "losses": losses,
+            "scale": scaler2.get_scale(),
+            "file": _read_back(path),
+        }
+
+
+def _uninterrupted_run():
+    """The reference, computed here: the same seeded run without interruption; losses of steps 4-6, final scale."""
+    random.seed(0)
+    np.random.seed(0)
+    model, opt, scaler = _ck_setup(0, init_scale=2.0**10)
+    _ck_train(model, opt, scaler, 3)
+    losses = _ck_train(model, opt, scaler, 3)
+    return losses, scaler.get_scale()
+
+
 # Bit for bit on the CPU; CUDA kernels may differ in the last bits between calls.
 _CK_TOL = {"rtol": 0.0, "atol": 0.0} if _CK_DEV.type == "cpu" else {"rtol": 1e-5, "atol": 1e-6}
 
-random.seed(0)
-np.random.seed(0)
-_model, _opt, _scaler = _ck_setup(0, init_scale=2.0**10)
-_ck_train(_model, _opt, _scaler, 3)
-with tempfile.TemporaryDirectory() as _d:
-    _path = Path(_d) / "ckpt.pt"
-    _ret = save_checkpoint(_path, _model, _opt, _scaler, 3)
-    assert _ret is None, f"save_checkpoint should return None, got {_ret!r}"
-    assert sorted(os.listdir(_d)) == ["ckpt.pt"], (
-        f"the folder should hold only ckpt.pt after saving (no temporary file left), got {sorted(os.listdir(_d))}"
-    )
-    _want = _ck_train(_model, _opt, _scaler, 3)
-    _want_scale = _scaler.get_scale()
-
-    _model2, _opt2, _scaler2 = _ck_setup(123, init_scale=2.0**4)  # different weights, fresh optimizer and scaler
-    _step = load_checkpoint(_path, _model2, _opt2, _scaler2)
-    assert type(_step) is int and _step == 3, f"load_checkpoint should return the saved step 3 as an int, got {_step!r}"
-    _got = _ck_train(_model2, _opt2, _scaler2, 3)
-    assert_close(_got, _want, **_CK_TOL, msg="losses of the 3 steps after resuming vs the uninterrupted run")
-    assert _scaler2.get_scale() == _want_scale, (
-        f"the GradScaler's scale after resuming should be {_want_scale}, got {_scaler2.get_scale()}"
-    )
-
-    _raw = torch.load(_path, map_location="cpu", weights_only=True)
-    assert isinstance(_raw, dict), f"the checkpoint should be a dict, got {type(_raw).__name__}"
-    _missing = {"model", "optimizer", "scaler", "step", "rng"} - set(_raw)
-    assert not _missing, f"the checkpoint is missing the keys {sorted(_missing)}"
-    assert _raw["step"] == 3, f"checkpoint['step'] should be 3, got {_raw['step']!r}"
+_want, _want_scale = _uninterrupted_run()
+_seen = _interrupted_run()
+assert _seen["saved"] is None, f"save_checkpoint should return None, got {_seen['saved']!r}"
+assert _seen["files"] == ["ckpt.pt"], (
+    f"the folder should hold only ckpt.pt after saving (no temporary file left), got {_seen['files']}"
+)
+_step = _seen["step"]
+assert type(_step) is int and _step == 3, f"load_checkpoint should return the saved step 3 as an int, got {_step!r}"
+assert_close(_seen["losses"], _want, **_CK_TOL, msg="losses of the 3 steps after resuming vs the uninterrupted run")
+assert _seen["scale"] == _want_scale, (
+    f"the GradScaler's scale after resuming should be {_want_scale}, got {_seen['scale']}"
+)
+_file = _seen["file"]
+assert not isinstance(_file, BaseException), (
+    f"torch.load(path, weights_only=True) cannot read the checkpoint: {_file!r}"
+)
+assert _file["type"] == "dict", f"the checkpoint should be a dict, got {_file['type']}"
+_missing = {"model", "optimizer", "scaler", "step", "rng"} - set(_file["keys"])
+assert not _missing, f"the checkpoint is missing the keys {sorted(_missing)}"
+assert _file["step"] == 3, f"checkpoint['step'] should be 3, got {_file['step']!r}"
 
 
 ### BEGIN HIDDEN TESTS
@@ -1128,93 +1296,148 @@ def _draws():
     return out
 
 
-with tempfile.TemporaryDirectory() as _tmp:
-    _path = Path(_tmp) / "rng.pt"
+def _seed_for_rng_test():
+    """Seed every generator, leave a cached gaussian in NumPy's state, build the model of the test."""
     random.seed(11)
     np.random.seed(11)
     torch.manual_seed(11)
     np.random.standard_normal(1)  # leaves a cached gaussian in NumPy's state
-    _model, _opt, _scaler = _ck_setup(5, init_scale=2.0**10)
-    save_checkpoint(str(_path), _model, _opt, _scaler, 7)  # a str path works too
-    _after_save = _draws()
-    random.seed(99)
-    np.random.seed(99)
-    torch.manual_seed(99)
-    np.random.standard_normal(2)
-    _model2, _opt2, _scaler2 = _ck_setup(6, init_scale=2.0**10)
-    assert load_checkpoint(str(_path), _model2, _opt2, _scaler2) == 7, "load_checkpoint should return the saved step 7"
-    _after_load = _draws()
-    for _name, _vals in _after_save.items():
-        assert _after_load[_name] == _vals, (
-            f"{_name} should be restored by load_checkpoint: {_after_load[_name]} vs {_vals}"
-        )
-    for (_k, _v), _w in zip(_model2.state_dict().items(), _model.state_dict().values(), strict=True):
-        assert torch.equal(_v.cpu(), _w.cpu()), f"model state {_k} should be restored"
+    return _ck_setup(5, init_scale=2.0**10)
+
+
+@in_kernel
+def _draws_after_resume():
+    """Your save_checkpoint (to a str path), draws and re-seeding that move every generator elsewhere, your
+    load_checkpoint into a new model: the step it returned, the draws after loading, the new model's state."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "rng.pt")  # a str path works too
+        model, opt, scaler = _seed_for_rng_test()
+        save_checkpoint(path, model, opt, scaler, 7)
+        _draws()
+        random.seed(99)
+        np.random.seed(99)
+        torch.manual_seed(99)
+        np.random.standard_normal(2)
+        model2, opt2, scaler2 = _ck_setup(6, init_scale=2.0**10)
+        step = load_checkpoint(path, model2, opt2, scaler2)
+        return {"step": step, "draws": _draws(), "model": _cpu_state(model2)}
+
+
+_model, _, _ = _seed_for_rng_test()
+_want_draws = _draws()  # what every generator gives right after the state that was saved
+_seen = _draws_after_resume()
+assert _seen["step"] == 7, f"load_checkpoint should return the saved step 7, got {_seen['step']!r}"
+for _name, _vals in _want_draws.items():
+    _got = _seen["draws"].get(_name)
+    assert _got == _vals, f"{_name} should be restored by load_checkpoint: {_got} vs {_vals}"
+for _k, _w in _cpu_state(_model).items():
+    assert _k in _seen["model"] and torch.equal(_seen["model"][_k], _w), f"model state {_k} should be restored"
+
 
 # Optimizer and scaler state in detail: Adam's moments and step, the scale and growth tracker.
-with tempfile.TemporaryDirectory() as _tmp:
-    _path = Path(_tmp) / "opt.pt"
-    _model, _opt, _scaler = _ck_setup(1, init_scale=2.0**10)
-    _ck_train(_model, _opt, _scaler, n_steps=3)
-    save_checkpoint(_path, _model, _opt, _scaler, 3)
-    _model2, _opt2, _scaler2 = _ck_setup(2, init_scale=2.0**3)
-    load_checkpoint(_path, _model2, _opt2, _scaler2)
-    assert _scaler2.state_dict() == _scaler.state_dict(), (
-        f"the GradScaler state should be restored: {_scaler2.state_dict()} vs {_scaler.state_dict()}"
-    )
-    _s1, _s2 = _opt.state_dict()["state"], _opt2.state_dict()["state"]
-    assert _s1.keys() == _s2.keys() and _s2, "the optimizer state (Adam's moments) should be restored"
-    for _i in _s1:
-        for _key in ("step", "exp_avg", "exp_avg_sq"):
-            assert torch.equal(torch.as_tensor(_s2[_i][_key]).cpu(), torch.as_tensor(_s1[_i][_key]).cpu()), (
-                f"optimizer state {_key} of parameter {_i} should be restored"
-            )
+def _trained_for_state_test():
+    random.seed(1)
+    np.random.seed(1)
+    model, opt, scaler = _ck_setup(1, init_scale=2.0**10)
+    _ck_train(model, opt, scaler, n_steps=3)
+    return model, opt, scaler
+
+
+@in_kernel
+def _restored_states():
+    """Your save_checkpoint after 3 training steps, your load_checkpoint into a new optimizer and scaler:
+    the optimizer's and the scaler's state after loading."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "opt.pt"
+        model, opt, scaler = _trained_for_state_test()
+        save_checkpoint(path, model, opt, scaler, 3)
+        model2, opt2, scaler2 = _ck_setup(2, init_scale=2.0**3)
+        load_checkpoint(path, model2, opt2, scaler2)
+        return {"scaler": scaler2.state_dict(), "optimizer": opt2.state_dict()["state"]}
+
+
+_, _opt, _scaler = _trained_for_state_test()
+_seen = _restored_states()
+assert _seen["scaler"] == _scaler.state_dict(), (
+    f"the GradScaler state should be restored: {_seen['scaler']} vs {_scaler.state_dict()}"
+)
+_s1, _s2 = _opt.state_dict()["state"], _seen["optimizer"]
+assert _s1.keys() == _s2.keys() and _s2, "the optimizer state (Adam's moments) should be restored"
+for _i in _s1:
+    for _key in ("step", "exp_avg", "exp_avg_sq"):
+        assert _key in _s2[_i], f"optimizer state {_key} of parameter {_i} should be restored"
+        assert_close(
+            torch.as_tensor(_s2[_i][_key]).cpu(),
+            torch.as_tensor(_s1[_i][_key]).cpu(),
+            **_CK_TOL,
+            msg=f"optimizer state {_key} of parameter {_i} should be restored",
+        )
+
 
 # A disabled scaler (bfloat16 training) round-trips too.
-with tempfile.TemporaryDirectory() as _tmp:
-    _path = Path(_tmp) / "bf16.pt"
-    _model, _opt, _ = _ck_setup(3, init_scale=1.0)
-    save_checkpoint(_path, _model, _opt, torch.amp.GradScaler(_CK_DEV.type, enabled=False), 12)
-    _model2, _opt2, _ = _ck_setup(4, init_scale=1.0)
-    assert load_checkpoint(_path, _model2, _opt2, torch.amp.GradScaler(_CK_DEV.type, enabled=False)) == 12
-    torch.load(_path, map_location="cpu", weights_only=True)
+@in_kernel
+def _disabled_scaler_round_trip():
+    """Your save_checkpoint and load_checkpoint with a disabled GradScaler: the step loaded, and the file as
+    torch.load(weights_only=True) reads it."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bf16.pt"
+        model, opt, _ = _ck_setup(3, init_scale=1.0)
+        save_checkpoint(path, model, opt, torch.amp.GradScaler(_CK_DEV.type, enabled=False), 12)
+        model2, opt2, _ = _ck_setup(4, init_scale=1.0)
+        step = load_checkpoint(path, model2, opt2, torch.amp.GradScaler(_CK_DEV.type, enabled=False))
+        return {"step": step, "file": _read_back(path)}
+
+
+_seen = _disabled_scaler_round_trip()
+assert _seen["step"] == 12, (
+    f"a disabled GradScaler: load_checkpoint should return the saved step 12, got {_seen['step']!r}"
+)
+assert not isinstance(_seen["file"], BaseException), (
+    f"a disabled GradScaler: torch.load(path, weights_only=True) cannot read the checkpoint: {_seen['file']!r}"
+)
+
 
 # Atomic write 1: the file is written elsewhere in the same folder and moved into place.
-_moves = []
-_real_replace, _real_rename = os.replace, os.rename
+@in_kernel
+def _moves_while_saving():
+    """Your save_checkpoint with os.replace and os.rename watched: every move (source, destination), resolved,
+    the checkpoint's resolved path, and the folder afterwards."""
+    moves = []
+    real_replace, real_rename = os.replace, os.rename
+
+    def record_replace(src, dst, *args, **kwargs):
+        moves.append((os.fspath(src), os.fspath(dst)))
+        return real_replace(src, dst, *args, **kwargs)
+
+    def record_rename(src, dst, *args, **kwargs):
+        moves.append((os.fspath(src), os.fspath(dst)))
+        return real_rename(src, dst, *args, **kwargs)
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "atomic.pt"
+        model, opt, scaler = _ck_setup(7, init_scale=2.0**10)
+        os.replace, os.rename = record_replace, record_rename
+        try:
+            save_checkpoint(path, model, opt, scaler, 1)
+        finally:
+            os.replace, os.rename = real_replace, real_rename
+        return {
+            "target": str(path.resolve()),
+            "moves": [(str(Path(src).resolve()), str(Path(dst).resolve())) for src, dst in moves],
+            "files": sorted(os.listdir(folder)),
+        }
 
 
-def _record_replace(src, dst, *args, **kwargs):
-    _moves.append((os.fspath(src), os.fspath(dst)))
-    return _real_replace(src, dst, *args, **kwargs)
-
-
-def _record_rename(src, dst, *args, **kwargs):
-    _moves.append((os.fspath(src), os.fspath(dst)))
-    return _real_rename(src, dst, *args, **kwargs)
-
-
-with tempfile.TemporaryDirectory() as _tmp:
-    _path = Path(_tmp) / "atomic.pt"
-    _model, _opt, _scaler = _ck_setup(7, init_scale=2.0**10)
-    os.replace, os.rename = _record_replace, _record_rename
-    try:
-        save_checkpoint(_path, _model, _opt, _scaler, 1)
-    finally:
-        os.replace, os.rename = _real_replace, _real_rename
-    _target = _path.resolve()
-    assert any(
-        Path(_dst).resolve() == _target
-        and Path(_src).resolve().parent == _target.parent
-        and Path(_src).resolve() != _target
-        for _src, _dst in _moves
-    ), (
-        "save_checkpoint should write a temporary file in the checkpoint's folder and move it into place with "
-        f"os.replace(temporary, path); moves seen: {_moves}"
-    )
-    assert sorted(os.listdir(_tmp)) == ["atomic.pt"], (
-        f"no temporary file should be left, got {sorted(os.listdir(_tmp))}"
-    )
+_seen = _moves_while_saving()
+_target = Path(_seen["target"])
+assert any(
+    Path(_dst) == _target and Path(_src).parent == _target.parent and Path(_src) != _target
+    for _src, _dst in _seen["moves"]
+), (
+    "save_checkpoint should write a temporary file in the checkpoint's folder and move it into place with "
+    f"os.replace(temporary, path); moves seen: {_seen['moves']}"
+)
+assert _seen["files"] == ["atomic.pt"], f"no temporary file should be left, got {_seen['files']}"
 
 
 # Atomic write 2: a save that fails half way (here a model whose extra state cannot be
@@ -1236,58 +1459,92 @@ class _BrokenModel(nn.Module):
         pass
 
 
-with tempfile.TemporaryDirectory() as _tmp:
-    _path = Path(_tmp) / "ckpt.pt"
-    _model, _opt, _scaler = _ck_setup(8, init_scale=2.0**10)
-    save_checkpoint(_path, _model, _opt, _scaler, 41)
-    _broken = _BrokenModel()
-    _raised = False
-    try:
-        save_checkpoint(_path, _broken, torch.optim.Adam(_broken.parameters()), _scaler, 42)
-    except Exception:
-        _raised = True
-    assert _raised, "a save that fails should raise, not hide the error"
-    _kept = torch.load(_path, map_location="cpu", weights_only=True)
-    assert _kept["step"] == 41, (
-        "a failed save must leave the previous checkpoint intact (write to a temporary file, then os.replace)"
-    )
-    for _k, _v in _model.state_dict().items():
-        assert torch.equal(_kept["model"][_k].cpu(), _v.cpu()), f"the previous checkpoint's {_k} was damaged"
+@in_kernel
+def _failed_save_over_good():
+    """Your save_checkpoint of step 41, then a save of a model that cannot be serialised to the same path:
+    the exception that second save raised (None if none), and the file then at the path (or the exception
+    reading it raised)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ckpt.pt"
+        model, opt, scaler = _ck_setup(8, init_scale=2.0**10)
+        save_checkpoint(path, model, opt, scaler, 41)
+        broken = _BrokenModel()
+        raised = None
+        try:
+            save_checkpoint(path, broken, torch.optim.Adam(broken.parameters()), scaler, 42)
+        except Exception as err:
+            raised = err
+        try:
+            kept = torch.load(path, map_location="cpu", weights_only=True)
+            kept = {"step": kept["step"], "model": {k: v.cpu() for k, v in kept["model"].items()}}
+        except Exception as err:
+            kept = err
+        return raised, kept
+
+
+_model, _, _ = _ck_setup(8, init_scale=2.0**10)
+_raised, _kept = _failed_save_over_good()
+assert _raised is not None, "a save that fails should raise, not hide the error"
+assert not isinstance(_kept, BaseException), (
+    f"a failed save must leave the previous checkpoint intact (write to a temporary file, then os.replace); "
+    f"reading it failed: {_kept!r}"
+)
+assert _kept["step"] == 41, (
+    "a failed save must leave the previous checkpoint intact (write to a temporary file, then os.replace)"
+)
+for _k, _v in _cpu_state(_model).items():
+    assert _k in _kept["model"] and torch.equal(_kept["model"][_k], _v), f"the previous checkpoint's {_k} was damaged"
+
 
 # Loading never runs code stored in the file.
-_ran = []
-
-
-def _payload():
-    _ran.append(True)
-    return {}
-
-
 class _Exploit:
+    """Code stored in a checkpoint: unpickling this creates the folder `marker`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
     def __reduce__(self):
-        return (_payload, ())
+        return (os.mkdir, (self.marker,))
 
 
-with tempfile.TemporaryDirectory() as _tmp:
-    _path = Path(_tmp) / "evil.pt"
-    _model, _opt, _scaler = _ck_setup(9, init_scale=2.0**10)
-    torch.save(
-        {
-            "model": _model.state_dict(),
-            "optimizer": _opt.state_dict(),
-            "scaler": _scaler.state_dict(),
+@in_kernel
+def _stored_code_ran():
+    """Your load_checkpoint on a file whose "rng" entry runs code when unpickled: whether that code ran, and
+    the exception load_checkpoint raised (None if none)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "evil.pt"
+        marker = os.path.join(folder, "stored-code-ran")
+        model, opt, scaler = _ck_setup(9, init_scale=2.0**10)
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scaler": scaler.state_dict(),
             "step": 1,
-            "rng": _Exploit(),
-        },
-        _path,
-    )
-    try:
-        load_checkpoint(_path, _model, _opt, _scaler)
-    except Exception:
-        _refused = True  # the expected outcome: weights_only=True refuses the file
-    assert not _ran, "load_checkpoint ran code stored in the checkpoint: load with torch.load(..., weights_only=True)"
+            "rng": _Exploit(marker),
+        }
+        torch.save(state, path)
+        refused = None
+        try:
+            load_checkpoint(path, model, opt, scaler)
+        except Exception as err:
+            refused = err  # the expected outcome: weights_only=True refuses the file
+        return os.path.exists(marker), refused
+
+
+_ran, _refused = _stored_code_ran()
+assert _ran is False, "load_checkpoint ran code stored in the checkpoint: load with torch.load(..., weights_only=True)"
 
 # Written by hand, not with the course package's checkpoint functions.
+
+
+@in_kernel
+def _save_and_load():
+    """Your save_checkpoint of step 5, then your load_checkpoint: the step it returned."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "own.pt"
+        model, opt, scaler = _ck_setup(10, init_scale=2.0**10)
+        save_checkpoint(path, model, opt, scaler, 5)
+        return load_checkpoint(path, model, opt, scaler)
 
 
 _ck_library = (
@@ -1296,12 +1553,8 @@ _ck_library = (
     "mlcraft.training.checkpoint.capture_rng_state",
     "mlcraft.training.checkpoint.restore_rng_state",
 )
-with tempfile.TemporaryDirectory() as _tmp:
-    _path = Path(_tmp) / "own.pt"
-    _model, _opt, _scaler = _ck_setup(10, init_scale=2.0**10)
-    call_without(save_checkpoint, _path, _model, _opt, _scaler, 5, forbidden=_ck_library)
-    _step = call_without(load_checkpoint, _path, _model, _opt, _scaler, forbidden=_ck_library)
-    assert _step == 5, f"load_checkpoint should return the saved step 5, got {_step!r}"
+_step = call_without(_save_and_load, forbidden=_ck_library)
+assert _step == 5, f"load_checkpoint should return the saved step 5, got {_step!r}"
 ### END HIDDEN TESTS
 print("save_checkpoint / load_checkpoint: tests passed")
 
@@ -1377,77 +1630,76 @@ class EarlyStopping:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test-early-stopping", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-def _run_stopper(stopper, values):
-    return [stopper.step(v) for v in values]
+@in_kernel
+def _run_stopper(kwargs, *runs):
+    """Your EarlyStopping(**kwargs), fed each list of values in `runs` in turn: its (best, num_bad_steps) before
+    any value, then (decisions, best, num_bad_steps) after each list."""
+    stopper = EarlyStopping(**kwargs)
+    seen = [(stopper.best, stopper.num_bad_steps)]
+    for values in runs:
+        decisions = [stopper.step(v) for v in values]
+        seen.append((decisions, stopper.best, stopper.num_bad_steps))
+    return seen
 
 
-_es = EarlyStopping(patience=2)
-_decisions = _run_stopper(_es, [1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.8])
+_, (_decisions, _best, _bad) = _run_stopper({"patience": 2}, [1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.8])
 assert _decisions == [False, False, False, True, False, False, True], (
     f"patience=2, mode='min' on [1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.8] should give "
     f"[False, False, False, True, False, False, True], got {_decisions}"
 )
-assert _es.best == 0.7, f"the best value should be 0.7, got {_es.best}"
-assert _es.num_bad_steps == 2, f"after two non-improving values num_bad_steps should be 2, got {_es.num_bad_steps}"
+assert _best == 0.7, f"the best value should be 0.7, got {_best}"
+assert _bad == 2, f"after two non-improving values num_bad_steps should be 2, got {_bad}"
 
-_es = EarlyStopping(patience=1, mode="max")
-_decisions = _run_stopper(_es, [0.5, 0.6, 0.55])
+_, (_decisions, _best, _) = _run_stopper({"patience": 1, "mode": "max"}, [0.5, 0.6, 0.55])
 assert _decisions == [False, False, True], f"patience=1, mode='max' on [0.5, 0.6, 0.55]: got {_decisions}"
-assert _es.best == 0.6, f"mode='max': the best value should be 0.6, got {_es.best}"
+assert _best == 0.6, f"mode='max': the best value should be 0.6, got {_best}"
 ### BEGIN HIDDEN TESTS
-assert EarlyStopping(patience=3).best is None, "best should be None before the first value"
-assert EarlyStopping(patience=3).num_bad_steps == 0, "num_bad_steps should start at 0"
+(_best, _bad), *_ = _run_stopper({"patience": 3})
+assert _best is None, f"best should be None before the first value, got {_best!r}"
+assert _bad == 0, f"num_bad_steps should start at 0, got {_bad!r}"
 
 # A value equal to the best is not an improvement.
-_stopper = EarlyStopping(patience=2)
-assert _run_stopper(_stopper, [1.0, 1.0, 1.0]) == [False, False, True], "ties with the best value are not improvements"
-_stopper = EarlyStopping(patience=2, mode="max")
-assert _run_stopper(_stopper, [0.9, 0.9, 0.9]) == [False, False, True], "mode='max': ties are not improvements"
+_, (_decisions, _, _) = _run_stopper({"patience": 2}, [1.0, 1.0, 1.0])
+assert _decisions == [False, False, True], f"ties with the best value are not improvements, got {_decisions}"
+_, (_decisions, _, _) = _run_stopper({"patience": 2, "mode": "max"}, [0.9, 0.9, 0.9])
+assert _decisions == [False, False, True], f"mode='max': ties are not improvements, got {_decisions}"
 
 # min_delta: an improvement must beat the best by more than min_delta.
-_stopper = EarlyStopping(patience=2, min_delta=0.1)
-assert _run_stopper(_stopper, [1.0, 0.95, 0.85]) == [False, False, False], (
-    "min_delta=0.1: 0.95 is no improvement, 0.85 is"
+_, (_decisions, _best, _bad) = _run_stopper({"patience": 2, "min_delta": 0.1}, [1.0, 0.95, 0.85])
+assert _decisions == [False, False, False], f"min_delta=0.1: 0.95 is no improvement, 0.85 is; got {_decisions}"
+assert _best == 0.85 and _bad == 0, f"best 0.85, count reset; got {_best}, {_bad}"
+_, (_decisions, _, _) = _run_stopper({"patience": 1, "min_delta": 0.25}, [1.0, 0.75])
+assert _decisions == [False, True], f"min_delta=0.25: 1.0 -> 0.75 is not more than min_delta better; got {_decisions}"
+_, (_decisions, _best, _) = _run_stopper(
+    {"patience": 2, "mode": "max", "min_delta": 0.05}, [0.5, 0.54, 0.56, 0.57, 0.6, 0.62]
 )
-assert _stopper.best == 0.85 and _stopper.num_bad_steps == 0, (
-    f"best 0.85, count reset; got {_stopper.best}, {_stopper.num_bad_steps}"
-)
-_stopper = EarlyStopping(patience=1, min_delta=0.25)
-assert _run_stopper(_stopper, [1.0, 0.75]) == [False, True], (
-    "min_delta=0.25: 1.0 -> 0.75 is not more than min_delta better"
-)
-_stopper = EarlyStopping(patience=2, mode="max", min_delta=0.05)
-assert _run_stopper(_stopper, [0.5, 0.54, 0.56, 0.57, 0.6, 0.62]) == [False, False, False, False, True, False], (
-    "mode='max', min_delta=0.05"
-)
-assert _stopper.best == 0.62, f"mode='max', min_delta=0.05: best should be 0.62, got {_stopper.best}"
+assert _decisions == [False, False, False, False, True, False], f"mode='max', min_delta=0.05: got {_decisions}"
+assert _best == 0.62, f"mode='max', min_delta=0.05: best should be 0.62, got {_best}"
 
 # The count resets on an improvement; stopping needs `patience` bad steps in a row.
-_stopper = EarlyStopping(patience=3)
-assert _run_stopper(_stopper, [5.0, 6.0, 7.0, 4.0, 6.0, 7.0, 8.0]) == [False, False, False, False, False, False, True]
-assert _stopper.best == 4.0 and _stopper.num_bad_steps == 3, (
-    f"best 4.0 and 3 bad steps, got {_stopper.best}, {_stopper.num_bad_steps}"
+_, (_decisions, _best, _bad) = _run_stopper({"patience": 3}, [5.0, 6.0, 7.0, 4.0, 6.0, 7.0, 8.0])
+assert _decisions == [False, False, False, False, False, False, True], (
+    f"patience=3 on [5.0, 6.0, 7.0, 4.0, 6.0, 7.0, 8.0]: got {_decisions}"
 )
+assert _best == 4.0 and _bad == 3, f"best 4.0 and 3 bad steps, got {_best}, {_bad}"
 
 # patience=0 stops at the first non-improving value.
-_stopper = EarlyStopping(patience=0)
-assert _run_stopper(_stopper, [2.0, 1.0, 1.5]) == [False, False, True], "patience=0 should stop at the first bad value"
+_, (_decisions, _, _) = _run_stopper({"patience": 0}, [2.0, 1.0, 1.5])
+assert _decisions == [False, False, True], f"patience=0 should stop at the first bad value, got {_decisions}"
 
 # NaN is never an improvement, not even first.
 _nan = float("nan")
-_stopper = EarlyStopping(patience=2)
-assert _run_stopper(_stopper, [_nan]) == [False], "a first NaN is a bad step (count 1 of patience 2)"
-assert _stopper.best is None and _stopper.num_bad_steps == 1, (
-    f"a NaN never becomes the best; got {_stopper.best}, {_stopper.num_bad_steps}"
-)
-assert _run_stopper(_stopper, [3.0, _nan, _nan]) == [False, False, True], "NaN values count as bad steps"
-assert _stopper.best == 3.0, f"the best value should stay 3.0 after NaN values, got {_stopper.best}"
-_stopper = EarlyStopping(patience=1, mode="max")
-assert _run_stopper(_stopper, [0.3, _nan]) == [False, True], "mode='max': NaN is a bad step"
+_, (_first, _best, _bad), (_decisions, _best_after, _) = _run_stopper({"patience": 2}, [_nan], [3.0, _nan, _nan])
+assert _first == [False], f"a first NaN is a bad step (count 1 of patience 2), got {_first}"
+assert _best is None and _bad == 1, f"a NaN never becomes the best; got {_best}, {_bad}"
+assert _decisions == [False, False, True], f"NaN values count as bad steps, got {_decisions}"
+assert _best_after == 3.0, f"the best value should stay 3.0 after NaN values, got {_best_after}"
+_, (_decisions, _, _) = _run_stopper({"patience": 1, "mode": "max"}, [0.3, _nan])
+assert _decisions == [False, True], f"mode='max': NaN is a bad step, got {_decisions}"
 
 for _kwargs in [{"patience": 2, "mode": "minimum"}, {"patience": -1}, {"patience": 2, "min_delta": -0.1}]:
     try:
-        EarlyStopping(**_kwargs)
+        _run_stopper(_kwargs)
     except ValueError:
         pass
     else:
@@ -1461,9 +1713,10 @@ _es_library = (
     "mlcraft.training.callbacks.EarlyStopping.step",
     "mlcraft.training.callbacks.EarlyStopping.improved",
 )
-_stopper = call_without(EarlyStopping, 1, mode="max", forbidden=_es_library)
-for _value, _want in ((0.5, False), (0.7, False), (0.6, True)):
-    _got = call_without(_stopper.step, _value, forbidden=_es_library)
+_, (_decisions, _, _) = call_without(
+    _run_stopper, {"patience": 1, "mode": "max"}, [0.5, 0.7, 0.6], forbidden=_es_library
+)
+for _value, _want, _got in zip((0.5, 0.7, 0.6), (False, False, True), _decisions, strict=True):
     assert _got is _want, f"EarlyStopping(1, mode='max').step({_value}) should return {_want}, got {_got!r}"
 ### END HIDDEN TESTS
 print("EarlyStopping: tests passed")
