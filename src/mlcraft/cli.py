@@ -205,6 +205,9 @@ def grade(
     memory_mb: Annotated[int, typer.Option(min=512, help="Memory (address space) of each kernel, MiB.")] = 8192,
     max_output_bytes: Annotated[int, typer.Option(min=1024, help="Output kept per cell, bytes.")] = 1_000_000,
     scratch_mb: Annotated[int, typer.Option(min=16, help="Writable scratch space of each kernel, MiB.")] = 256,
+    max_processes: Annotated[int, typer.Option(min=16, help="Processes and threads of each kernel (sandbox).")] = 256,
+    max_notebook_mb: Annotated[int, typer.Option(min=1, help="Larger submitted notebooks are not graded, MiB.")] = 64,
+    max_cells: Annotated[int, typer.Option(min=10, help="Notebooks with more cells are not graded.")] = 2000,
     sandbox: Annotated[
         str, typer.Option(help="auto: bubblewrap where available; bwrap: required; off: no sandbox.")
     ] = "auto",
@@ -212,8 +215,9 @@ def grade(
 ) -> None:
     """Autograde a classroom folder: grades.csv, report.json and feedback HTML for each student.
 
-    Each kernel runs sandboxed (bubblewrap) with the limits above. An interrupted run resumes
-    where it stopped when started again with the same --out.
+    Each kernel runs sandboxed (bubblewrap) with the limits above; every test cell runs in the
+    grader, apart from the student's code. An interrupted run resumes where it stopped when
+    started again with the same --out.
     """
     from pydantic import ValidationError
 
@@ -230,6 +234,9 @@ def grade(
             memory_mb=memory_mb,
             max_output_bytes=max_output_bytes,
             scratch_mb=scratch_mb,
+            max_processes=max_processes,
+            max_notebook_mb=max_notebook_mb,
+            max_cells=max_cells,
             sandbox=sandbox,  # type: ignore[arg-type]  # validated by pydantic
         )
     except ValidationError as err:
@@ -259,7 +266,13 @@ def grade(
     table = Table(title=f"grades ({len(results)} submissions)", header_style="bold")
     for column in ("student", "module", "status", "score", "detail"):
         table.add_column(column)
-    colors = {Status.GRADED: "green", Status.MISSING: "yellow", Status.TIMEOUT: "yellow", Status.TAMPERED: "magenta"}
+    colors = {
+        Status.GRADED: "green",
+        Status.MISSING: "yellow",
+        Status.TIMEOUT: "yellow",
+        Status.TAMPERED: "magenta",
+        Status.SYMLINK: "magenta",
+    }
     for r in results:
         color = colors.get(r.status, "red")
         table.add_row(r.student, r.module, f"[{color}]{r.status.value}[/]", f"{r.score:g} / {r.max_score:g}", r.detail)

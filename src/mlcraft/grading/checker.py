@@ -1,9 +1,13 @@
 """``mlcraft check``: a learner runs their exercise notebook and sees what the grader will see.
 
-The notebook is executed in a fresh kernel in its own folder; each graded cell is scored the
-way ``mlcraft grade`` scores it (:func:`mlcraft.grading.execute.honest_grade`: a test cell
-that raises an error scores 0; warnings on stderr do not), so the learner's number matches the
-instructor's on the visible tests. Hidden tests only run when the instructor grades.
+The notebook is executed the way ``mlcraft grade`` executes it (:class:`GuardedExecute`: the
+learner's cells in a fresh kernel in the notebook's folder, each test cell in the grader's
+judge, which calls the learner's functions with data), without the sandbox, and each graded
+cell is scored the way ``mlcraft grade`` scores it (:func:`honest_grade`: a test cell that
+raises an error scores 0; warnings on stderr do not), so the learner's number matches the
+instructor's on the visible tests, and a function that works in the notebook but returns
+something the grader cannot read shows up here first. Hidden tests only run when the
+instructor grades.
 """
 
 from __future__ import annotations
@@ -12,11 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.utils import compute_checksum, is_grade, is_locked, is_solution
 
-from mlcraft.grading.execute import honest_grade
+from mlcraft.grading.execute import GuardedExecute, honest_grade
 from mlcraft.grading.notebooks import read_notebook
 
 __all__ = ["CellResult", "CheckReport", "check_notebook", "score_cells"]
@@ -40,7 +42,7 @@ class CheckReport:
 
     path: Path
     cells: list[CellResult] = field(default_factory=list)
-    aborted: str = ""  # set when execution stopped early (timeout, dead kernel)
+    aborted: str = ""  # set when a cell timed out or killed the kernel (later cells ran in a fresh one)
 
     @property
     def score(self) -> float:
@@ -85,8 +87,8 @@ def score_cells(nb: Any) -> list[CellResult]:
     return results
 
 
-def check_notebook(path: Path, *, timeout: int = 300, kernel_name: str = "python3") -> CheckReport:
-    """Execute ``path`` top to bottom in a fresh kernel and score its graded cells.
+def check_notebook(path: Path, *, timeout: int = 300) -> CheckReport:
+    """Execute ``path`` top to bottom as the grader does and score its graded cells.
 
     The file on disk is not modified. ``timeout`` bounds each cell, in seconds.
 
@@ -102,21 +104,11 @@ def check_notebook(path: Path, *, timeout: int = 300, kernel_name: str = "python
             cell.outputs = []
             cell.execution_count = None
     report = CheckReport(path=path)
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name=kernel_name,
-        allow_errors=True,
-        # The kernel's own start-up notices (e.g. about its loopback transport) are not the
-        # learner's business; errors still show.
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],
-        resources={"metadata": {"path": str(path.parent.resolve())}},
-    )
-    try:
-        client.execute()
-    except CellTimeoutError:
-        report.aborted = f"a cell ran longer than {timeout} s; cells after it were not run"
-    except DeadKernelError:
-        report.aborted = "the kernel died (crash or out of memory); cells after it were not run"
+    # The kernel's own start-up notices (e.g. about its transport) are not the learner's business.
+    executor = GuardedExecute(timeout=timeout, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    executor.preprocess(nb, {"metadata": {"path": str(path.parent.resolve())}})
+    stopped = [e for e in executor.events if e["kind"] in ("timeout", "crashed")]
+    if stopped:
+        report.aborted = "; ".join(f"{e['cell']}: {e['detail']}" for e in stopped)
     report.cells = score_cells(nb)
     return report
