@@ -6,7 +6,8 @@ and grades them:
 1. **peer**: ``nbgrader autograde MODULE`` once over the whole class, sequential, no sandbox,
    no limits, no feedback (nbgrader's default pipeline);
 2. **ours**: :func:`mlcraft.grading.classroom.grade_classroom` with ``--workers`` workers,
-   sandbox, limits, tamper report and test guard on, feedback off (as the peer);
+   sandbox, limits, tamper report and every test cell judged outside the kernel, feedback off
+   (as the peer);
 
 and prints the wall times and their ratio. Then the sandbox's cost per submission: one
 submission's grading process run ``--rounds`` times with the sandbox on and off, alternating
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -30,11 +30,13 @@ from pathlib import Path
 import nbformat
 
 from mlcraft.grading.classroom import GradeSettings, Status, grade_classroom
+from mlcraft.grading.limits import LimitSettings
 from mlcraft.grading.notebooks import read_notebook
 from mlcraft.grading.paths import nbgrader_ignore_patterns
 from mlcraft.grading.process import python_env
-from mlcraft.grading.sandbox import bwrap_command, sandbox_status
+from mlcraft.grading.sandbox import SandboxLayout, sandbox_status, sandboxed
 from mlcraft.grading.validity import build_submission
+from mlcraft.grading.worker import EVENTS_FILE, JOB_FILE, WorkerJob
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,24 +133,22 @@ def worker_ab(folder: Path, module: str, rounds: int) -> tuple[float, float]:
     """Median seconds of one submission's grading process with the sandbox on and off.
 
     The same workspace is graded again and again, alternating on and off, so both see the same
-    files, caches and machine noise; only the kernel's launch command differs.
+    files, caches and machine noise; only the job's sandbox setting differs.
     """
     make_classroom(folder / "class", module, 1)
     ours(folder / "class", module, folder / "out", 1, "auto")
     workspace = folder / "out" / "work" / module / "s000"
-    config = re.sub(
-        r"c.GuardedExecute.deadline = .*",
-        "c.GuardedExecute.deadline = 0.0",
-        (workspace / "nbgrader_config.py").read_text(),
-    )
-    off_config = re.sub(r"c.SandboxKernelManager.bwrap = '[^']*'", "c.SandboxKernelManager.bwrap = ''", config)
+    job = WorkerJob.model_validate_json((workspace / JOB_FILE).read_text(encoding="utf-8"))
+    bwrap = sandbox_status("auto")[0]
     times: dict[str, list[float]] = {"on": [], "off": []}
     for round_index in range(rounds):
         for mode in ("on", "off") if round_index % 2 == 0 else ("off", "on"):
-            (workspace / "nbgrader_config.py").write_text(config if mode == "on" else off_config, encoding="utf-8")
+            this = job.model_copy(update={"bwrap": bwrap if mode == "on" else "", "deadline": 0.0})
+            (workspace / JOB_FILE).write_text(this.model_dump_json(), encoding="utf-8")
+            (workspace / EVENTS_FILE).unlink(missing_ok=True)
             start = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, "-m", "mlcraft.grading.worker", module, "s000", "--no-feedback"],
+                [sys.executable, "-m", "mlcraft.grading.worker", str(workspace / JOB_FILE)],
                 cwd=workspace,
                 env=python_env(),
                 capture_output=True,
@@ -156,32 +156,28 @@ def worker_ab(folder: Path, module: str, rounds: int) -> tuple[float, float]:
                 check=False,
             )
             times[mode].append(time.perf_counter() - start)
-            if '"ok": true' not in proc.stdout:
-                raise RuntimeError(f"grading failed:\n{proc.stdout[-1000:]}{proc.stderr[-1000:]}")
+            if '"ok": true' not in (workspace / EVENTS_FILE).read_text(encoding="utf-8"):
+                raise RuntimeError(f"grading failed:\n{proc.stderr[-2000:]}")
     return statistics.median(times["on"]), statistics.median(times["off"])
 
 
 def sandbox_start_cost(bwrap: str, tmp: Path) -> float:
-    """Median extra seconds to start ``python -c pass`` inside the kernel's sandbox."""
-    folders = {name: tmp / f"start-{name}" for name in ("secret", "scratch", "ipc")}
-    for folder in folders.values():
-        folder.mkdir()
-    prefix = bwrap_command(
-        bwrap,
-        secret=[folders["secret"]],
-        hidden=[REPO],
-        scratch=folders["scratch"],
-        ipc_dir=folders["ipc"],
-        data_files=[],
-        scratch_bytes=2**24,
-    )
-    plain, boxed = [sys.executable, "-c", "pass"], [*prefix, sys.executable, "-c", "pass"]
+    """Median extra seconds to start ``python -c pass`` inside the kernel's sandbox (user
+    namespace, allow-list root, privilege drop and limits included)."""
+    private = tmp / "start-private"
+    private.mkdir(mode=0o700)
+    layout = SandboxLayout(private=private, scratch_bytes=2**24)
+    limits = LimitSettings(memory_bytes=8 * 2**30, file_size_bytes=2**24)
+    plain = [sys.executable, "-c", "pass"]
     times: dict[str, list[float]] = {"plain": [], "boxed": []}
     for _ in range(15):
-        for name, command in (("plain", plain), ("boxed", boxed)):
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            times[name].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        subprocess.run(plain, check=True, capture_output=True)
+        times["plain"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        with sandboxed(bwrap, layout, limits, plain) as (argv, kwargs):
+            subprocess.run(argv, check=True, capture_output=True, **kwargs)
+        times["boxed"].append(time.perf_counter() - start)
     return statistics.median(times["boxed"]) - statistics.median(times["plain"])
 
 

@@ -229,3 +229,15 @@ def test_in_place_changes_of_shape_dtype_and_device_come_back_too() -> None:
         "x = torch.ones(3)\nwiden(x)\nassert x.dtype == torch.float64, x.dtype\n",
     )
     assert err is None, err
+
+
+def test_test_helpers_can_be_pickled_in_the_kernel(tmp_path: Any) -> None:
+    judge, _ = _judge("")
+    err, _ = _run(
+        judge,
+        "import pickle\n\ndef _payload():\n    return 42\n\n"
+        "class _Box:\n    def __reduce__(self):\n        return (_payload, ())\n\n"
+        "@in_kernel\ndef _roundtrip():\n    return pickle.loads(pickle.dumps(_Box()))\n\n"
+        "assert _roundtrip() == 42\n",
+    )
+    assert err is None, err

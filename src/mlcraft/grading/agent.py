@@ -10,9 +10,10 @@ verdict itself. Requests (``content`` of a ``mlcraft_request``):
   ``object``;
 - ``{"op": "call", "name": str, "args": tree, "forbidden": [...]}``: call ``name(*args,
   **kwargs)`` (``args`` encodes ``[args, kwargs]``);
-- ``{"op": "run", "source": str, "entry": str, "globals": tree, "args": tree, "forbidden":
-  [...]}``: define the test's helper functions (``source``) in a copy of the namespace plus
-  ``globals`` (data sent by the grader) and call ``entry``.
+- ``{"op": "run", "source": str, "entry": str, "globals": tree, "modules": {name: module},
+  "args": tree, "forbidden": [...]}``: define the test's helper functions (``source``) in a
+  module that starts as a copy of the namespace plus ``globals`` (data sent by the grader) and
+  the modules the test cells imported, and call ``entry``.
 
 The answer is ``{"status": "ok", "value": tree}`` or ``{"status": "raised", "exception": tree,
 "traceback": str}``, plus ``"after"`` (the arguments after the call, so the grader sees
@@ -22,6 +23,8 @@ or ``{"status": "error", "message": str}`` when the request itself could not be 
 
 from __future__ import annotations
 
+import importlib
+import sys
 import traceback
 import types
 from typing import Any
@@ -31,6 +34,7 @@ from mlcraft.grading.protocol import DataError, decode, encode_into
 __all__ = ["serve"]
 
 _TRACEBACK_CHARS = 20_000
+_HELPERS = "mlcraft_test_helpers"
 _NO_ARGS = {"t": "list", "v": [{"t": "list", "v": []}, {"t": "dict", "v": []}]}
 
 
@@ -68,9 +72,18 @@ def _target(namespace: dict[str, Any], content: dict[str, Any], buffers: list[An
         if name not in namespace:
             raise NameError(f"name {name!r} is not defined")
         return namespace[name]
-    scope = dict(namespace)
+    # The helpers live in a module of their own (so that pickle finds them by name), which
+    # starts as a copy of the notebook's namespace plus the data the grader sent.
+    helpers = types.ModuleType(_HELPERS)
+    scope = helpers.__dict__
+    scope.update(namespace)
     scope.update(decode(content.get("globals", {"t": "dict", "v": []}), buffers))
+    modules = content.get("modules") or {}
+    for name, module in modules.items() if isinstance(modules, dict) else []:
+        scope[str(name)] = importlib.import_module(str(module))  # modules the test cells imported
+    scope["__name__"] = _HELPERS
     scope["in_kernel"] = _identity  # the test helpers' decorator: here they simply run
+    sys.modules[_HELPERS] = helpers
     exec(compile(str(content.get("source", "")), "<test helpers>", "exec"), scope)
     return scope[str(content.get("entry"))]
 

@@ -322,10 +322,12 @@ class Judge:
             raise TypeError(f"@in_kernel applies to functions defined at the top level of a test cell, not {fn!r}")
         return _KernelFunction(self, fn)
 
-    def _bundle(self, entry: str) -> tuple[str, dict[str, Any], set[str]]:
-        """Source of ``entry`` and the test functions it uses; data globals it reads; learner names."""
+    def _bundle(self, entry: str) -> tuple[str, dict[str, Any], dict[str, str], set[str]]:
+        """Source of ``entry`` and the test functions it uses; the data globals and the modules
+        (imported by test cells) it reads; the learner's names it uses."""
         sources: dict[str, str] = {}
         data: dict[str, Any] = {}
+        modules: dict[str, str] = {}
         learner: set[str] = set()
         todo = [entry]
         while todo:
@@ -339,10 +341,12 @@ class Judge:
                     todo.append(free)
                 elif isinstance(value, Remote) or (value is _MISSING and not hasattr(builtins, free)):
                     learner.add(free)
+                elif isinstance(value, types.ModuleType):
+                    modules[free] = value.__name__
                 elif value is not _MISSING and _is_data(value):
                     data[free] = value
         ordered = [sources[n] for n in self.defs if n in sources]  # definition order
-        return "\n\n".join(ordered), data, learner
+        return "\n\n".join(ordered), data, modules, learner
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], forbidden: tuple[str, ...] = ()) -> Any:
         """Call the learner's ``name`` in the kernel; data in, data out."""
@@ -354,10 +358,10 @@ class Judge:
         self, entry: str, args: tuple[Any, ...], kwargs: dict[str, Any], forbidden: tuple[str, ...] = ()
     ) -> Any:
         """Run the test function ``entry`` in the kernel; data in, data out."""
-        source, data, learner = self._bundle(entry)
+        source, data, modules, learner = self._bundle(entry)
         self._check_source(sorted(learner), forbidden, entry)
         globals_tree, globals_buffers = encode(data)
-        content = {"op": "run", "source": source, "entry": entry, "globals": globals_tree}
+        content = {"op": "run", "source": source, "entry": entry, "globals": globals_tree, "modules": modules}
         return self._request(entry, content, args, kwargs, forbidden, globals_buffers)
 
     def _check_source(self, entries: list[str], forbidden: tuple[str, ...], label: str) -> None:
