@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import sys
+import types
 from math import fsum as aliased_fsum
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -441,3 +444,20 @@ def test_bad_target_does_not_call_fn_and_patches_nothing() -> None:
 def test_missing_module_target_raises_value_error(target: str) -> None:
     with pytest.raises(ValueError, match="does not exist"), forbid_calls(target):
         pass
+
+
+def test_a_look_alike_function_of_the_learners_own_is_not_the_library_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = "def helper(x):\n    if abs(x) > 3.0:\n        raise ValueError(f'{x} too large')\n    return x\n"
+    (tmp_path / "mlcraft_lib_probe.py").write_text(source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import mlcraft_lib_probe
+
+    learner: dict[str, Any] = {}
+    exec(compile(source, "<learner cell>", "exec"), learner)  # the same text, written in a notebook
+    copy = types.FunctionType(mlcraft_lib_probe.helper.__code__.replace(co_name="renamed"), {"abs": abs})
+    for fn, flagged in ((learner["helper"], False), (mlcraft_lib_probe.helper, True), (copy, True)):
+        with forbid_calls("mlcraft_lib_probe.helper") as calls:
+            fn(1.0)
+        assert calls == (["mlcraft_lib_probe.helper"] if flagged else []), fn

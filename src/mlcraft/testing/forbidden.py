@@ -11,7 +11,9 @@ aliased (``from torch import logsumexp as lse``, ``from mlcraft.utils import amp
    ``threading.setprofile`` for threads started meanwhile) that matches Python functions by
    their bytecode (a ``__code__.replace(...)`` copy still matches) and built-in functions by
    identity: plain Python functions under ``torch.*`` (``torch.nn.MultiheadAttention.forward``,
-   ``torch.cuda.is_bf16_supported``) are seen too.
+   ``torch.cuda.is_bf16_supported``) are seen too. Bytecode is compared together with the
+   source file and constants, so a learner's own function that happens to compile to the same
+   bytecode is not taken for the library's.
 
 A function that switches the watch off (``sys.setprofile(None)``, popping the mode) is
 reported as ``escaped``, and :func:`call_without` fails it: the absence of the check is a
@@ -103,8 +105,10 @@ def _dispatched() -> frozenset[Any]:
     return frozenset(found)
 
 
-def _code_key(code: Any) -> tuple[bytes, tuple[str, ...]]:
-    return (code.co_code, code.co_names)
+def _code_key(code: Any) -> tuple[str, bytes, tuple[str, ...], tuple[Any, ...]]:
+    """What a code object and its ``replace()`` copies share (a new name or line does not hide
+    it), and what a learner's look-alike function written elsewhere does not (its file)."""
+    return (code.co_filename, code.co_code, code.co_names, code.co_consts)
 
 
 @dataclass
@@ -128,7 +132,7 @@ def watch_calls(*targets: str) -> Iterator[Watch]:
     watch = Watch()
     dispatched = _dispatched()
     torch_names = {fn.__name__: name for name, fn in resolved.items() if name.startswith("torch.") and fn in dispatched}
-    by_code: dict[tuple[bytes, tuple[str, ...]], str] = {}
+    by_code: dict[tuple[str, bytes, tuple[str, ...], tuple[Any, ...]], str] = {}
     by_id: dict[int, str] = {}
     for name, fn in resolved.items():
         if name in torch_names.values():
