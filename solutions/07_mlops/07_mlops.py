@@ -38,6 +38,19 @@
 # best device present (CUDA, then Apple MPS, then CPU), so your code must work on whatever
 # device its input is on. Task 5 writes to a temporary MLflow store (a SQLite file) that the test
 # creates and deletes; nothing reaches the network.
+#
+# **How grading works.** When your notebook is graded, your cells run in a sandbox and the
+# test cells run in the grader, apart from your code: the tests call your functions with data
+# (arrays, lists, numbers, strings...) and check what comes back; Tasks 1, 2 and 6 work this
+# way. Parts of a test that need your code's objects are marked `@in_kernel`: they run beside
+# your code and report what they saw, as data. Task 3 validates payloads with your pydantic
+# classes and reports "accepted" (with the fields) or "rejected"; Task 4 rebuilds the test's
+# model from its layers and weights, and its ONNX file from the file's bytes, to run your
+# `check_parity`; Task 5 reads back with `MlflowClient` what your `log_run` stored, and runs
+# your `read_run` on a copy of a store the test logged itself. The expected values (the PSI,
+# the percentiles, the parity error from onnxruntime, the params and histories the test asked
+# to log) are computed in the grader. So return exactly what each task asks for; nothing else
+# in your notebook can change a test's verdict.
 
 
 # %%
@@ -70,7 +83,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from torch import nn
 
 from mlcraft.mlops.tracking import import_mlflow
-from mlcraft.testing import DEVICE, assert_close, call_without
+from mlcraft.testing import DEVICE, assert_close, call_without, in_kernel
 
 # MLflow with telemetry off and its routine INFO lines quiet (it takes a few seconds to import).
 mlflow = import_mlflow()
@@ -463,7 +476,7 @@ print("latency_percentiles: tests passed")
 ### BEGIN SOLUTION
 def _within_float32_range(value: float) -> float:
     if abs(value) > FLOAT32_MAX:
-        raise ValueError(f"{value:g} is outside the float32 range (|x| <= {FLOAT32_MAX:.3g})")
+        raise ValueError(f"{value:g} is outside the float32 range, which ends at {FLOAT32_MAX:.3g}")
     return value
 
 
@@ -491,65 +504,79 @@ class BatchRequest(BaseModel):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test-schema", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+@in_kernel
+def validate_request(schema, payload, how="model_validate"):
+    """Your ``schema`` ("PredictRequest" or "BatchRequest") validates ``payload``, a dict with
+    ``how="model_validate"`` or a JSON string with ``how="model_validate_json"``. Returns
+    ``("rejected", message)`` when it raises ValidationError, else ``("accepted", fields)``."""
+    cls = {"PredictRequest": PredictRequest, "BatchRequest": BatchRequest}[schema]
+    try:
+        obj = cls.model_validate_json(payload) if how == "model_validate_json" else cls.model_validate(payload)
+    except ValidationError as err:
+        return "rejected", str(err)
+    return "accepted", dict(obj)
+
+
 good_row = [1.0, -2.5, 0.0, 3, 1e-3, 40.0, 7.0, -0.25]
-request = PredictRequest.model_validate({"features": good_row})
-assert request.features == [float(x) for x in good_row], f"features should be kept as floats, got {request.features}"
-assert all(type(x) is float for x in request.features), "accepted numbers should be stored as Python floats"
-batch = BatchRequest.model_validate({"instances": [good_row, good_row]})
-assert len(batch.instances) == 2, "a batch of two good rows should be accepted"
+outcome, request = validate_request("PredictRequest", {"features": good_row})
+assert outcome == "accepted", f"PredictRequest should accept a row of 8 numbers, got: {request}"
+assert request.get("features") == [float(x) for x in good_row], (
+    f"features should be kept as floats, got {request.get('features')}"
+)
+assert all(type(x) is float for x in request["features"]), "accepted numbers should be stored as Python floats"
+outcome, batch = validate_request("BatchRequest", {"instances": [good_row, good_row]})
+assert outcome == "accepted" and len(batch.get("instances", [])) == 2, (
+    f"a batch of two good rows should be accepted, got: {batch}"
+)
 for bad_payload, why in (
     ({"features": [*good_row[:-1], float("nan")]}, "a NaN feature"),
     ({"features": good_row[:-1]}, "7 features instead of 8"),
 ):
-    try:
-        PredictRequest.model_validate(bad_payload)
-    except ValidationError:
-        pass
-    else:
-        raise AssertionError(f"PredictRequest should reject {why}")
+    outcome, _ = validate_request("PredictRequest", bad_payload)
+    assert outcome == "rejected", f"PredictRequest should reject {why}"
 ### BEGIN HIDDEN TESTS
 import json
 
-for _cls in (PredictRequest, BatchRequest):
-    assert issubclass(_cls, BaseModel), f"{_cls.__name__} should be a pydantic BaseModel"
-    assert not any(c.__module__.startswith("mlcraft") for c in _cls.__mro__), (
-        f"{_cls.__name__} should be written here, not derived from the course package's models"
+
+@in_kernel
+def _schema_classes():
+    """The classes each schema derives from, as (module, qualified name) pairs."""
+    classes = {"PredictRequest": PredictRequest, "BatchRequest": BatchRequest}
+    return {name: [(c.__module__, c.__qualname__) for c in cls.__mro__] for name, cls in classes.items()}
+
+
+for _cls_name, _mro in _schema_classes().items():
+    assert ("pydantic.main", "BaseModel") in _mro, f"{_cls_name} should be a pydantic BaseModel, derives from {_mro}"
+    assert not any(_module.startswith("mlcraft") for _module, _ in _mro), (
+        f"{_cls_name} should be written here, not derived from the course package's models"
     )
 _forbidden_schema = ("mlcraft.mlops.serving._within_float32",)
 
 
-def _accepts(cls, payload, label):
-    for how, fn, arg in (
-        ("model_validate", cls.model_validate, payload),
-        ("model_validate_json", cls.model_validate_json, json.dumps(payload)),
-    ):
-        try:
-            obj = call_without(fn, arg, forbidden=_forbidden_schema)
-        except ValidationError as err:
-            raise AssertionError(f"{cls.__name__}.{how} should accept {label}, got: {err}") from None
-    return obj
+def _accepts(schema, payload, label):
+    for how, arg in (("model_validate", payload), ("model_validate_json", json.dumps(payload))):
+        outcome, fields = call_without(validate_request, schema, arg, how, forbidden=_forbidden_schema)
+        assert outcome == "accepted", f"{schema}.{how} should accept {label}, got: {fields}"
+    return fields
 
 
-def _rejects(cls, payload, label):
-    for how, fn, arg in (
-        ("model_validate", cls.model_validate, payload),
-        ("model_validate_json", cls.model_validate_json, json.dumps(payload)),  # NaN, Infinity: JSON5 tokens
+def _rejects(schema, payload, label):
+    for how, arg in (
+        ("model_validate", payload),
+        ("model_validate_json", json.dumps(payload)),  # NaN, Infinity: JSON5 tokens
     ):
-        try:
-            call_without(fn, arg, forbidden=_forbidden_schema)
-        except ValidationError:
-            continue
-        raise AssertionError(f"{cls.__name__}.{how} should raise ValidationError for {label}")
+        outcome, _ = call_without(validate_request, schema, arg, how, forbidden=_forbidden_schema)
+        assert outcome == "rejected", f"{schema}.{how} should raise ValidationError for {label}"
 
 
 _row = [0.5 * i - 1 for i in range(N_FEATURES)]
 _ints = [1, 2, 3, 4, 5, 6, 7, 8]
-_ok = _accepts(PredictRequest, {"features": _ints}, "integer features")
-assert _ok.features == [float(x) for x in _ints] and all(type(x) is float for x in _ok.features), (
-    f"integer features should be stored as floats, got {_ok.features}"
+_ok = _accepts("PredictRequest", {"features": _ints}, "integer features")
+assert _ok.get("features") == [float(x) for x in _ints] and all(type(x) is float for x in _ok["features"]), (
+    f"integer features should be stored as floats, got {_ok.get('features')}"
 )
-_accepts(PredictRequest, {"features": [FLOAT32_MAX, -FLOAT32_MAX, *_row[2:]]}, "the float32 extremes")
-_accepts(PredictRequest, {"features": [1e-300, 0.0, -0.0, *_row[3:]]}, "tiny numbers and zeros")
+_accepts("PredictRequest", {"features": [FLOAT32_MAX, -FLOAT32_MAX, *_row[2:]]}, "the float32 extremes")
+_accepts("PredictRequest", {"features": [1e-300, 0.0, -0.0, *_row[3:]]}, "tiny numbers and zeros")
 
 _bad_values = {
     "NaN": float("nan"),
@@ -563,19 +590,15 @@ _bad_values = {
     "a nested list": [1.0],
 }
 for _label, _value in _bad_values.items():
-    _rejects(PredictRequest, {"features": [*_row[:3], _value, *_row[4:]]}, f"a feature {_label}")
+    _rejects("PredictRequest", {"features": [*_row[:3], _value, *_row[4:]]}, f"a feature {_label}")
 for _text, _label in (
     ('{"features": [1, 2, 3, 1e400, 5, 6, 7, 8]}', "1e400 in JSON (an infinity)"),
     ('{"features": [1, 2, 3, NaN, 5, 6, 7, 8]}', "NaN in JSON"),
     ('{"features": [1, 2, 3, "4", 5, 6, 7, 8]}', 'the string "4" in JSON'),
     ('{"features": [1, 2, 3, true, 5, 6, 7, 8]}', "true in JSON"),
 ):
-    try:
-        PredictRequest.model_validate_json(_text)
-    except ValidationError:
-        pass
-    else:
-        raise AssertionError(f"PredictRequest.model_validate_json should reject {_label}")
+    _outcome, _ = validate_request("PredictRequest", _text, "model_validate_json")
+    assert _outcome == "rejected", f"PredictRequest.model_validate_json should reject {_label}"
 
 for _payload, _label in (
     ({"features": _row[:-1]}, "7 features"),
@@ -586,12 +609,13 @@ for _payload, _label in (
     ({"instances": [_row]}, "a batch sent to the single-row schema"),
     ({"features": 3.0}, "a number instead of a list"),
 ):
-    _rejects(PredictRequest, _payload, _label)
+    _rejects("PredictRequest", _payload, _label)
 
 # Batches.
-_accepts(BatchRequest, {"instances": [_row]}, "a batch of one row")
-_full = _accepts(BatchRequest, {"instances": [_row] * MAX_BATCH}, f"a batch of exactly MAX_BATCH = {MAX_BATCH} rows")
-assert len(_full.instances) == MAX_BATCH and all(type(x) is float for r in _full.instances for x in r), (
+_accepts("BatchRequest", {"instances": [_row]}, "a batch of one row")
+_full = _accepts("BatchRequest", {"instances": [_row] * MAX_BATCH}, f"a batch of exactly MAX_BATCH = {MAX_BATCH} rows")
+_full_rows = _full.get("instances", [])
+assert len(_full_rows) == MAX_BATCH and all(type(x) is float for r in _full_rows for x in r), (
     "a full batch should keep every row, as floats"
 )
 for _payload, _label in (
@@ -605,19 +629,15 @@ for _payload, _label in (
     ({}, "a missing instances field"),
     ({"instances": _row}, "a single row instead of a list of rows"),
 ):
-    _rejects(BatchRequest, _payload, _label)
-try:
-    BatchRequest.model_validate({"instances": [_row, [*_row[:-1], float("nan")]]})
-except ValidationError:
-    pass
-else:
-    raise AssertionError("BatchRequest should reject a NaN in its second row")
-try:
-    BatchRequest.model_validate_json('{"instances": [[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, Infinity]]}')
-except ValidationError:
-    pass
-else:
-    raise AssertionError("BatchRequest.model_validate_json should reject Infinity in a row")
+    _rejects("BatchRequest", _payload, _label)
+_outcome, _ = validate_request("BatchRequest", {"instances": [_row, [*_row[:-1], float("nan")]]})
+assert _outcome == "rejected", "BatchRequest should reject a NaN in its second row"
+_outcome, _ = validate_request(
+    "BatchRequest",
+    '{"instances": [[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, Infinity]]}',
+    "model_validate_json",
+)
+assert _outcome == "rejected", "BatchRequest.model_validate_json should reject Infinity in a row"
 ### END HIDDEN TESTS
 print("PredictRequest and BatchRequest: tests passed")
 
@@ -682,15 +702,57 @@ def check_parity(model: nn.Module, onnx_path, inputs: torch.Tensor, atol: float 
 
 
 # %% nbgrader={"grade": true, "grade_id": "test-parity", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+def mlp_as_data(model):
+    """An ``nn.Sequential`` of Linear, ReLU and Dropout layers as data: (layers, weights, training)."""
+    layers = []
+    for layer in model:
+        if isinstance(layer, nn.Linear):
+            layers.append(("Linear", layer.in_features, layer.out_features))
+        elif isinstance(layer, nn.ReLU):
+            layers.append(("ReLU",))
+        elif isinstance(layer, nn.Dropout):
+            layers.append(("Dropout", layer.p))
+        else:
+            raise ValueError(f"mlp_as_data handles Linear, ReLU and Dropout, not {type(layer).__name__}")
+    weights = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    return layers, weights, model.training
+
+
+def mlp_from_data(layers, weights, training):
+    """The model ``mlp_as_data`` described, on the CPU."""
+    kinds = {"Linear": nn.Linear, "ReLU": nn.ReLU, "Dropout": nn.Dropout}
+    model = nn.Sequential(*[kinds[kind](*args) for kind, *args in layers])
+    model.load_state_dict(weights)
+    return model.train(training)
+
+
+@in_kernel
+def run_check_parity(model_data, onnx_bytes, inputs, **kwargs):
+    """Rebuilds the model (``mlp_as_data``) on the device of ``inputs`` and writes the ONNX file
+    (its bytes) in a temporary folder; then your ``check_parity(model, path, inputs, **kwargs)``.
+    Returns what it returned (``"returned"``) or the message of the AssertionError it raised
+    (``"raised"``), and whether the model is in training mode afterwards (``"training"``)."""
+    model = mlp_from_data(*model_data).to(inputs.device)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        path.write_bytes(onnx_bytes)
+        try:
+            return {"returned": check_parity(model, path, inputs, **kwargs), "training": model.training}
+        except AssertionError as err:
+            return {"raised": str(err), "training": model.training}
+
+
 torch.manual_seed(0)
 parity_model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3)).to(DEVICE)
 parity_inputs = torch.randn(12, 8, device=DEVICE)
 parity_dir = tempfile.TemporaryDirectory()
 good_path = mlp_to_onnx(parity_model, Path(parity_dir.name) / "good.onnx")
-error = check_parity(parity_model, good_path, parity_inputs)
+result = run_check_parity(mlp_as_data(parity_model), good_path.read_bytes(), parity_inputs)
+assert "returned" in result, f"a faithful export should pass, got AssertionError: {result.get('raised')}"
+error = result["returned"]
 assert isinstance(error, float), f"check_parity should return a Python float, got {type(error).__name__}"
 assert 0.0 <= error <= 1e-5, f"a faithful export should pass with a tiny error, got {error}"
-assert not parity_model.training, "check_parity should leave the model in eval mode"
+assert not result["training"], "check_parity should leave the model in eval mode"
 
 
 # A graph that adds 0.01 to every output: the check must fail.
@@ -701,13 +763,12 @@ def shift_all(nodes, initializers, logits, input_name):
 
 
 bad_path = mlp_to_onnx(parity_model, Path(parity_dir.name) / "shifted.onnx", tamper=shift_all)
-try:
-    check_parity(parity_model, bad_path, parity_inputs)
-except AssertionError as err:
-    numbers = [float(v) for v in re.findall(r"\d+\.?\d*(?:[eE][-+]?\d+)?", str(err))]
-    assert any(abs(v - 0.01) < 1e-3 for v in numbers), f"the AssertionError should give the error (0.01), got: {err}"
-else:
-    raise AssertionError("check_parity should raise AssertionError when every output is off by 0.01")
+result = run_check_parity(mlp_as_data(parity_model), bad_path.read_bytes(), parity_inputs)
+assert "raised" in result, "check_parity should raise AssertionError when every output is off by 0.01"
+numbers = [float(v) for v in re.findall(r"\d+\.?\d*(?:[eE][-+]?\d+)?", result["raised"])]
+assert any(abs(v - 0.01) < 1e-3 for v in numbers), (
+    f"the AssertionError should give the error (0.01), got: {result['raised']}"
+)
 ### BEGIN HIDDEN TESTS
 _forbidden_parity = ("mlcraft.mlops.export.check_onnx_parity",)
 _root = Path(parity_dir.name)
@@ -727,13 +788,18 @@ def _oracle_error(model_, path_, inputs_):
 
 
 def _parity(model_, path_, inputs_, **kwargs):
+    """(value returned or None, AssertionError message or None, training mode afterwards)."""
     before = inputs_.clone()
     try:
-        return call_without(check_parity, model_, path_, inputs_, forbidden=_forbidden_parity, **kwargs), None
-    except AssertionError as err:
-        if type(err).__name__ == "ForbiddenCallError":
-            raise
-        return None, err
+        result_ = call_without(
+            run_check_parity,
+            mlp_as_data(model_),
+            Path(path_).read_bytes(),
+            inputs_,
+            forbidden=_forbidden_parity,
+            **kwargs,
+        )
+        return result_.get("returned"), result_.get("raised"), result_["training"]
     finally:
         assert torch.equal(inputs_, before), "check_parity must not modify inputs"
 
@@ -748,11 +814,11 @@ _x[5:, 0] = torch.linspace(3.5, 5.0, 15, device=DEVICE)  # rows 5-19: feature 0 
 # A faithful export with a differently named input, from a model left in training mode.
 _good = mlp_to_onnx(_model, _root / "h_good.onnx", input_name="x")
 _model.train()
-_value, _err = _parity(_model, _good, _x)
+_value, _err, _training = _parity(_model, _good, _x)
 assert _err is None, f"a faithful export should pass (is dropout switched off?), got: {_err}"
-assert not _model.training, "check_parity should put the model in eval mode"
+assert not _training, "check_parity should put the model in eval mode"
 assert_close(_value, _oracle_error(_model, _good, _x), rtol=0, atol=2e-6, msg="error of a faithful export")
-_value_tol, _ = _parity(_model, _good, _x, atol=1e-4)
+_value_tol, _, _ = _parity(_model, _good, _x, atol=1e-4)
 assert _value_tol is not None and _value_tol <= 1e-4, "a faithful export should also pass with atol=1e-4"
 
 
@@ -814,9 +880,9 @@ for _tamper, _label in (
     _path = mlp_to_onnx(_model, _root / f"h_{_tamper.__name__}.onnx", input_name="input_0", tamper=_tamper)
     _want = _oracle_error(_model, _path, _x)
     assert _want > 1e-4, f"test set-up: the faulty graph ({_label}) should be off by more than 1e-4, got {_want}"
-    _value, _err = _parity(_model, _path, _x)
+    _value, _err, _ = _parity(_model, _path, _x)
     assert _err is not None, f"check_parity should raise AssertionError for a graph {_label} (error {_want:.2e})"
-    _value, _err = _parity(_model, _path, _x, atol=1.0)
+    _value, _err, _ = _parity(_model, _path, _x, atol=1.0)
     assert _err is None, f"with atol=1.0 the graph {_label} should pass, got: {_err}"
     assert_close(_value, _want, rtol=1e-4, atol=2e-6, msg=f"returned error for a graph {_label}")
 
@@ -827,21 +893,20 @@ assert _parity(_model, _row_path, _x[:5])[1] is None, "rows 0-4 of the rows-abov
 # A graph whose batch axis was fixed to 20 rows: onnxruntime rejects a batch of one row.
 _fixed = mlp_to_onnx(_model, _root / "h_fixed.onnx", batch_size=20)
 try:
-    check_parity(_model, _fixed, _x)
-except AssertionError as _e:
-    if type(_e).__name__ == "ForbiddenCallError":
-        raise
+    _result = run_check_parity(mlp_as_data(_model), _fixed.read_bytes(), _x)
 except Exception:  # onnxruntime's own error type
     pass
 else:
-    raise AssertionError("a graph with its batch axis fixed to 20 must fail at batch size 1 (it was not run there)")
+    assert "raised" in _result, (
+        "a graph with its batch axis fixed to 20 must fail at batch size 1 (it was not run there)"
+    )
 
 # One row works (both batch sizes are 1), and bad shapes raise ValueError.
-_value, _err = _parity(_model, _good, _x[3:4])
+_value, _err, _ = _parity(_model, _good, _x[3:4])
 assert _err is None and _value <= 1e-5, f"a single row of a faithful export should pass, got {_value}, {_err}"
 for _bad_x, _why in ((_x[0], "a 1-D input"), (_x[:0], "no rows")):
     try:
-        check_parity(_model, _good, _bad_x)
+        run_check_parity(mlp_as_data(_model), _good.read_bytes(), _bad_x)
     except ValueError:
         pass
     else:
@@ -920,80 +985,155 @@ def read_run(tracking_uri: str, run_id: str) -> tuple[dict[str, str], dict[str, 
 
 
 # %% nbgrader={"grade": true, "grade_id": "test-tracking", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-store_dir = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
-store_uri = f"sqlite:///{Path(store_dir.name).resolve() / 'mlflow.db'}"
+def new_store():
+    """The bytes of a new, empty MLflow store (its SQLite file)."""
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
+        db = Path(folder).resolve() / "mlflow.db"
+        mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()  # creates the store
+        return db.read_bytes()
+
+
+@in_kernel
+def log_runs(store, runs):
+    """Your ``log_run`` for each ``(experiment, params, metrics)`` of ``runs``, in order, in a copy of
+    ``store`` (the bytes of an MLflow SQLite file) in a temporary folder. Returns what the store
+    then holds, read with ``MlflowClient``: for each run, the id log_run returned, its experiment,
+    status, params and the history of each metric; the number of runs in each experiment; and
+    the bytes of the store."""
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
+        db = Path(folder).resolve() / "mlflow.db"
+        db.write_bytes(store)
+        uri = f"sqlite:///{db}"
+        run_ids = [log_run(uri, experiment, params, metrics) for experiment, params, metrics in runs]
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        observed = []
+        for run_id in run_ids:
+            if not isinstance(run_id, str):
+                observed.append({"returned": type(run_id).__name__})
+                continue
+            run = client.get_run(run_id)
+            histories = {key: client.get_metric_history(run_id, key) for key in run.data.metrics}
+            observed.append(
+                {
+                    "run_id": run_id,
+                    "experiment_id": run.info.experiment_id,
+                    "experiment": client.get_experiment(run.info.experiment_id).name,
+                    "status": run.info.status,
+                    "params": dict(run.data.params),
+                    "history": {key: sorted((m.step, m.value) for m in ms) for key, ms in histories.items()},
+                }
+            )
+        experiments = {e.name: len(client.search_runs([e.experiment_id])) for e in client.search_experiments()}
+        return observed, experiments, db.read_bytes()
+
+
+@in_kernel
+def read_run_in_store(store, run_id):
+    """Your ``read_run`` on a copy of ``store`` (the bytes of an MLflow SQLite file), in a temporary folder."""
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
+        db = Path(folder).resolve() / "mlflow.db"
+        db.write_bytes(store)
+        return read_run(f"sqlite:///{db}", run_id)
+
+
 logged_params = {"lr": 0.001, "optimizer": "adamw", "layers": 2}
 logged_metrics = {"loss": [(0, 1.0), (1, 0.6), (2, 0.45)], "val_acc": [(0, 0.5), (2, 0.75)]}
-run_id = log_run(store_uri, "visible-tests", logged_params, logged_metrics)
-assert isinstance(run_id, str), f"log_run should return the run id (a str), got {type(run_id).__name__}"
-
-client = mlflow.MlflowClient(tracking_uri=store_uri)
-run = client.get_run(run_id)
-assert run.data.params == {"lr": "0.001", "optimizer": "adamw", "layers": "2"}, (
-    f"params in the store: {run.data.params}"
+empty_store = new_store()
+(run,), experiments, store = log_runs(empty_store, [("visible-tests", logged_params, logged_metrics)])
+assert "run_id" in run, f"log_run should return the run id (a str), got {run.get('returned')}"
+assert run["params"] == {"lr": "0.001", "optimizer": "adamw", "layers": "2"}, f"params in the store: {run['params']}"
+assert run["history"].get("loss") == [(0, 1.0), (1, 0.6), (2, 0.45)], (
+    f"the loss history in the store is {run['history'].get('loss')}"
 )
-loss_history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "loss"))
-assert loss_history == [(0, 1.0), (1, 0.6), (2, 0.45)], f"the loss history in the store is {loss_history}"
 
-params_back, metrics_back = read_run(store_uri, run_id)
+params_back, metrics_back = read_run_in_store(store, run["run_id"])
 assert params_back == {"lr": "0.001", "optimizer": "adamw", "layers": "2"}, f"read_run params: {params_back}"
 assert metrics_back == {"loss": [(0, 1.0), (1, 0.6), (2, 0.45)], "val_acc": [(0, 0.5), (2, 0.75)]}, (
     f"read_run metrics: {metrics_back}"
 )
 ### BEGIN HIDDEN TESTS
 _forbidden_tracking = ("mlcraft.mlops.tracking.setup_tracking", "mlcraft.mlops.tracking.metric_history")
-_experiment = client.get_experiment_by_name("visible-tests")
-assert _experiment is not None and run.info.experiment_id == _experiment.experiment_id, (
-    "the run should be in the experiment named 'visible-tests'"
+assert isinstance(run["run_id"], str), f"log_run should return the run id (a str), got {run['run_id']!r}"
+assert run["experiment"] == "visible-tests", (
+    f"the run should be in the experiment named 'visible-tests', it is in {run['experiment']!r}"
 )
-assert run.info.status == "FINISHED", f"log_run should end its run (status FINISHED), got {run.info.status}"
+assert experiments.get("visible-tests") == 1, f"the experiment 'visible-tests' should hold one run: {experiments}"
+assert run["status"] == "FINISHED", f"log_run should end its run (status FINISHED), got {run['status']}"
+assert run["history"].get("val_acc") == [(0, 0.5), (2, 0.75)], (
+    f"the val_acc history in the store is {run['history'].get('val_acc')}"
+)
 
-# A second run in the same experiment, steps given out of order, params that are 0.
+# A second run in the same experiment, steps given out of order, params that are 0; then a new
+# experiment, with empty params and one metric.
 _params2 = {"lr": 0.0003, "batch_size": 64, "note": "second run", "weight_decay": 0.0, "warmup_steps": 0}
 _metrics2 = {"loss": [(3, 0.3), (0, 1.2), (2, 0.5), (1, 0.8)], "lr": [(0, 1e-4), (10, 3e-4), (20, 3e-4)]}
-_run_id2 = call_without(log_run, store_uri, "visible-tests", _params2, _metrics2, forbidden=_forbidden_tracking)
-assert _run_id2 != run_id, "a second call to log_run should create a new run"
-_run2 = client.get_run(_run_id2)
-assert _run2.info.experiment_id == _experiment.experiment_id, (
-    "a second run with the same experiment name: same experiment"
+_want_params2 = {k: str(v) for k, v in _params2.items()}
+_want_metrics2 = {k: sorted(v) for k, v in _metrics2.items()}
+(_run2, _run3), _experiments, _store = call_without(
+    log_runs,
+    store,
+    [("visible-tests", _params2, _metrics2), ("other-experiment", {}, {"score": [(5, 0.25)]})],
+    forbidden=_forbidden_tracking,
 )
-assert _run2.info.status == "FINISHED", f"log_run should end its run (status FINISHED), got {_run2.info.status}"
-assert _run2.data.params == {k: str(v) for k, v in _params2.items()}, f"params in the store: {_run2.data.params}"
-for _key, _pairs in _metrics2.items():
-    _stored = sorted((int(m.step), float(m.value)) for m in client.get_metric_history(_run_id2, _key))
-    assert _stored == sorted(_pairs), f"metric {_key!r}: every (step, value) should be logged, store has {_stored}"
-assert len(client.search_runs([_experiment.experiment_id])) == 2, "the experiment should hold exactly two runs"
+for _obs in (_run2, _run3):
+    assert isinstance(_obs.get("run_id"), str), f"log_run should return the run id (a str), got {_obs.get('returned')}"
+assert len({run["run_id"], _run2["run_id"], _run3["run_id"]}) == 3, "each call to log_run should create a new run"
+assert _run2["experiment_id"] == run["experiment_id"], "a second run with the same experiment name: same experiment"
+assert _run2["status"] == "FINISHED", f"log_run should end its run (status FINISHED), got {_run2['status']}"
+assert _run2["params"] == _want_params2, f"params in the store: {_run2['params']}"
+for _key, _pairs in _want_metrics2.items():
+    _stored = _run2["history"].get(_key)
+    assert _stored == _pairs, f"metric {_key!r}: every (step, value) should be logged, store has {_stored}"
+assert _experiments.get("visible-tests") == 2, f"the experiment should hold exactly two runs: {_experiments}"
 
-# A new experiment; empty params; one metric.
-_run_id3 = log_run(store_uri, "other-experiment", {}, {"score": [(5, 0.25)]})
-_run3 = client.get_run(_run_id3)
-_other = client.get_experiment_by_name("other-experiment")
-assert _other is not None and _run3.info.experiment_id == _other.experiment_id, "log_run should create a new experiment"
-assert _run3.data.params == {}, f"no params were given, the store has {_run3.data.params}"
-assert [(m.step, m.value) for m in client.get_metric_history(_run_id3, "score")] == [(5, 0.25)], "score at step 5"
+assert _run3["experiment"] == "other-experiment" and _run3["experiment_id"] != run["experiment_id"], (
+    f"log_run should create a new experiment, the run is in {_run3['experiment']!r}"
+)
+assert _experiments.get("other-experiment") == 1, f"the new experiment should hold one run: {_experiments}"
+assert _run3["status"] == "FINISHED", f"log_run should end its run (status FINISHED), got {_run3['status']}"
+assert _run3["params"] == {}, f"no params were given, the store has {_run3['params']}"
+assert _run3["history"].get("score") == [(5, 0.25)], f"score at step 5, the store has {_run3['history']}"
 
-# read_run on runs logged here, with MlflowClient: steps out of order, several metrics.
-_own = client.create_run(_other.experiment_id)
-_own_id = _own.info.run_id
-for _k, _v in {"alpha": "0.5", "model": "mlp"}.items():
-    client.log_param(_own_id, _k, _v)
-_own_metrics = {"val_loss": [(4, 0.9), (1, 1.5), (3, 1.1), (0, 2.0), (2, 1.2)], "epoch": [(0, 0.0), (7, 1.0)]}
-for _k, _pairs in _own_metrics.items():
-    for _step, _val in _pairs:
-        client.log_metric(_own_id, _k, _val, step=_step)
-client.set_terminated(_own_id)
-_p, _m = call_without(read_run, store_uri, _own_id, forbidden=_forbidden_tracking)
-assert _p == {"alpha": "0.5", "model": "mlp"}, f"read_run params: {_p}"
-assert set(_m) == set(_own_metrics), f"read_run should return every metric of the run, got {sorted(_m)}"
-for _k, _pairs in _own_metrics.items():
-    assert _m[_k] == sorted(_pairs), (
-        f"read_run {_k!r}: the full history sorted by step is {sorted(_pairs)}, got {_m[_k]}"
-    )
-    assert all(type(s) is int and type(v) is float for s, v in _m[_k]), f"{_k!r}: steps int, values float"
-_p2, _m2 = read_run(store_uri, _run_id2)
-assert _p2 == {k: str(v) for k, v in _params2.items()}, f"read_run of the second run: params {_p2}"
-assert _m2 == {k: sorted(v) for k, v in _metrics2.items()}, f"read_run of the second run: metrics {_m2}"
-store_dir.cleanup()
+# read_run on runs logged here, with MlflowClient: steps out of order, several metrics, and other
+# runs in the store (logged before and after, with the same metric names).
+_own_dir = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
+_own_db = Path(_own_dir.name).resolve() / "own.db"
+_own_db.write_bytes(empty_store)
+_own_client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{_own_db}")
+_own_experiment = _own_client.create_experiment("other-experiment")
+_own_logged = {
+    "before": ({"alpha": "0.1"}, {"val_loss": [(0, 3.0), (1, 2.5)], "epoch": [(0, 0.0)]}),
+    "own": (
+        {"alpha": "0.5", "model": "mlp"},
+        {"val_loss": [(4, 0.9), (1, 1.5), (3, 1.1), (0, 2.0), (2, 1.2)], "epoch": [(0, 0.0), (7, 1.0)]},
+    ),
+    "after": ({"alpha": "0.9", "model": "cnn"}, {"val_loss": [(2, 0.7), (0, 0.8)]}),
+}
+_own_ids = {}
+for _name, (_own_params, _own_metrics) in _own_logged.items():
+    _own_id = _own_client.create_run(_own_experiment).info.run_id
+    for _k, _v in _own_params.items():
+        _own_client.log_param(_own_id, _k, _v)
+    for _k, _pairs in _own_metrics.items():
+        for _step, _val in _pairs:
+            _own_client.log_metric(_own_id, _k, _val, step=_step)
+    _own_client.set_terminated(_own_id)
+    _own_ids[_name] = _own_id
+_own_store = _own_db.read_bytes()
+for _name in ("own", "after"):
+    _own_params, _own_metrics = _own_logged[_name]
+    _p, _m = call_without(read_run_in_store, _own_store, _own_ids[_name], forbidden=_forbidden_tracking)
+    assert _p == _own_params, f"read_run params of the {_name!r} run: {_p}"
+    assert set(_m) == set(_own_metrics), f"read_run should return every metric of the run, got {sorted(_m)}"
+    for _k, _pairs in _own_metrics.items():
+        assert _m[_k] == sorted(_pairs), (
+            f"read_run {_k!r} of the {_name!r} run: the full history sorted by step is {sorted(_pairs)}, got {_m[_k]}"
+        )
+        assert all(type(s) is int and type(v) is float for s, v in _m[_k]), f"{_k!r}: steps int, values float"
+_own_dir.cleanup()
+_p2, _m2 = read_run_in_store(_store, _run2["run_id"])
+assert _p2 == _want_params2, f"read_run of the second run: params {_p2}"
+assert _m2 == _want_metrics2, f"read_run of the second run: metrics {_m2}"
 ### END HIDDEN TESTS
 print("log_run and read_run: tests passed")
 
