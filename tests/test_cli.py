@@ -97,3 +97,17 @@ def test_check_on_the_blank_release_fails_with_a_table() -> None:
     assert result.exit_code == 1, result.output
     assert "test-logsumexp" in result.output and "fail" in result.output
     assert "score: 0 /" in result.output and "hidden tests" in result.output
+
+
+def test_the_grades_table_prints_submission_text_as_text() -> None:
+    from rich.console import Console
+
+    from mlcraft.cli import grades_table
+    from mlcraft.grading.classroom import Status, SubmissionResult
+
+    hostile = "tampered: [/oops] [bold green]graded 10 / 10[/bold green] [link=https://evil.example/]x[/link] (forged)"
+    result = SubmissionResult("ann", "00_orientation", Status.TAMPERED, 10.0, 10.0, detail=hostile)
+    console = Console(record=True, width=400, color_system=None)
+    console.print(grades_table([result]))  # malformed markup raised MarkupError here before
+    text = console.export_text()
+    assert "[/oops] [bold green]graded 10 / 10[/bold green]" in text and "[link=https://evil.example/]" in text

@@ -12,14 +12,18 @@ from __future__ import annotations
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mlcraft.grading.notebooks import InvalidNotebookError
 from mlcraft.grading.paths import CourseLayoutError, find_course_root, grading_dir
+
+if TYPE_CHECKING:
+    from mlcraft.grading.classroom import SubmissionResult
 
 app = typer.Typer(
     name="mlcraft",
@@ -174,19 +178,41 @@ def check(
     for cell in report.cells:
         detail = cell.error + (" (locked cell edited: grading restores the original)" if cell.edited_locked else "")
         table.add_row(
-            cell.grade_id,
+            escape(cell.grade_id),
             "[green]pass[/]" if cell.passed else "[red]fail[/]",
             f"{cell.points:g} / {cell.max_points:g}",
-            detail,
+            escape(detail),  # error messages are text, never markup
         )
     console.print(table)
     if report.aborted:
-        console.print(f"[red]stopped:[/] {report.aborted}")
+        console.print(f"[red]stopped:[/] {escape(report.aborted)}")
     console.print(
         f"score: [bold]{report.score:g} / {report.max_score:g}[/] on the visible tests; hidden tests run when your work is graded"
     )
     if not report.passed:
         raise typer.Exit(EXIT_PROBLEMS)
+
+
+def grades_table(results: list[SubmissionResult]) -> Table:
+    """The summary of a grading run. Details carry text from the submissions (cell ids, error
+    messages): it is printed as text, never read as markup."""
+    from mlcraft.grading.classroom import Status
+
+    table = Table(title=f"grades ({len(results)} submissions)", header_style="bold")
+    for column in ("student", "module", "status", "score", "detail"):
+        table.add_column(column)
+    colors = {
+        Status.GRADED: "green",
+        Status.MISSING: "yellow",
+        Status.TIMEOUT: "yellow",
+        Status.TAMPERED: "magenta",
+        Status.SYMLINK: "magenta",
+    }
+    for r in results:
+        color = colors.get(r.status, "red")
+        score = f"{r.score:g} / {r.max_score:g}"
+        table.add_row(escape(r.student), r.module, f"[{color}]{r.status.value}[/]", score, escape(r.detail))
+    return table
 
 
 @app.command()
@@ -221,7 +247,7 @@ def grade(
     """
     from pydantic import ValidationError
 
-    from mlcraft.grading.classroom import GradeSettings, Status, SubmissionResult, grade_classroom
+    from mlcraft.grading.classroom import GradeSettings, Status, grade_classroom
     from mlcraft.grading.sandbox import MISSING_PROTECTIONS, sandbox_status
 
     root = _course_root()
@@ -263,19 +289,7 @@ def grade(
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/]: finished submissions are saved; run again to resume ({out_dir})")
         raise typer.Exit(130) from None
-    table = Table(title=f"grades ({len(results)} submissions)", header_style="bold")
-    for column in ("student", "module", "status", "score", "detail"):
-        table.add_column(column)
-    colors = {
-        Status.GRADED: "green",
-        Status.MISSING: "yellow",
-        Status.TIMEOUT: "yellow",
-        Status.TAMPERED: "magenta",
-        Status.SYMLINK: "magenta",
-    }
-    for r in results:
-        color = colors.get(r.status, "red")
-        table.add_row(r.student, r.module, f"[{color}]{r.status.value}[/]", f"{r.score:g} / {r.max_score:g}", r.detail)
+    table = grades_table(results)
     console.print(table)
     console.print(
         f"wrote {out_dir / 'grades.csv'}, {out_dir / 'report.json'} and feedback under {out_dir / 'feedback'}"

@@ -49,6 +49,8 @@ SETTINGS = GradeSettings(
     max_processes=64,
     max_notebook_mb=16,
     max_cells=2000,
+    max_notebook_output_mb=1,
+    grader_memory_mb=2048,
 )
 #: Set in the grading process's environment; a kind that finds it has read the grader's secrets.
 SECRET_ENV = ("MLCRAFT_CORPUS_SECRET_TOKEN", "c0rpus-s3cret")
@@ -167,6 +169,8 @@ KINDS = [load_kind(p) for p in sorted(CORPUS.glob("*.case"))]
 
 
 def _cell(nb: Any, grade_id: str) -> tuple[int, Any]:
+    if grade_id == "end":
+        return len(nb.cells) - 1, nb.cells[-1]
     for index, cell in enumerate(nb.cells):
         if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
             return index, cell
@@ -184,6 +188,10 @@ def _generate(kind: str, nb: Any) -> str:
         return nbformat.writes(nbformat.convert(nb, 3), version=3)
     if kind == "nbformat5":
         return json.dumps({"nbformat": 5, "nbformat_minor": 0, "metadata": {}, "cells": []})
+    if kind.startswith("printers"):
+        count = int(kind.removeprefix("printers"))
+        nb.cells.extend(nbformat.v4.new_code_cell("print('p' * 90_000)") for _ in range(count))
+        return nbformat.writes(nb)
     if kind.startswith("sleepy"):
         count = int(kind.removeprefix("sleepy"))
         nb.cells.extend(nbformat.v4.new_code_cell("import time\ntime.sleep(0.25)") for _ in range(count))
@@ -227,6 +235,10 @@ def build(kind: Kind, release: Any, folder: Path, values: dict[str, str]) -> Non
                 _cell(nb, grade_id)[1].source = source
         elif op == "kernelspec":
             nb.metadata["kernelspec"] = {"name": arg, "display_name": arg, "language": "python"}
+        elif op == "move":
+            index, cell = _cell(nb, arg)
+            del nb.cells[index]
+            nb.cells.insert(len(nb.cells) if extra == "end" else _cell(nb, extra)[0], cell)
         elif op == "markdown_cell":
             nb.cells.insert(_cell(nb, arg)[0], nbformat.v4.new_markdown_cell(text.strip("\n")))
         elif op == "add_cell":
@@ -452,7 +464,7 @@ def test_nothing_was_planted_outside_the_sandbox(graded: Graded) -> None:
     assert graded.planted == []
 
 
-@pytest.mark.parametrize("student", ["print_20mb_line", "update_display_flood"])
+@pytest.mark.parametrize("student", ["print_20mb_line", "update_display_flood", "output_in_many_cells"])
 def test_output_is_capped_in_the_graded_notebook(graded: Graded, student: str) -> None:
     autograded = graded.out / "work" / MODULE / student / "autograded" / student / MODULE
     size = (autograded / f"{MODULE}.ipynb").stat().st_size
@@ -463,7 +475,8 @@ _BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 
 
 def _titles_in_chromium(pages: list[Path]) -> list[str]:
-    """The document title of each page once loaded in headless Chromium (scripts set 'PWNED-...')."""
+    """Each page's title and address once loaded in headless Chromium (a script sets the title
+    to 'PWNED-...', a meta refresh moves the address)."""
     playwright = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -475,8 +488,8 @@ def _titles_in_chromium(pages: list[Path]) -> list[str]:
             page = browser.new_page()
             for path in pages:
                 page.goto(path.as_uri(), wait_until="load")
-                page.wait_for_timeout(500)  # let any timer or onerror handler fire
-                titles.append(page.title())
+                page.wait_for_timeout(1000)  # let any timer, onerror handler or refresh fire
+                titles.append(f"{page.title()} @ {page.url}")
         finally:
             browser.close()
     return titles
@@ -494,7 +507,8 @@ def test_feedback_pages_run_no_script_in_a_real_browser(graded: Graded, tmp_path
     )
     honest = Path(graded.results["honest_correct"].feedback)
     control_title, feedback_title, honest_title = _titles_in_chromium([control, feedback, honest])
-    assert control_title == "PWNED-control", "the browser check must see a script that runs"
+    assert control_title.startswith("PWNED-control @ file:"), "the browser check must see a script that runs"
+    assert feedback_title.endswith(feedback.as_uri()), f"the feedback page navigated away: {feedback_title}"
     assert "PWNED" not in feedback_title, f"a submission's script ran in the feedback page: {feedback_title}"
     assert "PWNED" not in honest_title
     # What was dropped says so, and the learner's text is still there, as text.

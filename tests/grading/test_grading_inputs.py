@@ -173,3 +173,39 @@ def test_lock_down_puts_the_policy_first_in_head(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no <head>"):
         lock_down(bare)
     assert '"' not in CSP, "a double quote would end the content attribute early"
+
+
+def test_markdown_and_raw_cells_lose_their_raw_html() -> None:
+    hostile = '<meta http-equiv="refresh" content="0;url=https://evil.example/">\n**bold** <script>x()</script>'
+    for cell in (nbformat.v4.new_markdown_cell(hostile), nbformat.v4.new_raw_cell(hostile)):
+        cell.metadata["raw_mimetype"] = "text/html"
+        safe, _ = SafeOutputs().preprocess_cell(cell, {}, 0)
+        assert safe.cell_type == "markdown" and "<" not in safe.source and "**bold**" in safe.source
+        assert "raw_mimetype" not in safe.metadata
+
+
+def test_tags_count_only_on_protected_cells_and_moved_cells_are_reported(tiny_course: Path) -> None:
+    from mlcraft.grading.tamper import detect_tampering
+
+    db_url, nb = _graded_source(tiny_course)
+    scratch = nbformat.v4.new_code_cell("print('my notes')")
+    scratch.metadata["tags"] = ["hide-input"]
+    nb.cells.append(scratch)
+    assert detect_tampering(nb, db_url, MODULE, MODULE) == [], "a tag on the learner's own cell is not tampering"
+    tests = [i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "test-add"]
+    nb.cells.append(nb.cells.pop(tests[0]))  # the add test moved to the end
+    found = [str(t) for t in detect_tampering(nb, db_url, MODULE, MODULE)]
+    assert len(found) == 1 and "(moved" in found[0], found
+
+
+def test_an_answer_deleted_with_its_test_is_put_back_in_place(tiny_course: Path) -> None:
+    from mlcraft.grading.tamper import restore_missing_cells
+
+    db_url, nb = _graded_source(tiny_course)
+    before = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in ("add-answer", "test-add")]
+    assert sorted(restore_missing_cells(nb, db_url, MODULE, MODULE)) == ["add-answer", "test-add"]
+    assert [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata] == before
+    answer = next(c for c in nb.cells if c.metadata["nbgrader"].get("grade_id") == "add-answer")
+    assert "missing from the submission" in answer.source and "a + b" not in answer.source, "no solution is put back"
+    assert restore_missing_cells(nb, db_url, MODULE, MODULE) == []

@@ -86,6 +86,8 @@ out["cap_eff"] = status["CapEff"].strip()
 out["cap_bnd"] = status["CapBnd"].strip()
 out["no_new_privs"] = status["NoNewPrivs"].strip()
 out["root"] = sorted(os.listdir("/"))
+out["fds"] = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+out["nice"] = os.nice(0)
 out["data"] = open("data.csv").read()
 def attempt(fn):
     try:
@@ -144,6 +146,8 @@ def test_code_in_the_sandbox_is_unprivileged_isolated_and_limited(tmp_path: Path
     assert seen["uid"] != 0 and seen["groups"] in ([], [seen["gid"]])
     assert int(seen["cap_eff"], 16) == 0 and seen["no_new_privs"] == "1"
     assert seen["pid"] < 10, "its own PID namespace"
+    assert seen["fds"][:3] == [0, 1, 2] and len(seen["fds"]) <= 4, f"descriptors passed into the sandbox: {seen['fds']}"
+    assert seen["nice"] >= 5, "kernels run below the grader's priority"
     assert seen["cwd"] == "/tmp/work" and seen["data"] == "1,2\n"
     # The allow-list: only the system, /proc, /dev, the scratch and the Python environment's roots.
     system = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "dev", "proc", "tmp"}

@@ -71,8 +71,10 @@ def test_constructs_that_hide_calls_are_reported(source: str) -> None:
         "import torch\ndef f(x):\n    return getattr(x, 'shape')\n",
         # unreachable code that uses the library is not the function under test
         "import torch\ndef scratch(x):\n    return torch.logsumexp(x, -1)\ndef f(x):\n    return x.exp().sum(-1).log()\n",
+        # methods that share a name with a builtin are not the builtin
+        "import torch\ndef f(model, x):\n    model.eval()\n    return torch.compile(model)(x)\n",
     ],
-    ids=["manual", "own-softmax", "getattr-other", "unreachable"],
+    ids=["manual", "own-softmax", "getattr-other", "unreachable", "eval-method"],
 )
 def test_honest_code_passes(source: str) -> None:
     assert _uses(source) == []
@@ -96,13 +98,43 @@ def test_the_last_definition_counts_and_later_cells_see_earlier_imports() -> Non
         ]
     )
     found = source.forbidden_uses(["seed_all"], ("mlcraft.utils.seed_everything",))
-    assert found and "cell 'c'" in found[0]
+    assert found == ["uses mlcraft.utils.seed_everything (imported as seed_everything) (cell 'c', line 2)"]
+    honest = LearnerSource([*source.cells[:2], ("c", "def seed_all(s):\n    return None\n")])
+    assert honest.forbidden_uses(["seed_all"], ("mlcraft.utils.seed_everything",)) == []
 
 
-def test_ipython_syntax_is_understood_and_broken_cells_are_skipped() -> None:
+def test_ipython_syntax_is_understood_and_unreadable_definitions_fail() -> None:
     assert parse_cell("%timeit 1 + 1\nx = 1\n") is not None
     assert parse_cell("def broken(:\n") is None
-    assert LearnerSource([("bad", "def f(:\n")]).forbidden_uses(["f"], LSE) == []
+    found = LearnerSource([("bad", "def f(:\n")]).forbidden_uses(["f"], LSE)
+    assert found and "cannot read" in found[0], "what the grader cannot read, it cannot clear"
+    made_by_exec = LearnerSource([("a", "exec('def f(x):\\n    return x.logsumexp(-1)')\n")])
+    assert made_by_exec.forbidden_uses(["f"], LSE)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # a later cell rebinds the honest-looking answer to a helper that calls the library
+        "import torch\ndef _lse(x):\n    return torch.logsumexp(x, -1)\ndef f(x):\n    return x\nf = _lse\n",
+        # a top-level lambda run on a worker thread started before any check
+        "import concurrent.futures, torch\n_POOL = concurrent.futures.ThreadPoolExecutor(1)\n"
+        "_LSE = lambda x: torch.logsumexp(x, -1)\ndef f(x):\n    return _POOL.submit(_LSE, x).result()\n",
+        # the answer under a cell magic, which makes it a string
+        "%%capture\nimport torch\ndef f(x):\n    return torch.logsumexp(x, -1)\n",
+        # PyTorch's private path to the same kernel, kept in a dict
+        "import torch\n_OPS = {'lse': torch.ops.aten.logsumexp.default}\ndef f(x):\n    return _OPS['lse'](x, [-1], False)\n",
+        "from torch import ops\ndef f(x):\n    return ops.aten.logsumexp.default(x, [-1], False)\n",
+        # the kernel's IPython reached from the function under test
+        "def f(x):\n    return get_ipython().user_ns['torch'].logsumexp(x, -1)\n",
+        "import builtins, torch\ndef f(x):\n    return builtins.getattr(torch, 'l' + 'ogsumexp')(x, -1)\n",
+        # the answer is the library function itself
+        "import torch\ndef f(x):\n    return x\nf = torch.logsumexp\n",
+    ],
+    ids=["rebound", "lambda-thread", "cell-magic", "aten-dict", "ops-import", "get-ipython", "builtins", "is-library"],
+)
+def test_escapes_found_by_an_outside_tester_are_closed(source: str) -> None:
+    assert _uses(source), source
 
 
 def test_two_targets_of_the_same_name_are_told_apart() -> None:

@@ -6,7 +6,8 @@
   :class:`~mlcraft.grading.judge.Judge`, in this process: the kernel only answers the judge's
   requests with data (:mod:`mlcraft.grading.protocol`), so nothing the submission does in its
   kernel (IPython hooks, patched kernel methods, replaced library functions, lying objects)
-  can turn a failing test into a pass. The instructor's locked cells (imports) run in both.
+  can turn a failing test into a pass. The instructor's locked cells (imports) run in both:
+  in the judge before anything else, wherever the submission moved them.
   Besides:
 
   - when the kernel dies (``os._exit``, a segfault, ``exit()``, a memory bomb that aborts), the
@@ -16,8 +17,9 @@
     (a loop that ignores ``SIGINT``), it is killed the same way;
   - at the submission's wall-clock ``deadline`` every cell left gets an error output, so a test
     that never ran can never score, and cells that finished keep their points;
-  - at most ``max_output_bytes`` of output are kept per cell, for every message type (display
-    updates are dropped); errors are always kept, capped;
+  - at most ``max_output_bytes`` of output are kept per cell and ``max_notebook_output_bytes``
+    for the whole notebook, for every message type (display updates are dropped); errors are
+    always kept, capped;
   - cell tags (``skip-execution``, ``raises-exception``) are ignored.
 
   Each finished test cell is reported at once through ``on_event`` (see
@@ -122,6 +124,9 @@ class GuardedExecute(Execute):  # type: ignore[misc]  # nbgrader is untyped
     timeouts and output caps."""
 
     max_output_bytes = Integer(1_000_000, help="output kept per cell, in bytes").tag(config=True)
+    max_notebook_output_bytes = Integer(16 * 2**20, help="output kept for the whole notebook, in bytes").tag(
+        config=True
+    )
     deadline = Float(0.0, help="wall-clock time (time.time()) when execution stops; 0: none").tag(config=True)
     kill_grace_s = Integer(5, help="seconds a timed-out kernel has to answer before it is killed").tag(config=True)
     on_event = AnyTrait(None, help="callable(dict): told of each event and each decided test cell").tag(config=True)
@@ -138,8 +143,10 @@ class GuardedExecute(Execute):  # type: ignore[misc]  # nbgrader is untyped
         self.events: list[dict[str, Any]] = []
         self._timed_out = False
         self._output_bytes: dict[int, int] = {}
+        self._notebook_cut = False
         self._cell_end = 0.0  # time.monotonic() when the running cell's time is up
         self._cell_index = -1
+        self._managers: list[Any] = []
         self.judge: Judge | None = None
 
     # --- nbclient hooks -------------------------------------------------------------------
@@ -147,6 +154,7 @@ class GuardedExecute(Execute):  # type: ignore[misc]  # nbgrader is untyped
         km = super().create_kernel_manager()
         # Files the assignment ships beside the notebook (nbgrader copied them there).
         km.data_folder = str(Path(self.resources.get("metadata", {}).get("path") or ".").resolve())
+        self._managers.append(km)
         return km
 
     def _get_timeout(self, cell: NotebookNode | None) -> int | None:
@@ -165,16 +173,24 @@ class GuardedExecute(Execute):  # type: ignore[misc]  # nbgrader is untyped
         """Display updates are dropped: they would replace earlier outputs past the cap."""
 
     def _admit(self, cell_index: int, size: int) -> tuple[int, bool]:
-        """``(bytes to keep, add the cut note)`` for ``size`` new output bytes of a cell."""
+        """``(bytes to keep, add the cut note)`` for ``size`` new output bytes of a cell, within
+        the cell's cap and the notebook's."""
         used = self._output_bytes.get(cell_index, 0)
         if used > self.max_output_bytes:
             return 0, False  # already cut
-        room = self.max_output_bytes - used
+        total = sum(min(v, self.max_output_bytes) for v in self._output_bytes.values())
+        room = min(self.max_output_bytes - used, max(0, self.max_notebook_output_bytes - total))
         if size <= room:
             self._output_bytes[cell_index] = used + size
             return size, False
         self._output_bytes[cell_index] = self.max_output_bytes + 1
-        self._record(cell_index, "output", f"output over {self.max_output_bytes} bytes was cut")
+        if room == self.max_output_bytes - used:
+            self._record(cell_index, "output", f"output over {self.max_output_bytes} bytes was cut")
+        elif not self._notebook_cut:  # said once: every later cell is cut too
+            self._notebook_cut = True
+            self._record(
+                cell_index, "output", f"the notebook's output went over {self.max_notebook_output_bytes} bytes"
+            )
         return room, True
 
     def _cut_note(self) -> NotebookNode:
@@ -228,12 +244,24 @@ class GuardedExecute(Execute):  # type: ignore[misc]  # nbgrader is untyped
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
-        self.events, self._output_bytes = [], {}
+        self.events, self._output_bytes, self._notebook_cut = [], {}, False
         self.judge = Judge(self, _learner_source(self.nb))
+        # The instructor's locked cells (imports, constants) define what the tests use: they run
+        # in the judge first, wherever the submission put them.
+        for index, cell in enumerate(self.nb.cells):
+            if _is_setup_cell(cell):
+                problem = self.judge.run_setup_cell(cell.source, self._label(index))
+                if problem:
+                    self._record(index, "setup", f"the grader could not run this cell: {problem}")
         failed: set[int] = set()
         start: int | None = 0
-        while start is not None and start < len(self.nb.cells):
-            start = self._run_from(start, failed)
+        try:
+            while start is not None and start < len(self.nb.cells):
+                start = self._run_from(start, failed)
+        finally:
+            for manager in self._managers:  # a kernel that died leaves its folder behind
+                if hasattr(manager, "discard"):
+                    manager.discard()
         self.set_widgets_metadata()
         return self.nb, self.resources
 
@@ -331,11 +359,6 @@ class GuardedExecute(Execute):  # type: ignore[misc]  # nbgrader is untyped
             self._judge_cell(cell, index)
             return
         self._execute_in_kernel(cell, index)
-        if _is_setup_cell(cell):
-            assert self.judge is not None
-            problem = self.judge.run_setup_cell(cell.source, self._label(index))
-            if problem:
-                self._record(index, "setup", f"the grader could not run this cell: {problem}")
 
     def _execute_in_kernel(self, cell: NotebookNode, index: int) -> None:
         self._timed_out = False

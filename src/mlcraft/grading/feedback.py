@@ -6,7 +6,11 @@ layers keep a submission's script from running there:
 1. :class:`SafeOutputs` (a feedback preprocessor) keeps only outputs that cannot carry script:
    text (escaped by the template), errors (escaped), PNG and JPEG images. HTML, JavaScript,
    SVG, Markdown, LaTeX and widget outputs become a line of text saying what was dropped.
-2. The exporter sanitizes the HTML of Markdown cells (``HTMLExporter.sanitize_html``).
+   Markdown and raw cells keep their Markdown but lose raw HTML: every ``<`` becomes
+   ``&lt;``, so a ``<script>``, an ``onerror``, a ``<meta http-equiv="refresh">`` (which no
+   Content Security Policy stops), a ``<form>`` or a ``<style>`` shows as text. nbgrader's
+   feedback template renders Markdown itself, so the exporter's own sanitizer never sees it.
+2. The exporter sanitizes what it renders (``HTMLExporter.sanitize_html``).
 3. :func:`lock_down` puts a Content Security Policy first in the page that forbids every
    script, every remote resource and every form or frame: whatever slipped through the first
    two cannot run.
@@ -36,6 +40,12 @@ class SafeOutputs(Preprocessor):
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int) -> tuple[NotebookNode, Any]:
         cell.pop("attachments", None)
+        if cell.cell_type in ("markdown", "raw"):
+            source = cell.source.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            cell.cell_type, cell.source = "markdown", source
+            cell.metadata.pop("raw_mimetype", None)
+            cell.metadata.pop("format", None)
+            return cell, resources
         if cell.cell_type != "code":
             return cell, resources
         safe = []

@@ -18,8 +18,9 @@ kernel and every process it starts:
 - ``--processes N``: ``RLIMIT_NPROC``, processes and threads of the kernel's user (counted in
   the sandbox's own user namespace, so each submission has its own budget).
 - ``--files N``: ``RLIMIT_NOFILE``, open file descriptors.
-- core dumps are disabled (``RLIMIT_CORE = 0``) and, on Linux, the kernel is killed when its
-  parent dies (``PR_SET_PDEATHSIG``).
+- core dumps are disabled (``RLIMIT_CORE = 0``); on Linux, the kernel is killed when its
+  parent dies (``PR_SET_PDEATHSIG``); it runs at a lower priority (``nice 5``) than the grader;
+  no file descriptor beyond stdin, stdout and stderr is passed on.
 
 ``python -m mlcraft.grading.limits userns UID GID`` is the grader's helper (grading as root):
 it enters a new user namespace, prints ``ready``, waits while the grader writes its uid and gid
@@ -163,6 +164,11 @@ def main(argv: list[str]) -> int:
             _set_limit(name, values[flag])
     _set_limit("RLIMIT_CORE", 0)
     _die_with_parent()
+    # Below the grader's processes (a submission's busy loops yield to grading), and nothing
+    # inherited (the launch's user-namespace and report descriptors) reaches the kernel.
+    with contextlib.suppress(OSError):
+        os.nice(5)
+    os.closerange(3, 1 << 16)
     os.execv(command[0], command)
     return 127  # pragma: no cover (execv does not return)
 

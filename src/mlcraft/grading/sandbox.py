@@ -361,7 +361,7 @@ class SandboxKernelManager(AsyncKernelManager):
     file_size_bytes = Integer(256 * 2**20, help="largest file the kernel may write").tag(config=True)
     processes = Integer(256, help="processes and threads the kernel's user may have (sandbox only)").tag(config=True)
     max_message_bytes = Integer(
-        320 * 2**20, help="largest message the grader accepts from the kernel; a bigger one drops the connection"
+        128 * 2**20, help="largest message part the grader accepts from the kernel; a bigger one drops the connection"
     ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -443,7 +443,8 @@ class SandboxKernelManager(AsyncKernelManager):
 
     def client(self, **kwargs: Any) -> Any:
         kc = super().client(**kwargs)
-        # A kernel that sends a message larger than this is disconnected, not buffered.
+        # A kernel that sends a message part larger than this is disconnected, not buffered; the
+        # grading process's own memory limit bounds a message of many parts.
         kc.context.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         return kc
 
@@ -451,7 +452,11 @@ class SandboxKernelManager(AsyncKernelManager):
         self.ip = protocol.KERNEL_IP if self.bwrap else self.ip
         await super()._async_cleanup_resources(restart=restart)
         if not restart:
-            shutil.rmtree(self._private, ignore_errors=True)
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the private folder (also when the kernel died and was never shut down)."""
+        shutil.rmtree(self._private, ignore_errors=True)
 
 
 def _plain_env() -> dict[str, str]:

@@ -23,5 +23,7 @@ class GradeSettings(FrozenConfig):
     max_processes: int = Field(default=256, ge=16, le=1 << 16)  # processes and threads of one kernel (sandbox)
     max_notebook_mb: int = Field(default=64, ge=1, le=1 << 12)  # larger submitted notebooks are not graded
     max_cells: int = Field(default=2000, ge=10, le=1 << 20)  # notebooks with more cells are not graded
+    max_notebook_output_mb: int = Field(default=16, ge=1, le=1 << 14)  # output kept per notebook, in all
+    grader_memory_mb: int = Field(default=4096, ge=1024, le=1 << 20)  # data memory of each grading process
     sandbox: Literal["auto", "bwrap", "off"] = "auto"  # bwrap: required; auto: where available
     feedback: bool = True  # generate feedback HTML for each student

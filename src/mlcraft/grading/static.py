@@ -12,7 +12,15 @@ function refers to (by name, through the notebook's top-level definitions), and 
 - a construct that hides what is called, which this check cannot see through: ``eval``,
   ``exec``, ``compile``, ``__import__``, ``importlib``, ``globals()``, ``vars()``, a ``getattr``
   whose name is not a literal, ``sys.modules``, ``__code__``, ``__globals__``, ``__dict__``,
-  ``__builtins__``, ``import *``.
+  ``__builtins__``, ``builtins``, ``get_ipython()``, ``import *``, and PyTorch's private paths
+  to its kernels (``torch.ops``, ``torch._C``...);
+- a function under test whose definition is nowhere in the learner's cells (made by ``exec``,
+  for one): what the grader cannot read, it cannot clear.
+
+Names are followed through their *last* binding in notebook order (a ``def``, a class, an
+import, an assignment or a lambda), as the kernel holds them after running the cells top to
+bottom: rebinding ``logsumexp = torch.logsumexp`` after an honest ``def`` is seen, and so is a
+function defined under a cell magic (``%%capture``).
 
 Calls to the learner's *own* functions of the same name (its ``softmax`` in its
 ``logsumexp``) are allowed.
@@ -29,14 +37,26 @@ __all__ = ["LearnerSource", "forbidden_key", "parse_cell"]
 
 _ESCAPE_CALLS = {"eval", "exec", "compile", "__import__", "globals", "vars", "locals"}
 _ESCAPE_ATTRIBUTES = {"__code__", "__globals__", "__dict__", "__builtins__", "__getattribute__", "__closure__"}
+# PyTorch's own back doors to its kernels: torch.ops.aten.logsumexp is torch.logsumexp.
+_PRIVATE_TORCH = {"ops", "_C", "_ops", "_refs", "_prims", "_decomp", "_VF"}
 
 
 def parse_cell(source: str) -> ast.Module | None:
-    """The cell's Python AST (IPython magics and shell escapes translated), or None."""
+    """The cell's Python AST (IPython magics and shell escapes translated), or None.
+
+    The body of a cell magic (``%%time``, ``%%capture``...) is read as the Python it usually
+    is, so a function defined under one is seen.
+    """
     try:
         return ast.parse(source)
     except SyntaxError:
         pass
+    first, _, body = source.lstrip().partition("\n")
+    if first.startswith("%%"):
+        try:
+            return ast.parse(body)
+        except SyntaxError:
+            pass
     try:
         from IPython.core.inputtransformer2 import TransformerManager
 
@@ -74,6 +94,41 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Binding:
+    """The last statement that gave a top-level name its value."""
+
+    label: str  # the cell
+    node: ast.AST  # what to read: a def or class, or the assigned expression
+    origin: str | None = None  # an import or a plain alias: the dotted path it stands for
+
+
+def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Top-level statements in order, the bodies of top-level if/for/while/with/try included."""
+    out: list[ast.stmt] = []
+    for node in body:
+        out.append(node)
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            for field_name in ("body", "orelse", "finalbody", "handlers"):
+                nested = getattr(node, field_name, None)
+                if isinstance(nested, list):
+                    out += _statements([n for n in nested if isinstance(n, ast.stmt)])
+                    for handler in nested:
+                        if isinstance(handler, ast.ExceptHandler):
+                            out += _statements(handler.body)
+    return out
+
+
+def _targets(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Tuple | ast.List):
+        return [n for element in node.elts for n in _targets(element)]
+    if isinstance(node, ast.Starred):
+        return _targets(node.value)
+    return []
+
+
 @dataclass
 class LearnerSource:
     """The learner's cells in notebook order, as ``(label, source)``."""
@@ -84,53 +139,83 @@ class LearnerSource:
     def __post_init__(self) -> None:
         self._parsed = [(label, parse_cell(source)) for label, source in self.cells]
 
-    def _tables(self) -> tuple[dict[str, tuple[str, ast.AST]], dict[str, str], list[tuple[str, ast.AST]]]:
-        """Top-level definitions (last wins), import aliases, and every top-level statement."""
-        defs: dict[str, tuple[str, ast.AST]] = {}
-        aliases: dict[str, str] = {}
-        statements: list[tuple[str, ast.AST]] = []
-        for label, tree in self._parsed:
-            if tree is None:
-                continue
-            for node in tree.body:
-                statements.append((label, node))
-                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                    defs[node.name] = (label, node)
-                    aliases.pop(node.name, None)
-                elif isinstance(node, ast.Import | ast.ImportFrom):
-                    aliases.update(_import_aliases(node))
-                elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    origin = _dotted(node.value)  # `sm = torch.softmax`, `F2 = F`
-                    if origin is not None:
-                        head, _, rest = origin.partition(".")
-                        base = aliases.get(head, head)
-                        aliases[node.targets[0].id] = f"{base}.{rest}" if rest else base
-        return defs, aliases, statements
+    def _bindings(self) -> dict[str, _Binding]:
+        """Each top-level name's last binding, in notebook order (what the kernel holds when
+        the cells ran top to bottom): defs, classes, imports and assignments alike."""
+        found: dict[str, _Binding] = {}
 
-    def forbidden_uses(self, entries: Iterable[str], forbidden: Iterable[str]) -> list[str]:
+        def origin_of(expression: ast.AST) -> str | None:
+            dotted = _dotted(expression)
+            if dotted is None:
+                return None
+            head, _, rest = dotted.partition(".")
+            known = found.get(head)
+            base = known.origin if known is not None and known.origin is not None else head
+            return f"{base}.{rest}" if rest else base
+
+        for label, tree in self._parsed:
+            for node in _statements(tree.body) if tree is not None else []:
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    found[node.name] = _Binding(label, node)
+                elif isinstance(node, ast.Import | ast.ImportFrom):
+                    for name, imported in _import_aliases(node).items():
+                        found[name] = _Binding(label, node, imported)
+                elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign) and node.value is not None:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    names = [n for t in targets for n in _targets(t)]
+                    plain = len(names) == 1 and not isinstance(node, ast.AugAssign)
+                    alias = origin_of(node.value) if plain else None
+                    for name in names:
+                        found[name] = _Binding(label, node.value, alias)
+                elif isinstance(node, ast.For | ast.AsyncFor | ast.With | ast.AsyncWith):
+                    items = [node.target] if isinstance(node, ast.For | ast.AsyncFor) else []
+                    items += [w.optional_vars for w in getattr(node, "items", []) if w.optional_vars is not None]
+                    for target in items:
+                        for name in _targets(target):
+                            found[name] = _Binding(label, node)
+        return found
+
+    def forbidden_uses(self, entries: Collection[str], forbidden: Iterable[str]) -> list[str]:
         """What, in the learner's code reachable from ``entries``, uses a ``forbidden`` function
-        or hides what it calls; one line each, naming the cell and line."""
+        or hides what it calls; one line each, naming the cell and line. An entry whose
+        definition cannot be found in the learner's cells is reported too: what the grader
+        cannot read, it cannot clear."""
         keys: dict[str, list[str]] = {}
         for target in forbidden:
             keys.setdefault(forbidden_key(target), []).append(target)
-        defs, aliases, _ = self._tables()
-        found: list[str] = []
+        bindings = self._bindings()
+        aliases = {name: b.origin for name, b in bindings.items() if b.origin is not None}
+        found = [
+            f"defines {e} where the grader cannot read it (in a string, a magic or another file)"
+            for e in entries
+            if e not in bindings
+        ]
         seen: set[str] = set()
-        todo = [e for e in entries if e in defs]
+        todo = [e for e in entries if e in bindings]
         while todo:
             name = todo.pop()
             if name in seen:
                 continue
             seen.add(name)
-            label, node = defs[name]
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.Name) and sub.id in defs and sub.id not in seen:
+            binding = bindings[name]
+            if binding.origin is not None:
+                # An alias: where code uses it, `_check` reports it; an entry that is itself
+                # an alias (`logsumexp = torch.logsumexp`) is reported here.
+                matched = _origin_matches(binding.origin, keys)
+                parts = binding.origin.split(".")
+                if matched is not None and name in entries:
+                    found.append(f"is {matched} itself (as {name}) (cell {binding.label!r})")
+                elif parts[0] == "torch" and parts[1:2] and parts[1] in _PRIVATE_TORCH:
+                    found.append(f"uses {binding.origin}, a private path to PyTorch's kernels (cell {binding.label!r})")
+                elif parts[0] in bindings and parts[0] != name:
+                    todo.append(parts[0])
+                continue
+            for sub in ast.walk(binding.node):
+                if isinstance(sub, ast.Name) and sub.id in bindings and sub.id not in seen:
                     todo.append(sub.id)
-                problem = _check(sub, keys, aliases, defs)
+                problem = _check(sub, keys, aliases, bindings)
                 if problem:
-                    found.append(f"{problem} (cell {label!r}, line {getattr(sub, 'lineno', '?')})")
-        # Aliases taken at the top level and used by reachable code were checked through
-        # `aliases`; a top-level `import *` hides everything.
+                    found.append(f"{problem} (cell {binding.label!r}, line {getattr(sub, 'lineno', '?')})")
         for label, tree in self._parsed:
             for node in tree.body if tree is not None else []:
                 if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
@@ -173,9 +258,15 @@ def _check(node: ast.AST, keys: dict[str, list[str]], aliases: dict[str, str], d
             return f"uses {node.attr}, which hides what is called"
         if node.attr == "modules" and base == "sys":
             return "uses sys.modules, which hides what is called"
+        if node.attr in _PRIVATE_TORCH and aliases.get(base, base) == "torch":
+            return f"uses torch.{node.attr}, a private path to PyTorch's kernels"
+        if node.attr in {"run_cell", "run_cell_magic", "run_line_magic", "import_module"} or (
+            node.attr in _ESCAPE_CALLS | {"getattr"} and aliases.get(base, base) == "builtins"
+        ):
+            return f"uses .{node.attr}, which hides what is called"
     elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-        if node.id in defs:
-            return ""
+        if node.id in defs and node.id not in aliases:
+            return ""  # the learner's own function, class or variable
         origin = aliases.get(node.id)
         if origin is not None:
             target = _origin_matches(origin, keys)
@@ -183,6 +274,8 @@ def _check(node: ast.AST, keys: dict[str, list[str]], aliases: dict[str, str], d
                 return f"uses {target} (imported as {node.id})"
         if node.id == "importlib" or (origin or "").startswith("importlib"):
             return "uses importlib, which hides what is called"
+        if node.id in ("get_ipython", "__builtins__") or origin == "builtins":
+            return f"uses {node.id}, which hides what is called"
     elif isinstance(node, ast.Import | ast.ImportFrom):
         for alias_name, origin in _import_aliases(node).items():
             target = _origin_matches(origin, keys)

@@ -12,7 +12,10 @@ reports it, per cell, before grading, so the instructor sees who tried what:
 - ``points``: a graded cell claims other points than the source;
 - ``unlocked``: a locked cell's ``locked`` flag was cleared;
 - ``duplicated``: a grade id appears more than once;
-- ``tags``: a cell carries tags, which are ignored when grading (e.g. ``skip-execution``);
+- ``tags``: a test or locked cell carries tags, which are ignored when grading (e.g.
+  ``skip-execution``); tags on the learner's own cells are ignored and not reported;
+- ``moved``: a locked or test cell is out of the source's order (an imports cell moved below
+  the tests);
 - ``forged``: a cell claims another role than the source gives it (a solution cell marked
   ``grade: true``, a test cell marked as a solution), or a cell claims a grade id the
   assignment does not have (an extra graded cell).
@@ -32,7 +35,13 @@ from nbgrader.api import Gradebook
 
 from mlcraft.grading.notebooks import HIDDEN_MARKERS
 
-__all__ = ["Tamper", "detect_tampering", "restore_metadata"]
+__all__ = ["Tamper", "detect_tampering", "restore_metadata", "restore_missing_cells"]
+
+
+def _printable(text: object, limit: int = 60) -> str:
+    """A cell id as the student wrote it may hold anything: shown only as short, plain text."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,7 @@ class Tamper:
     detail: str = ""
 
     def __str__(self) -> str:
-        return f"{self.cell} ({self.kind}{': ' + self.detail if self.detail else ''})"
+        return f"{_printable(self.cell)} ({self.kind}{': ' + _printable(self.detail, 200) if self.detail else ''})"
 
 
 def _norm(source: str) -> str:
@@ -75,21 +84,37 @@ def detect_tampering(nb: Any, db_url: str, assignment: str, notebook: str) -> li
     found: list[Tamper] = []
     by_id: dict[str, Any] = {}
     ids: Counter[str] = Counter()
+    order: list[str] = []  # protected cells' ids as they stand in the submission
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id:
             ids[grade_id] += 1
             by_id.setdefault(grade_id, cell)
-        tags = cell.metadata.get("tags")
-        if tags:
-            found.append(Tamper(grade_id or "cell", "tags", ", ".join(map(str, tags))))
+            order.append(grade_id)
     found += [Tamper(i, "duplicated", f"{n} cells") for i, n in ids.items() if n > 1]
     plain_sources = {_norm(c.source) for c in nb.cells if not c.metadata.get("nbgrader", {}).get("grade_id")}
     with Gradebook(db_url) as gradebook:
         source_nb = gradebook.find_notebook(notebook, assignment)
         graded = {c.name: float(c.max_score) for c in source_nb.grade_cells}
+        solutions = {c.name for c in source_nb.solution_cells}
+        tasks = {t.name for t in source_nb.task_cells}
+        protected = [
+            s.name for s in source_nb.source_cells if s.locked or (s.name in graded and s.name not in solutions)
+        ]
+        # Tags on a test or locked cell (``skip-execution``) are an attempt; on the learner's own
+        # cells they are ignored like everywhere else, and say nothing.
+        for name in protected:
+            tags = by_id[name].metadata.get("tags") if name in by_id else None
+            if tags:
+                found.append(Tamper(name, "tags", ", ".join(map(str, tags))))
+        # The locked cells keep their order (an imports cell moved below the tests, say).
+        kept = [name for name in order if name in set(protected)]
+        expected = [name for name in protected if name in set(kept)]
+        if kept != expected:
+            moved = next((a for a, b in zip(kept, expected, strict=False) if a != b), kept[-1])
+            found.append(Tamper(moved, "moved", "protected cells are not in the source's order"))
         for source in source_nb.source_cells:
-            if not (source.locked or source.name in graded or source.name in {t.name for t in source_nb.task_cells}):
+            if not (source.locked or source.name in graded or source.name in tasks):
                 continue
             cell = by_id.get(source.name)
             if cell is None:
@@ -166,3 +191,46 @@ def restore_metadata(nb: Any, db_url: str, assignment: str, notebook: str) -> li
                 canonical[key] = meta[key]
         cell.metadata["nbgrader"] = canonical
     return found
+
+
+def restore_missing_cells(nb: Any, db_url: str, assignment: str, notebook: str) -> list[str]:
+    """Put back, in place, every cell of the source with an nbgrader id that ``nb`` lacks, after
+    the nearest earlier source cell that is there: tests and locked cells as the source has
+    them, answer cells as an empty answer. Returns the ids put back (``deleted`` findings of
+    :func:`detect_tampering`). nbgrader's own repair fails when an answer and its test are both
+    gone; this one does not.
+    """
+    import nbformat
+
+    with Gradebook(db_url) as gradebook:
+        source_nb = gradebook.find_notebook(notebook, assignment)
+        graded = {c.name: float(c.max_score) for c in source_nb.grade_cells}
+        solutions = {c.name for c in source_nb.solution_cells}
+        tasks = {c.name for c in source_nb.task_cells}
+        sources = [(c.name, c.cell_type, c.source, bool(c.locked), c.checksum) for c in source_nb.source_cells]
+    position = {
+        cell.metadata["nbgrader"]["grade_id"]: index
+        for index, cell in enumerate(nb.cells)
+        if isinstance(cell.metadata.get("nbgrader"), dict) and cell.metadata["nbgrader"].get("grade_id")
+    }
+    restored = []
+    after = -1  # insert after this index of nb.cells
+    for name, cell_type, source, locked, checksum in sources:
+        if name in position:
+            after = position[name]
+            continue
+        text = "# This answer cell was missing from the submission.\n" if name in solutions else source
+        cell = nbformat.v4.new_markdown_cell(text) if cell_type == "markdown" else nbformat.v4.new_code_cell(text)
+        meta = {"grade": name in graded, "grade_id": name, "locked": locked, "schema_version": 3}
+        meta |= {"solution": name in solutions, "task": name in tasks}
+        if name in graded:
+            meta["points"] = graded[name]
+        if locked and checksum:
+            meta["checksum"] = checksum
+        cell.metadata["nbgrader"] = meta
+        after += 1
+        nb.cells.insert(after, cell)
+        position = {k: (v + 1 if v >= after else v) for k, v in position.items()}
+        position[name] = after
+        restored.append(name)
+    return restored

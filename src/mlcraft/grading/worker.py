@@ -41,7 +41,7 @@ from mlcraft.grading.execute import DeduplicateCells, GuardedExecute, HonestSave
 from mlcraft.grading.feedback import SafeOutputs, lock_down
 from mlcraft.grading.paths import nbgrader_ignore_patterns
 from mlcraft.grading.settings import GradeSettings
-from mlcraft.grading.tamper import detect_tampering, restore_metadata
+from mlcraft.grading.tamper import detect_tampering, restore_metadata, restore_missing_cells
 
 __all__ = ["EVENTS_FILE", "EventLog", "WorkerJob", "main", "nbgrader_config"]
 
@@ -111,6 +111,7 @@ def nbgrader_config(job: WorkerJob, on_event: Any = None) -> Config:
     c.GuardedExecute.timeout = settings.cell_timeout_s
     c.GuardedExecute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
     c.GuardedExecute.max_output_bytes = settings.max_output_bytes
+    c.GuardedExecute.max_notebook_output_bytes = settings.max_notebook_output_mb * 2**20
     c.GuardedExecute.deadline = job.deadline
     c.GuardedExecute.on_event = on_event
     c.SandboxKernelManager.bwrap = job.bwrap
@@ -155,7 +156,8 @@ def _restore(job: WorkerJob, module: str, db_url: str) -> list[str]:
     found = [str(t) for t in detect_tampering(notebook, db_url, module, module)]
     forged = restore_metadata(notebook, db_url, module, module)
     found += [str(t) for t in forged if str(t) not in found]
-    if forged:
+    missing = restore_missing_cells(notebook, db_url, module, module)
+    if forged or missing:
         nbformat.write(notebook, submitted)
     return found
 
@@ -192,11 +194,26 @@ def _grade(job: WorkerJob, log: EventLog) -> int:
     return 0
 
 
+def _limit_memory(megabytes: int) -> None:
+    """Cap this process's data memory (``RLIMIT_DATA``: heap and private writable mappings, not
+    the address space PyTorch or CUDA reserve): whatever a hostile kernel sends, the grading
+    process fails alone instead of exhausting the machine."""
+    try:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        limit = megabytes * 2**20 if hard == resource.RLIM_INFINITY else min(megabytes * 2**20, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (ImportError, ValueError, OSError, AttributeError):  # not on this platform
+        pass
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m mlcraft.grading.worker JOB_FILE", file=sys.stderr)
         return 2
     job = WorkerJob.model_validate_json(Path(argv[0]).read_text(encoding="utf-8"))
+    _limit_memory(job.settings.grader_memory_mb)
     if job.command == "prepare":
         return _prepare(job)
     log = EventLog(job.workspace / EVENTS_FILE)
