@@ -234,6 +234,10 @@ def grade(
     max_processes: Annotated[int, typer.Option(min=16, help="Processes and threads of each kernel (sandbox).")] = 256,
     max_notebook_mb: Annotated[int, typer.Option(min=1, help="Larger submitted notebooks are not graded, MiB.")] = 64,
     max_cells: Annotated[int, typer.Option(min=10, help="Notebooks with more cells are not graded.")] = 2000,
+    max_notebook_output_mb: Annotated[int, typer.Option(min=1, help="Output kept per notebook, in all, MiB.")] = 16,
+    grader_memory_mb: Annotated[
+        int, typer.Option(min=1024, help="Data memory of each grading process (not the kernel), MiB.")
+    ] = 4096,
     sandbox: Annotated[
         str, typer.Option(help="auto: bubblewrap where available; bwrap: required; off: no sandbox.")
     ] = "auto",
@@ -263,6 +267,8 @@ def grade(
             max_processes=max_processes,
             max_notebook_mb=max_notebook_mb,
             max_cells=max_cells,
+            max_notebook_output_mb=max_notebook_output_mb,
+            grader_memory_mb=grader_memory_mb,
             sandbox=sandbox,  # type: ignore[arg-type]  # validated by pydantic
         )
     except ValidationError as err:

@@ -14,6 +14,8 @@ workspace, each line written whole and flushed as soon as it is known:
 - ``{"event": "feedback", "path"}``: the feedback page, locked down;
 - ``{"event": "done", "ok", "stage", "error"}``: the last line.
 
+The process caps its own data memory (``grader_memory_mb``) before anything else.
+
 A worker killed at its wall-clock limit loses nothing decided before: the classroom reads
 the verdicts already written. Running each submission in a fresh process means a submission
 that crashes nbgrader cannot take the others down. ``prepare`` jobs load the assignment
