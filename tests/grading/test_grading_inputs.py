@@ -152,14 +152,16 @@ def test_safe_outputs_keep_text_and_images_only() -> None:
         nbformat.v4.new_output("display_data", {"image/png": "iVBORw0KGgo=", "image/svg+xml": "<svg/>"}),
         nbformat.v4.new_output("stream", name="stdout", text="<b>kept as text</b>"),
     ]
-    cell.attachments = {"a.png": {"image/png": "xx"}}
-    safe, _ = SafeOutputs().preprocess_cell(cell, {}, 0)
+    note = nbformat.v4.new_markdown_cell("![x](attachment:a.png)")
+    note.attachments = {"a.png": {"image/png": "xx"}}
+    nb = nbformat.v4.new_notebook(cells=[cell, note])
+    safe = SafeOutputs()(nb, {})[0].cells[0]  # as the exporter calls it (a disabled one does nothing)
     html, js, image, stream = safe.outputs
     assert set(html.data) == {"text/plain"} and "text/html output not shown" in html.data["text/plain"]
     assert set(js.data) == {"text/plain"} and "application/javascript" in js.data["text/plain"]
     assert set(image.data) == {"image/png", "text/plain"}
     assert stream.text == "<b>kept as text</b>"
-    assert "attachments" not in safe
+    assert "attachments" not in nb.cells[1]
 
 
 def test_lock_down_puts_the_policy_first_in_head(tmp_path: Path) -> None:
@@ -179,7 +181,7 @@ def test_markdown_and_raw_cells_lose_their_raw_html() -> None:
     hostile = '<meta http-equiv="refresh" content="0;url=https://evil.example/">\n**bold** <script>x()</script>'
     for cell in (nbformat.v4.new_markdown_cell(hostile), nbformat.v4.new_raw_cell(hostile)):
         cell.metadata["raw_mimetype"] = "text/html"
-        safe, _ = SafeOutputs().preprocess_cell(cell, {}, 0)
+        safe = SafeOutputs()(nbformat.v4.new_notebook(cells=[cell]), {})[0].cells[0]
         assert safe.cell_type == "markdown" and "<" not in safe.source and "**bold**" in safe.source
         assert "raw_mimetype" not in safe.metadata
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
+from traitlets import Bool
 
 __all__ = ["CSP", "SafeOutputs", "lock_down"]
 
@@ -37,6 +38,9 @@ _KEPT = ("text/plain", "image/png", "image/jpeg")
 
 class SafeOutputs(Preprocessor):
     """Reduce every output to text or a raster image (see the module docstring)."""
+
+    # nbconvert's preprocessors do nothing unless enabled: this one always runs.
+    enabled = Bool(True).tag(config=True)
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int) -> tuple[NotebookNode, Any]:
         cell.pop("attachments", None)
