@@ -193,6 +193,64 @@ def check(
         raise typer.Exit(EXIT_PROBLEMS)
 
 
+@app.command()
+def mutate(
+    modules: Annotated[
+        list[str] | None, typer.Argument(help="Module ids, e.g. 02_attention; every assignment when omitted.")
+    ] = None,
+    cell: Annotated[
+        list[str] | None, typer.Option("--cell", help="Only mutate this answer cell (grade id); repeatable.")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(min=1, help="Worker processes; default: one per core.")] = None,
+    min_timeout: Annotated[int, typer.Option(min=1, help="Seconds a cell may run on a mutant, at least.")] = 10,
+    list_only: Annotated[bool, typer.Option("--list", help="Print the mutants and run nothing.")] = False,
+    stub: Annotated[
+        bool, typer.Option("--stub", help="Also print TOML entries for the survivors, to fill in with reasons.")
+    ] = False,
+    diffs: Annotated[bool, typer.Option(help="Show the diff of each survivor.")] = True,
+) -> None:
+    """Mutation-test assignments: every test against small wrong versions of the solution.
+
+    Fails (exit 1) on a survivor not listed, with a reason, in
+    tests/assignments/<id>/equivalent_mutants.toml, and on a listed mutant that is killed.
+    """
+    from mlcraft.grading.mutate import (
+        MutationError,
+        equivalents_stub,
+        format_report,
+        generate_mutants,
+        run_mutation,
+    )
+    from mlcraft.grading.notebooks import read_notebook
+    from mlcraft.grading.paths import list_modules
+
+    root = _course_root()
+    known = list_modules(root / "solutions")
+    chosen = modules or known
+    unknown = [m for m in chosen if m not in known]
+    if unknown:
+        _fail(f"no assignment {', '.join(unknown)} under {root / 'solutions'}; assignments: {', '.join(known)}")
+    if cell and len(chosen) != 1:
+        _fail("--cell needs exactly one module")
+    failed = False
+    for module in chosen:
+        if list_only:
+            nb = read_notebook(root / "solutions" / module / f"{module}.ipynb")
+            for m in generate_mutants(nb, cell):
+                console.print(f"{m.id}  line {m.line}: {m.change}", markup=False, highlight=False, soft_wrap=True)
+            continue
+        try:
+            report = run_mutation(root, module, jobs=jobs, cells=cell, min_timeout_s=min_timeout)
+        except (FileNotFoundError, MutationError) as err:
+            _fail(str(err), EXIT_PROBLEMS)
+        console.print(format_report(report, diffs=diffs), markup=False, highlight=False, soft_wrap=True)
+        if stub and report.survivors:
+            console.print("\n" + equivalents_stub(report.survivors), markup=False, highlight=False, soft_wrap=True)
+        failed = failed or not report.ok
+    if failed:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
 def grades_table(results: list[SubmissionResult]) -> Table:
     """The summary of a grading run. Details carry text from the submissions (cell ids, error
     messages): it is printed as text, never read as markup."""

@@ -24,17 +24,27 @@ VARIANTS = {m: load_variants(REPO / "tests" / "assignments" / m) for m in MODULE
 CASES = [(m, v) for m in MODULES for v in VARIANTS[m]]
 
 
+class _Graded:
+    """Each module's classroom of variants, graded once, when a test first asks for it (so
+    ``-k 02_attention`` grades one module)."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.results: dict[str, dict[str, SubmissionResult]] = {}
+
+    def __getitem__(self, module: str) -> dict[str, SubmissionResult]:
+        if module not in self.results:
+            with pytest.MonkeyPatch.context() as monkeypatch:
+                monkeypatch.setenv("MLCRAFT_GRADING_DIR", str(self.work / "grading-home"))
+                # Scores are what this harness checks; feedback HTML is tested in test_grading_classroom.py.
+                settings = GradeSettings(cell_timeout_s=120, submission_timeout_s=600, workers=2, feedback=False)
+                self.results[module] = grade_variants(REPO, module, VARIANTS[module], self.work / module, settings)
+        return self.results[module]
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, SubmissionResult]]:
-    results = {}
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        work = tmp_path_factory.mktemp("validity")
-        monkeypatch.setenv("MLCRAFT_GRADING_DIR", str(work / "grading-home"))
-        for module in MODULES:
-            # Scores are what this harness checks; feedback HTML is tested in test_grading_classroom.py.
-            settings = GradeSettings(cell_timeout_s=120, submission_timeout_s=600, workers=2, feedback=False)
-            results[module] = grade_variants(REPO, module, VARIANTS[module], work / module, settings)
-    return results
+def graded(tmp_path_factory: pytest.TempPathFactory) -> _Graded:
+    return _Graded(tmp_path_factory.mktemp("validity"))
 
 
 def _summary(result: SubmissionResult) -> str:
@@ -55,16 +65,14 @@ def test_every_assignment_has_mutants_and_an_alternative(module: str) -> None:
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_solution_scores_full_marks(graded: dict[str, dict[str, SubmissionResult]], module: str) -> None:
+def test_solution_scores_full_marks(graded: _Graded, module: str) -> None:
     result = graded[module]["solution"]
     assert result.status is Status.GRADED, _summary(result)
     assert result.max_score > 0 and result.score == result.max_score, _summary(result)
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_blank_release_scores_zero_on_every_autograded_cell(
-    graded: dict[str, dict[str, SubmissionResult]], module: str
-) -> None:
+def test_blank_release_scores_zero_on_every_autograded_cell(graded: _Graded, module: str) -> None:
     result = graded[module]["blank"]
     assert result.status is Status.GRADED, _summary(result)
     assert result.cells, "no graded cells recorded"
@@ -72,7 +80,7 @@ def test_blank_release_scores_zero_on_every_autograded_cell(
 
 
 @pytest.mark.parametrize(("module", "variant"), CASES, ids=[f"{m}-{v.student}" for m, v in CASES])
-def test_variant(graded: dict[str, dict[str, SubmissionResult]], module: str, variant: Variant) -> None:
+def test_variant(graded: _Graded, module: str, variant: Variant) -> None:
     result = graded[module][variant.student]
     # A mutant may hang or crash (status timeout / crashed); it only ever changes answer cells.
     expected = (Status.GRADED,) if variant.kind == "alternative" else tuple(s for s in SCORED if s != Status.TAMPERED)

@@ -245,7 +245,15 @@ class Judge:
         self.learner = learner or LearnerSource([])
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self.defs: dict[str, str] = {}  # test-cell functions and classes, by name
+        self._learner_names: set[str] = set()  # names bound from the kernel's answers
         self._add_output: Callable[[str, str], None] = lambda name, text: None
+
+    def forget_learner_names(self) -> None:
+        """Unbind every name taken from the kernel, so the next test cell asks again (the
+        learner's cells were run again with other code: mutation testing)."""
+        for name in self._learner_names:
+            self.namespace.pop(name, None)
+        self._learner_names.clear()
 
     # --- cells ------------------------------------------------------------------------------
     def run_setup_cell(self, source: str, label: str) -> str:
@@ -302,6 +310,8 @@ class Judge:
             entry = _mapping(described.get(name))
             kind = entry.get("kind")
             module = sys.modules.get(str(entry.get("module"))) if kind == "module" else None
+            if kind in ("callable", "object", "data", "module"):
+                self._learner_names.add(name)
             if module is not None:  # a module the grader has loaded itself (torch, numpy...)
                 self.namespace[name] = module
                 continue
