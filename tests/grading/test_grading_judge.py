@@ -119,6 +119,35 @@ def test_learner_exceptions_arrive_as_builtins_with_the_learners_traceback() -> 
     assert "in your code" in "".join(getattr(err, "__notes__", []))
 
 
+def test_a_learner_error_names_the_input_that_caused_it() -> None:
+    judge, _ = _judge(LEARNER + "\ndef fails(x, n, mode='a'):\n    raise RuntimeError('boom')\n")
+    err, _ = _run(judge, "fails(torch.zeros(2, 3, dtype=torch.float16), [1, 2], mode='b')\n")
+    assert type(err) is RuntimeError
+    _, evalue, trace = format_failure(err, "test-cell")
+    expected = "fails(tensor of shape [2, 3], torch.float16, on cpu, [1, 2], mode='b')"
+    assert evalue.startswith("boom (") and expected in evalue, evalue
+    assert any(expected in line for line in trace)
+    err, _ = _run(judge, "picky(torch.tensor([-1.0]))\n")
+    _, evalue, _ = format_failure(err, "test-cell")
+    assert "picky(tensor([-1.0], dtype=torch.float32, device=cpu))" in evalue, evalue
+
+
+def test_describe_summarises_inputs_without_dumping_them() -> None:
+    import numpy as np
+    import torch
+
+    from mlcraft.grading.judge import describe
+
+    assert describe(torch.zeros(0, 5)) == "tensor of shape [0, 5], torch.float32, on cpu"
+    assert describe(torch.empty(3, device="meta")) == "tensor of shape [3], torch.float32, on meta"
+    assert describe(np.zeros((2, 1), dtype=np.int64)) == "array of shape [2, 1], int64"
+    assert describe(list(range(100))) == "list of 100"
+    assert describe((1.5, None)) == "tuple([1.5, None])"
+    assert describe("x" * 100).endswith("...") and len(describe("x" * 100)) == 60
+    assert describe({"a": 1}) == "dict with keys 'a'"
+    assert describe(object()) == "object"
+
+
 def test_objects_are_not_data_so_a_lying_eq_cannot_pass() -> None:
     judge, _ = _judge(LEARNER)
     err, _ = _run(judge, "assert liar() == 42\n")

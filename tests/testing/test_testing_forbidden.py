@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import operator
+import statistics
 import sys
 import types
 from math import fsum as aliased_fsum
@@ -10,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.stats
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional spelling learners use
 from numpy.linalg import norm as aliased_norm
 from torch import logsumexp as aliased_logsumexp
 
-from mlcraft.testing.forbidden import ForbiddenCallError, call_without, forbid_calls
+from mlcraft.testing.forbidden import ForbiddenCallError, call_without, forbid_calls, forbidden_family
 from mlcraft.utils.device import amp_dtype
 
 # --------------------------------------------------------------------------- learner-style functions
@@ -461,3 +467,88 @@ def test_a_look_alike_function_of_the_learners_own_is_not_the_library_one(
         with forbid_calls("mlcraft_lib_probe.helper") as calls:
             fn(1.0)
         assert calls == (["mlcraft_lib_probe.helper"] if flagged else []), fn
+
+
+# --- every way to reach a forbidden function -------------------------------------------------
+def _in_a_thread(fn):  # type: ignore[no-untyped-def]
+    import threading
+
+    def run() -> None:
+        threading.Thread(target=fn).start()
+
+    return run
+
+
+class _Holder:
+    def p50(self, x):  # type: ignore[no-untyped-def]
+        return np.median(x)
+
+
+_X = [3.0, 1.0, 2.0, 5.0]
+_QUANTILE = forbidden_family("quantile")
+
+
+@pytest.mark.parametrize(
+    ("label", "fn", "forbidden"),
+    [
+        ("module function", lambda: np.percentile(_X, 90), _QUANTILE),
+        ("nan variant of the family", lambda: np.nanpercentile(_X, 90), _QUANTILE),
+        ("alias", lambda: __import__("numpy").quantile(_X, 0.9), _QUANTILE),
+        ("getattr", lambda: getattr(np, "percentile")(_X, 90), _QUANTILE),  # noqa: B009
+        ("functools.partial", lambda: functools.partial(np.percentile, q=90)(_X), _QUANTILE),
+        ("map", lambda: list(map(np.median, [_X, _X])), _QUANTILE),
+        ("method of an object", lambda: _Holder().p50(_X), _QUANTILE),
+        ("tensor method", lambda: torch.tensor(_X).quantile(0.9), _QUANTILE),
+        ("torch function", lambda: torch.quantile(torch.tensor(_X), 0.9), _QUANTILE),
+        ("kthvalue", lambda: torch.tensor(_X).kthvalue(2), _QUANTILE),
+        ("operator.methodcaller", lambda: operator.methodcaller("median")(torch.tensor(_X)), _QUANTILE),
+        ("pandas method", lambda: pd.Series(_X).quantile(0.9), _QUANTILE),
+        ("scipy.stats", lambda: scipy.stats.scoreatpercentile(_X, 90), _QUANTILE),
+        ("statistics", lambda: statistics.quantiles(_X, n=10), _QUANTILE),
+        ("in a thread", _in_a_thread(lambda: np.percentile(_X, 90)), _QUANTILE),
+        ("builtin function", lambda: sorted(_X), ("builtins.sorted",)),
+        ("bound C method", lambda: list(_X).sort(), ("builtins.list.sort",)),
+        ("bound numpy C method", lambda: np.array(_X).sort(), ("numpy.ndarray.sort",)),
+        ("C function of a module", lambda: math.fsum(_X), ("math.fsum",)),
+        ("plain Python method under torch", lambda: torch.cuda.is_bf16_supported(), ("torch.cuda.is_bf16_supported",)),
+        (
+            "module call runs forward",
+            lambda: torch.nn.MultiheadAttention(4, 1)(*[torch.zeros(1, 2, 4)] * 3),
+            ("torch.nn.MultiheadAttention.forward",),
+        ),
+        ("code object copy", lambda: _copied_percentile()(_X, 90), ("numpy.percentile",)),
+    ],
+)
+def test_every_way_to_reach_a_forbidden_function_is_seen(label: str, fn, forbidden: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    with pytest.raises(ForbiddenCallError):
+        call_without(fn, forbidden=forbidden)
+        time.sleep(0.2)  # a thread started by fn has finished
+        raise AssertionError(f"{label}: not seen")
+
+
+def _copied_percentile():  # type: ignore[no-untyped-def]
+    import types
+
+    plain = inspect.unwrap(np.percentile)
+    copy = types.FunctionType(plain.__code__.replace(co_name="p"), plain.__globals__, "p", plain.__defaults__)
+    copy.__kwdefaults__ = plain.__kwdefaults__
+    return copy
+
+
+def test_the_same_work_written_out_is_not_flagged() -> None:
+    def p90(values):  # type: ignore[no-untyped-def]
+        ordered = []
+        for v in values:
+            ordered.insert(sum(1 for o in ordered if o <= v), v)
+        return ordered[int(0.9 * (len(ordered) - 1))]
+
+    assert call_without(p90, _X, forbidden=(*_QUANTILE, "builtins.sorted", "builtins.list.sort")) == 3.0
+
+
+def test_forbidden_family_names_only_what_exists_and_rejects_unknown_families() -> None:
+    assert "numpy.nanpercentile" in _QUANTILE and "torch.Tensor.quantile" in _QUANTILE
+    assert set(forbidden_family("histogram")) >= {"numpy.histogram", "torch.histc", "pandas.cut"}
+    with pytest.raises(ValueError, match="no family 'nope'"):
+        forbidden_family("nope")

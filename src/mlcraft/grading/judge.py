@@ -52,6 +52,8 @@ __all__ = [
     "KernelTimeout",
     "LearnerDataError",
     "Remote",
+    "describe",
+    "describe_args",
     "format_failure",
     "free_globals",
 ]
@@ -414,9 +416,11 @@ class Judge:
             err = decode(reply.get("exception"), reply_buffers)
             if not isinstance(err, BaseException):
                 raise LearnerDataError(f"{label}: the kernel's answer is not an exception")
+            notes = [f"{_CALL_NOTE}{label}({describe_args(args, kwargs)})"]
             text = reply.get("traceback")
             if isinstance(text, str) and text:
-                err.__notes__ = [f"in your code:\n{text[-20_000:]}"]  # type: ignore[attr-defined]
+                notes.append(f"in your code:\n{text[-20_000:]}")
+            err.__notes__ = notes  # type: ignore[attr-defined]
             raise err
         if status != "ok":
             raise LearnerDataError(f"{label}: the kernel's answer is not valid")
@@ -436,6 +440,36 @@ class Judge:
 
 
 _MISSING = object()
+_CALL_NOTE = "raised by your code when the test called "
+
+
+def describe(value: Any, depth: int = 0) -> str:
+    """A short description of a test input: kind, shape, dtype, device; small values in full."""
+    if isinstance(value, torch.Tensor):
+        if 0 < value.numel() <= 4 and value.device.type != "meta":
+            return f"tensor({value.tolist()}, dtype={value.dtype}, device={value.device.type})"
+        return f"tensor of shape {list(value.shape)}, {value.dtype}, on {value.device.type}"
+    if isinstance(value, np.ndarray):
+        return f"array of shape {list(value.shape)}, {value.dtype}"
+    if isinstance(value, (bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device)):
+        text = repr(value)
+        return text if len(text) <= 60 else f"{text[:57]}..."
+    if isinstance(value, (list, tuple, set, frozenset)):
+        kind = type(value).__name__
+        if depth >= 1 or len(value) > 4:
+            return f"{kind} of {len(value)}"
+        inner = ", ".join(describe(v, depth + 1) for v in value)
+        return f"[{inner}]" if kind == "list" else f"{kind}([{inner}])"
+    if isinstance(value, dict):
+        keys = ", ".join(repr(k) for k in list(value)[:6])
+        return f"dict with keys {keys}{', ...' if len(value) > 6 else ''}"
+    return type(value).__name__
+
+
+def describe_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """``describe`` of each argument, as a call's argument list."""
+    parts = [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -448,6 +482,11 @@ def format_failure(err: BaseException, label: str) -> tuple[str, str, list[str]]
     frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename.startswith("<")]
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
     lines += traceback.format_exception_only(type(err), err)
-    for note in getattr(err, "__notes__", []) or []:
-        lines.append(str(note) + "\n")
-    return type(err).__name__, str(err)[:4096], [line.rstrip("\n") for line in lines][-400:]
+    notes = [str(note) for note in getattr(err, "__notes__", []) or []]
+    for note in notes:
+        lines.append(note + "\n")
+    value = str(err)[:4096]
+    calls = [note for note in notes if note.startswith(_CALL_NOTE)]
+    if calls:  # the input that made the learner's code raise, in the one-line summary too
+        value = f"{value} ({calls[0][:1000]})"
+    return type(err).__name__, value, [line.rstrip("\n") for line in lines][-400:]

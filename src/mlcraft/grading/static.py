@@ -65,12 +65,22 @@ def parse_cell(source: str) -> ast.Module | None:
         return None
 
 
+# Methods a class runs without being named (``module(x)`` runs ``forward``): forbidding one
+# forbids any use of the class.
+_IMPLICIT_METHODS = {"forward", "__call__", "__init__", "__new__", "__iter__", "__next__", "__enter__"}
+
+
 def forbidden_key(dotted: str) -> str:
-    """The name whose use betrays ``dotted``: its last part, or its class for a method."""
+    """The name whose use betrays ``dotted``: its last part, or its class for a method that is
+    called without being named (``torch.nn.MultiheadAttention.forward``). A named method
+    (``torch.Tensor.quantile``) is betrayed by its name (``x.quantile``), not by its class: a
+    ``torch.Tensor`` annotation is not a forbidden call."""
     from mlcraft.testing.forbidden import resolve_target
 
     module_path, _, attr = dotted.rpartition(".")
     _, _, owner_name = module_path.rpartition(".")
+    if owner_name[:1].isupper() and attr not in _IMPLICIT_METHODS:
+        return attr
     try:
         target = resolve_target(dotted)
     except ValueError:

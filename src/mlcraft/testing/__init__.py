@@ -3,13 +3,14 @@
 - :func:`assert_close`: dtype- and device-aware tolerances, immune to monkeypatching.
 - :data:`DEVICE`, :func:`available_devices`: run the same test on CUDA where present.
 - :func:`call_without` / :func:`forbid_calls`: a hidden test can check that a learner wrote
-  the function rather than calling the library version.
+  the function rather than calling the library version; :func:`forbidden_family` names every
+  library spelling of a computation (every quantile function of numpy, scipy, torch, pandas).
 - :func:`in_kernel`: marks the part of a test cell that must run beside the learner's code
   when the notebook is graded (the rest runs in the grader; see :mod:`mlcraft.testing.remote`).
 """
 
 from mlcraft.testing.devices import DEVICE, available_devices, cuda_available
-from mlcraft.testing.forbidden import ForbiddenCallError, call_without, forbid_calls
+from mlcraft.testing.forbidden import ForbiddenCallError, call_without, forbid_calls, forbidden_family
 from mlcraft.testing.remote import in_kernel
 from mlcraft.testing.tolerances import assert_close, default_tolerances
 
@@ -22,5 +23,6 @@ __all__ = [
     "cuda_available",
     "default_tolerances",
     "forbid_calls",
+    "forbidden_family",
     "in_kernel",
 ]

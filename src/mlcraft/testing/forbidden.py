@@ -13,7 +13,14 @@ aliased (``from torch import logsumexp as lse``, ``from mlcraft.utils import amp
    identity: plain Python functions under ``torch.*`` (``torch.nn.MultiheadAttention.forward``,
    ``torch.cuda.is_bf16_supported``) are seen too. Bytecode is compared together with the
    source file and constants, so a learner's own function that happens to compile to the same
-   bytecode is not taken for the library's.
+   bytecode is not taken for the library's. Built-in methods are also matched by their owner's
+   module and qualified name, so a bound method (``[3, 1].sort()``, ``array.sort()``) is seen
+   when its class's method (``builtins.list.sort``) is forbidden.
+
+A task that asks for a computation written out forbids whole families, not one spelling:
+:data:`FAMILIES` lists, per family, every function of numpy, scipy, torch, pandas and the
+standard library that does it (``forbidden_family("quantile")`` gives the names this
+environment has).
 
 A function that switches the watch off (``sys.setprofile(None)``, popping the mode) is
 reported as ``escaped``, and :func:`call_without` fails it: the absence of the check is a
@@ -41,7 +48,84 @@ from typing import Any, TypeVar
 import torch
 from torch.overrides import TorchFunctionMode, get_overridable_functions
 
-__all__ = ["ForbiddenCallError", "Watch", "call_without", "forbid_calls", "resolve_target", "watch_calls"]
+__all__ = [
+    "FAMILIES",
+    "ForbiddenCallError",
+    "Watch",
+    "call_without",
+    "forbid_calls",
+    "forbidden_family",
+    "resolve_target",
+    "watch_calls",
+]
+
+# Every library function that computes the same thing, per family (dotted paths).
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "quantile": (
+        "numpy.percentile", "numpy.nanpercentile", "numpy.quantile", "numpy.nanquantile", "numpy.median",
+        "numpy.nanmedian", "numpy.partition", "numpy.ma.median",
+        "torch.quantile", "torch.nanquantile", "torch.median", "torch.nanmedian", "torch.kthvalue",
+        "torch.Tensor.quantile", "torch.Tensor.nanquantile", "torch.Tensor.median", "torch.Tensor.kthvalue",
+        "scipy.stats.scoreatpercentile", "scipy.stats.percentileofscore", "scipy.stats.iqr",
+        "scipy.stats.mstats.mquantiles", "scipy.stats.mstats.hdquantiles", "scipy.stats.mstats.scoreatpercentile",
+        "scipy.stats.quantile", "scipy.ndimage.percentile_filter", "scipy.ndimage.median",
+        "pandas.Series.quantile", "pandas.DataFrame.quantile", "pandas.Series.median", "pandas.DataFrame.median",
+        "pandas.Series.describe", "pandas.DataFrame.describe", "pandas.qcut",
+        "statistics.quantiles", "statistics.median", "statistics.median_low", "statistics.median_high",
+        "statistics.median_grouped",
+    ),
+    "histogram": (
+        "numpy.histogram", "numpy.histogram_bin_edges", "numpy.histogram2d", "numpy.histogramdd",
+        "numpy.digitize", "numpy.searchsorted", "numpy.bincount",
+        "torch.histc", "torch.histogram", "torch.histogramdd", "torch.bucketize", "torch.searchsorted",
+        "torch.bincount", "torch.Tensor.histc", "torch.Tensor.bincount",
+        "scipy.stats.binned_statistic", "scipy.stats.binned_statistic_dd", "scipy.stats.relfreq",
+        "scipy.stats.cumfreq",
+        "pandas.cut", "pandas.qcut", "pandas.Series.value_counts", "pandas.Series.hist",
+    ),
+    "softmax": (
+        "torch.softmax", "torch.log_softmax", "torch.nn.functional.softmax", "torch.nn.functional.log_softmax",
+        "torch.special.softmax", "torch.special.log_softmax", "torch.Tensor.softmax", "torch.Tensor.log_softmax",
+        "torch.nn.Softmax", "torch.nn.LogSoftmax", "torch.nn.functional.gumbel_softmax",
+        "scipy.special.softmax", "scipy.special.log_softmax",
+    ),
+    "logsumexp": (
+        "torch.logsumexp", "torch.special.logsumexp", "torch.Tensor.logsumexp", "torch.logaddexp",
+        "torch.logcumsumexp", "numpy.logaddexp", "numpy.logaddexp2", "scipy.special.logsumexp",
+    ),
+    "attention": (
+        "torch.nn.functional.scaled_dot_product_attention", "torch.nn.functional.multi_head_attention_forward",
+        "torch.nn.MultiheadAttention", "torch.nn.MultiheadAttention.forward", "torch.nn.Transformer",
+        "torch.nn.TransformerEncoderLayer", "torch.nn.TransformerDecoderLayer",
+    ),
+    "box_ops": (
+        "torchvision.ops.box_iou", "torchvision.ops.generalized_box_iou", "torchvision.ops.distance_box_iou",
+        "torchvision.ops.complete_box_iou", "torchvision.ops.box_area", "torchvision.ops.box_convert",
+        "torchvision.ops.nms", "torchvision.ops.batched_nms", "torchvision.ops.boxes._box_inter_union",
+    ),
+}  # fmt: skip
+
+
+def forbidden_family(*names: str) -> tuple[str, ...]:
+    """The dotted paths of the :data:`FAMILIES` named, leaving out the ones this environment
+    does not have (an optional library not installed, a function a version lacks).
+
+    Raises:
+        ValueError: for a family that does not exist.
+    """
+    found: list[str] = []
+    for name in names:
+        if name not in FAMILIES:
+            raise ValueError(f"no family {name!r}; families: {', '.join(sorted(FAMILIES))}")
+        for dotted in FAMILIES[name]:
+            try:
+                resolve_target(dotted)
+            except ValueError:
+                continue
+            if dotted not in found:
+                found.append(dotted)
+    return tuple(found)
+
 
 T = TypeVar("T")
 
@@ -111,6 +195,21 @@ def _code_key(code: Any) -> tuple[str, bytes, tuple[str, ...], tuple[Any, ...]]:
     return (code.co_filename, code.co_code, code.co_names, code.co_consts)
 
 
+def _c_qualname(fn: Any) -> tuple[str, str] | None:
+    """``(module, qualified name)`` of a built-in function or method, bound or not: the owner
+    class's module for methods (``[].sort`` and ``list.sort`` are both ``builtins.list.sort``)."""
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(qualname, str):
+        return None
+    owner = getattr(fn, "__objclass__", None)
+    if owner is None:
+        bound = getattr(fn, "__self__", None)
+        if bound is not None and not inspect.ismodule(bound):
+            owner = type(bound)
+    module = getattr(owner, "__module__", None) if owner is not None else getattr(fn, "__module__", None)
+    return (module, qualname) if isinstance(module, str) else None
+
+
 @dataclass
 class Watch:
     """What :func:`watch_calls` saw: forbidden calls, and whether the watch was switched off."""
@@ -134,6 +233,7 @@ def watch_calls(*targets: str) -> Iterator[Watch]:
     torch_names = {fn.__name__: name for name, fn in resolved.items() if name.startswith("torch.") and fn in dispatched}
     by_code: dict[tuple[str, bytes, tuple[str, ...], tuple[Any, ...]], str] = {}
     by_id: dict[int, str] = {}
+    by_qualname: dict[tuple[str, str], str] = {}  # (owner's module, qualified name) of C methods
     for name, fn in resolved.items():
         if name in torch_names.values():
             continue  # seen by the torch function mode
@@ -142,11 +242,15 @@ def watch_calls(*targets: str) -> Iterator[Watch]:
             by_code[_code_key(plain.__code__)] = name
         elif inspect.isbuiltin(fn) or inspect.ismethoddescriptor(fn):
             by_id[id(fn)] = name
+            key = _c_qualname(fn)
+            if key is not None:
+                by_qualname[key] = name
         if isinstance(fn, type):  # a forbidden class: its constructor and forward
             for method in ("__init__", "forward", "__call__"):
                 member = vars(fn).get(method)
                 if inspect.isfunction(member):
                     by_code[_code_key(inspect.unwrap(member).__code__)] = name
+    qualnames = {qualname for _, qualname in by_qualname}
     previous = sys.getprofile()
     previous_threads = threading.getprofile() if hasattr(threading, "getprofile") else None
 
@@ -155,6 +259,8 @@ def watch_calls(*targets: str) -> Iterator[Watch]:
             name = by_code.get(_code_key(frame.f_code))
         elif event == "c_call":
             name = by_id.get(id(arg))
+            if name is None and by_qualname and getattr(arg, "__qualname__", None) in qualnames:
+                name = by_qualname.get(_c_qualname(arg) or ("", ""))
         else:
             name = None
         if name is not None:
