@@ -22,7 +22,7 @@ LESSONS   := $(wildcard course/*.py)
 SOURCES   := $(wildcard solutions/*/*.py)
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test setup sync release verify lint unit notebooks bench clean
+.PHONY: help lab test setup sync release verify lint unit notebooks mutate bench clean
 
 help:
 	@echo "make lab       set up and open JupyterLab on the course"
@@ -30,6 +30,7 @@ help:
 	@echo "make sync      update each paired .ipynb from its .py (Jupytext)"
 	@echo "make release   regenerate exercises/ from solutions/ (nbgrader)"
 	@echo "make verify    twins in sync, no outputs, exercises/ equal to a fresh release, no leaks"
+	@echo "make mutate    mutation-test every assignment: no survivor unless listed as equivalent"
 	@echo "make bench     run the benchmarks"
 	@echo "make clean     remove the virtual environment and caches"
 
@@ -66,7 +67,10 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	$(TEST_ENV) MLCRAFT_GRADING_DIR=$(TEST_GRADING_DIR) $(BIN)/pytest -n 2 --dist loadfile --nbval-lax $(PYTEST_ARGS) course solutions
 
-test: lint verify unit notebooks
+mutate: $(STAMP)
+	$(TEST_ENV) MLCRAFT_GRADING_DIR=$(TEST_GRADING_DIR) $(BIN)/mlcraft mutate
+
+test: lint verify unit notebooks mutate
 	@rm -rf $(TEST_GRADING_DIR)
 
 bench: $(STAMP)

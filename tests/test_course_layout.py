@@ -49,3 +49,37 @@ def test_exercises_hold_only_notebooks_and_no_gradebook_is_tracked() -> None:
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     assert not [f for f in tracked if f.startswith("exercises/") and not f.endswith(".ipynb")]
     assert not [f for f in tracked if Path(f).name == "gradebook.db" or f.startswith(".venv/")]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_assignment_has_a_spec_table_naming_every_test_cell(module: str) -> None:
+    from nbgrader.utils import is_grade, is_solution
+
+    from mlcraft.grading.notebooks import read_notebook
+
+    spec = REPO / "tests" / "assignments" / module / "SPEC.md"
+    assert spec.is_file(), f"{module}: write the spec-clause table {spec.relative_to(REPO)} (CONTRIBUTING.md)"
+    text = spec.read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("|") and line.strip("|-: ")]
+    clauses = rows[1:]  # the first row is the header
+    assert len(clauses) >= 10, f"{module}: SPEC.md has only {len(clauses)} clauses"
+    for row in clauses:
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        assert len(cells) >= 3 and cells[-1], f"{module}: a clause without its check: {row}"
+    nb = read_notebook(REPO / "solutions" / module / f"{module}.ipynb")
+    tests = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if is_grade(c) and not is_solution(c)]
+    missing = [t for t in tests if t not in text]
+    assert not missing, f"{module}: SPEC.md never names test cell(s) {missing}"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_assignment_has_enough_mutants_and_a_valid_equivalents_list(module: str) -> None:
+    from mlcraft.grading.mutate import EQUIVALENTS_FILE, generate_mutants, load_equivalents
+    from mlcraft.grading.notebooks import read_notebook
+
+    mutants = generate_mutants(read_notebook(REPO / "solutions" / module / f"{module}.ipynb"))
+    assert len(mutants) >= 150, f"{module}: only {len(mutants)} mutants; mutation testing needs more to mean much"
+    listed = load_equivalents(REPO / "tests" / "assignments" / module / EQUIVALENTS_FILE)
+    generated = {m.id for m in mutants}
+    stale = sorted(set(listed) - generated)
+    assert not stale, f"{module}: {EQUIVALENTS_FILE} lists mutants that are no longer generated: {stale}"

@@ -1,8 +1,8 @@
 """Grading validity for every assignment: the autograder must tell right from wrong.
 
 For each module with a source in ``solutions/``, ``tests/assignments/<module>/`` holds at least
-four mutants (plausible mistakes, each declaring the test cells it must fail) and at least one
-alternative correct implementation. All of them, plus the reference solution and the blank
+four mutants (plausible mistakes, each declaring the test cells it must fail) and at least four
+alternative correct implementations. All of them, plus the reference solution and the blank
 release, are graded once per module with the real pipeline (`grade_classroom`).
 """
 
@@ -59,8 +59,8 @@ def test_there_is_at_least_one_module() -> None:
 def test_every_assignment_has_mutants_and_an_alternative(module: str) -> None:
     kinds = [v.kind for v in VARIANTS[module]]
     assert kinds.count("mutant") >= 4, f"{module}: needs at least 4 mutants under tests/assignments/{module}/mutants"
-    assert kinds.count("alternative") >= 1, (
-        f"{module}: needs an alternative under tests/assignments/{module}/alternatives"
+    assert kinds.count("alternative") >= 4, (
+        f"{module}: needs four alternatives (written from the statement alone) under tests/assignments/{module}/alternatives"
     )
 
 
