@@ -173,6 +173,18 @@ assert clip01(-2.0) == 0.0
 assert clip01(0.25) == 0.25
 assert clip01(3.0) == 1.0
 
+# %% nbgrader={"grade": false, "grade_id": "scale-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+### BEGIN SOLUTION
+FACTOR = 10 // 5
+
+
+def scale(x):
+    return x * FACTOR
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "test-scale", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+assert scale(3) == 6
+
 # %% nbgrader={"grade": false, "grade_id": "count-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def countdown(n):
     """The steps from n down to 0."""
@@ -227,6 +239,14 @@ def test_a_mutant_that_never_ends_times_out_and_the_rest_still_run(report) -> No
     assert by_change["steps = 0  ->  steps = 1"].status == "killed"  # a later mutant, same cell
     assert all(o.status in ("killed", "timeout", "survived", "crashed") for o in report.outcomes.values())
     assert len(report.outcomes) == len(report.mutants)
+
+
+def test_a_mutant_whose_cell_raises_is_not_tested_against_the_reference_functions(report) -> None:  # type: ignore[no-untyped-def]
+    by_change = {m.change: report.outcomes[m.id] for m in report.mutants}
+    broken = by_change["FACTOR = 10 // 5  ->  FACTOR = 10 // 0"]  # ZeroDivisionError: scale is never defined
+    assert (broken.status, broken.test) == ("killed", "test-scale"), broken
+    assert "NameError" in broken.detail, broken
+    assert by_change["steps = 0  ->  steps = 1"].status == "killed"  # math, from the setup cell, is still there
 
 
 def test_the_report_shows_the_table_and_each_survivors_diff(report) -> None:  # type: ignore[no-untyped-def]

@@ -18,11 +18,14 @@ the answer cells in a kernel, each test cell in the grader's judge), without the
 since the code is the instructor's own. Each worker process (one per core) runs the notebook
 once, then for each mutant runs only the mutated cell, the learner cells after it and the
 tests after it (stopping at the first failure), and runs the reference cells again to put the
-kernel back. A kernel that died or hung is replaced and the notebook run again.
+kernel back. The names the mutated cell binds are removed from the kernel first, so a mutant
+whose cell raises is tested as a fresh kernel would test it, not against the reference's
+functions. A kernel that died or hung is replaced and the notebook run again.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 import multiprocessing as mp
 import os
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.utils import is_solution
@@ -192,6 +196,25 @@ class _Restart(Exception):  # noqa: N818 (a control-flow signal)
         self.outcome = (status, test, detail)
 
 
+def _top_level_names(source: str) -> set[str]:
+    """Names a cell binds at its top level (functions, classes, assignments, imports)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name != "*")
+    return names
+
+
 def _first_error(cell: NotebookNode) -> str:
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":
@@ -285,9 +308,25 @@ class MutationRunner(GuardedExecute):
                     )
                 self._budget[index] = max(self.min_timeout_s, math.ceil(self.timeout_factor * took))
 
+    def _forget(self, index: int) -> None:
+        """Remove from the kernel the names reference cell ``index`` binds first, so a mutant
+        that fails to bind one (its cell raises, a ``def`` is dropped) is tested without the
+        reference's objects, as in a fresh kernel. Names earlier cells bind stay."""
+        earlier: set[str] = set()
+        for cell in self.nb.cells[:index]:
+            if cell.cell_type == "code" and not is_test_cell(cell):
+                earlier |= _top_level_names(cell.source)
+        names = sorted(_top_level_names(self._originals[index]) - earlier)
+        if not names:
+            return
+        code = f"for _mlcraft_name in {names!r}:\n    globals().pop(_mlcraft_name, None)\ndel _mlcraft_name\n"
+        if not run_sync(self._async_silent)(code, float(self.kill_grace_s)):
+            raise _Restart("crashed", "", "the kernel did not answer")
+
     def _try(self, mutant: Mutant) -> Outcome:
         cells = self.nb.cells
         self.events, self._output_bytes, self._notebook_cut = [], {}, False
+        self._forget(mutant.index)
         cells[mutant.index].source = mutant.source
         assert self.judge is not None
         self.judge.learner = _learner_source(self.nb)
