@@ -52,7 +52,9 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mlcraft @ git+https://github.com/mlcraft/mlcraft"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "mlcraft @ git+https://github.com/mlcraft/mlcraft"], check=True
+    )
 
 
 # %% nbgrader={"grade": false, "grade_id": "imports", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -79,8 +81,11 @@ print(f"torch {torch.__version__}, numpy {np.__version__}; tests run on DEVICE =
 #
 # - seeds Python's `random` module, NumPy's **global** generator and PyTorch (CPU and every
 #   GPU), so that after `seed_all(s)` the draws from all three are the same every time, and a
-#   different `s` gives different draws;
-# - raises `TypeError` if `seed` is not an `int` (for example `1.5` or `"3"`);
+#   different `s` gives different draws. `torch.manual_seed(s)` seeds the CPU and every GPU
+#   (it calls `torch.cuda.manual_seed_all(s)`, which you may also call yourself); the hidden
+#   tests check that every GPU gets `s`, even on a machine without one;
+# - raises `TypeError` if `seed` is not an `int` (for example `1.5` or `"3"`), and also for
+#   `True` and `False`: Python counts a `bool` as an `int`, but it is not a seed;
 # - raises `ValueError` if `seed` is outside `[0, 2**32 - 1]`, the range NumPy accepts
 #   (for example `-1`).
 #
@@ -163,10 +168,12 @@ for _seed in (0, 1234, 4321, 2**32 - 1):  # 2**32 - 1: the largest valid seed mu
     _draw_all()
     _want_int = torch.randint(0, 1000, (5,)).tolist()
     for _name, _g, _w in zip(_generators, _got, _want, strict=True):
-        assert _g == _w, f"{_name}: after seed_all({_seed}) the draws should be those of seed {_seed}, got {_g}, want {_w}"
+        assert _g == _w, (
+            f"{_name}: after seed_all({_seed}) the draws should be those of seed {_seed}, got {_g}, want {_w}"
+        )
     assert _got_int == _want_int, f"torch.randint after seed_all({_seed}): got {_got_int}, want {_want_int}"
 
-for _bad in (1.5, "3", None, 2.0):
+for _bad in (1.5, "3", None, 2.0, True, False):  # a bool is an int subclass, but not a seed
     try:
         seed_all(_bad)
     except TypeError:
@@ -200,6 +207,36 @@ for _bad in (-1, 1.5, 2**32):
     assert _raised, f"seed_all({_bad!r}) should raise"
     assert _draws == _expected_draws(99), (
         f"a rejected seed ({_bad!r}) must not re-seed any generator: check the argument first"
+    )
+
+# It returns nothing.
+_returned = seed_all(7)
+assert _returned is None, f"seed_all(7) should return None, got {_returned!r}"
+
+
+@in_kernel
+def _gpu_seeds(seed):
+    """seed_all(seed) while torch.cuda.manual_seed_all (which seeds every GPU) only records its argument.
+
+    CUDA is reported present meanwhile, so that seeding guarded by torch.cuda.is_available() runs on
+    a grader without a GPU too. Returns the seeds every GPU was given, in order.
+    """
+    calls = []
+    real = torch.cuda.manual_seed_all, torch.cuda.is_available
+    torch.cuda.manual_seed_all = lambda s: calls.append(int(s))
+    torch.cuda.is_available = lambda: True
+    try:
+        seed_all(seed)
+    finally:
+        torch.cuda.manual_seed_all, torch.cuda.is_available = real
+    return calls
+
+
+for _seed in (3, 2**32 - 1):
+    _calls = _gpu_seeds(_seed)
+    assert _calls and all(_c == _seed for _c in _calls), (
+        f"seed_all({_seed}) should seed every GPU with {_seed} (torch.manual_seed or torch.cuda.manual_seed_all); "
+        f"torch.cuda.manual_seed_all got {_calls}"
     )
 
 # The library version must not be called, however it was imported.
@@ -325,9 +362,15 @@ print("choose_amp_dtype: tests passed")
 #
 # - `x` has any number of dimensions (at least one); `dim` is any valid dimension, negative
 #   ones included. The result has `x`'s shape with `dim` removed (not kept as size 1), for
-#   example shape `(4, 7)` with `dim=0` gives shape `(7,)`.
+#   example shape `(4, 7)` with `dim=0` gives shape `(7,)`, and shape `(1, 7)` with `dim=1`
+#   gives shape `(1,)`. Along `dim` there is at least one entry; the other dimensions may have
+#   size 1 or 0 (shape `(0, 7)` with `dim=1` gives an empty result of shape `(0,)`).
 # - The result has `x`'s dtype (`float32`, `float64` or `bfloat16`) and is on `x`'s device.
-#   You may compute in a wider dtype and cast back, but never in a narrower one.
+#   You may compute in a wider dtype and cast back, but never in a narrower one. The hidden
+#   tests check the device with a tensor on PyTorch's `meta` device (a shape and a dtype, but no
+#   values), so make every tensor you create from `x` (`torch.zeros_like(...)`,
+#   `device=x.device`) and do not turn tensor values into Python values (`.item()`, `.tolist()`,
+#   `if t.any():`).
 # - It stays accurate for very large and very small inputs, such as `x + 1000`, `x - 1000`
 #   and `x * 1e4`.
 # - A slice that is entirely `-inf` (every term is $e^{-\infty} = 0$) gives `-inf`, not `NaN`.
@@ -445,6 +488,27 @@ _xb = (torch.randn(6, 16, generator=_g) * 3).to(DEVICE, torch.bfloat16)
 _check_lse(_xb, -1, rtol=2e-2, atol=2e-2, what="bfloat16, dim=-1")
 _check_lse(_xb, 0, rtol=2e-2, atol=2e-2, what="bfloat16, dim=0")
 _check_lse(_xb + 500, -1, rtol=2e-2, atol=2e-2, what="bfloat16, x + 500")
+# bfloat16 beyond float16's range (65504): exp of these overflows any dtype without the shift.
+_check_lse(_xb * 1e30, -1, rtol=2e-2, atol=2e-2, what="bfloat16, x * 1e30")
+_check_lse(x * 1e30, 0, what="float32, x * 1e30, dim=0", **_f32)
+
+# Size-1 and empty dimensions: only `dim` is removed, a size-1 dimension that is not `dim` stays.
+_check_lse(torch.randn(1, 7, generator=_g).to(DEVICE), 1, what="shape (1, 7), dim=1", **_f32)
+_check_lse(torch.randn(1, 7, generator=_g).to(DEVICE), -1, what="shape (1, 7), dim=-1", **_f32)
+_check_lse(torch.randn(1, 7, generator=_g).to(DEVICE), 0, what="shape (1, 7), dim=0 (a size-1 slice)", **_f32)
+_check_lse(torch.randn(4, 1, generator=_g).to(DEVICE), 1, what="shape (4, 1), dim=1", **_f32)
+_check_lse(torch.randn(2, 1, 3, generator=_g).to(DEVICE), 2, what="shape (2, 1, 3), dim=2", **_f32)
+_check_lse(torch.randn(1, generator=_g).to(DEVICE), 0, what="shape (1,), dim=0", **_f32)
+_check_lse(torch.randn(0, 7, generator=_g).to(DEVICE), 1, what="shape (0, 7), dim=1 (empty result)", **_f32)
+_check_lse(torch.randn(3, 0, 5, generator=_g).to(DEVICE), -1, what="shape (3, 0, 5), dim=-1", **_f32)
+
+# The device: on the meta device (no data), the result must stay there with the right shape.
+_meta = call_without(logsumexp, torch.empty(3, 1, 5, device="meta"), 2, forbidden=_forbidden_lse)
+assert _meta.device.type == "meta", f"logsumexp of a meta tensor (3, 1, 5) should stay on meta, got {_meta.device}"
+assert _meta.shape == (3, 1), (
+    f"logsumexp of a meta tensor (3, 1, 5) over dim=2 should be (3, 1), got {tuple(_meta.shape)}"
+)
+assert _meta.dtype == torch.float32, f"logsumexp of a float32 meta tensor should be float32, got {_meta.dtype}"
 ### END HIDDEN TESTS
 print("logsumexp: tests passed")
 
@@ -464,7 +528,9 @@ print("logsumexp: tests passed")
 #
 # - `x` has any number of dimensions (at least one); `dim` is any valid dimension, negative
 #   ones included. The result has `x`'s shape, dtype (`float32`, `float64` or `bfloat16`) and
-#   device, and sums to 1 along `dim`.
+#   device, and sums to 1 along `dim`. Along `dim` there is at least one entry; the other
+#   dimensions may have size 1 or 0 (then the result is empty too). As in Task 3, the hidden
+#   tests check the device with a `meta` tensor, which has no values to read.
 # - It stays accurate for large inputs such as `x + 1000` and `x * 1e4` (no `NaN`, no `inf`).
 # - An entry equal to `-inf` gets probability exactly `0` (a masked position, as in
 #   attention), as long as its slice has at least one finite entry. A slice that is entirely
@@ -583,6 +649,24 @@ _check_softmax(_xb, 0, rtol=5e-2, atol=1e-2, what="bfloat16, dim=0")
 _pb = call_without(softmax, _xb + 500, forbidden=_forbidden_softmax)
 assert _pb.dtype == torch.bfloat16, f"softmax of a bfloat16 tensor should be bfloat16, got {_pb.dtype}"
 assert torch.isfinite(_pb).all(), f"softmax of bfloat16 x + 500 should be finite, got {_pb}"
+# bfloat16 beyond float16's range (65504), and float32 near its largest value.
+_check_softmax(_xb * 1e30, -1, rtol=5e-2, atol=1e-2, what="bfloat16, x * 1e30")
+_check_softmax(x * 1e30, 0, what="float32, x * 1e30, dim=0", **_f32)
+
+# Size-1 and empty dimensions.
+_check_softmax(torch.randn(1, 7, generator=_g).to(DEVICE), -1, what="shape (1, 7), dim=-1", **_f32)
+_check_softmax(
+    torch.randn(1, 7, generator=_g).to(DEVICE), 0, what="shape (1, 7), dim=0 (every slice has 1 entry)", **_f32
+)
+_check_softmax(torch.randn(4, 1, 3, generator=_g).to(DEVICE), 1, what="shape (4, 1, 3), dim=1", **_f32)
+_check_softmax(torch.randn(1, generator=_g).to(DEVICE), 0, what="shape (1,), dim=0", **_f32)
+_check_softmax(torch.randn(0, 7, generator=_g).to(DEVICE), 1, what="shape (0, 7), dim=1 (empty)", **_f32)
+
+# The device: on the meta device (no data), the result must stay there with x's shape and dtype.
+_meta = call_without(softmax, torch.empty(3, 1, 5, device="meta", dtype=torch.float64), 0, forbidden=_forbidden_softmax)
+assert _meta.device.type == "meta", f"softmax of a meta tensor (3, 1, 5) should stay on meta, got {_meta.device}"
+assert _meta.shape == (3, 1, 5), f"softmax of a meta tensor (3, 1, 5) should keep its shape, got {tuple(_meta.shape)}"
+assert _meta.dtype == torch.float64, f"softmax of a float64 meta tensor should be float64, got {_meta.dtype}"
 ### END HIDDEN TESTS
 print("softmax: tests passed")
 

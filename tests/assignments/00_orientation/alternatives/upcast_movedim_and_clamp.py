@@ -12,6 +12,8 @@ import torch
 
 def seed_all(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and torch (CPU and all GPUs) with ``seed``."""
+    if isinstance(seed, bool):
+        raise TypeError(f"a bool is not a seed, got {seed!r}")
     try:
         seed = operator.index(seed)
     except TypeError:
