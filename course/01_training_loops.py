@@ -382,8 +382,8 @@ for zero_grad in (True, False):
 
 # %%
 def evaluate(model, X, y, batch_size=256):
-    """Mean loss and accuracy in eval mode, without autograd; the model's mode is restored after."""
-    was_training = model.training
+    """Mean loss and accuracy in eval mode, without autograd; every submodule's mode is restored after."""
+    modes = [(module, module.training) for module in model.modules()]  # the mode of every submodule, not just the top one
     model.eval()
     try:
         with torch.inference_mode():
@@ -391,10 +391,11 @@ def evaluate(model, X, y, batch_size=256):
             correct = torch.zeros((), device=X.device, dtype=torch.long)
             for i in range(0, len(X), batch_size):
                 out = model(X[i : i + batch_size])
-                loss_sum += cross_entropy(out.float(), y[i : i + batch_size], reduction="sum").double()
+                loss_sum += cross_entropy(out, y[i : i + batch_size], reduction="sum").double()  # summed in float64
                 correct += (out.argmax(dim=1) == y[i : i + batch_size]).sum()
     finally:
-        model.train(was_training)  # back to where we were, even if something raised
+        for module, training in modes:  # back to where we were, even if something raised
+            module.training = training
     return (loss_sum / len(X)).item(), (correct / len(X)).item()
 
 
@@ -473,8 +474,11 @@ plt.show()
 #    number: you evaluated on, and partly fit to, the validation set.
 #
 # The opposite bug is just as quiet: evaluate, forget `model.train()`, and the rest of training
-# runs without dropout and with frozen BatchNorm statistics. `evaluate` above saves the mode and
-# restores it in a `finally` block. `inference_mode` is `no_grad` plus a promise that the outputs
+# runs without dropout and with frozen BatchNorm statistics. `evaluate` above saves the mode of
+# **every submodule** and restores each one in a `finally` block. `model.train(was_training)`
+# would not be enough: it sets every submodule to the same mode, so a model in train mode with a
+# BatchNorm deliberately frozen in eval mode (common when fine-tuning) would come back with that
+# BatchNorm unfrozen. `inference_mode` is `no_grad` plus a promise that the outputs
 # never enter autograd, which lets PyTorch skip some bookkeeping: no graph, no saved activations.
 #
 # ## 5. Learning-rate schedules
@@ -908,6 +912,7 @@ def full_step_run(use_amp, steps=150, accumulation=2, micro_batch=32, peak_lr=3e
     g = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(steps):
+        opt.zero_grad(set_to_none=True)  # first: never step on gradients left over from elsewhere
         step_loss = 0.0
         for _ in range(accumulation):
             idx = torch.randint(0, len(Xtr), (micro_batch,), generator=g).to(device)
@@ -920,7 +925,6 @@ def full_step_run(use_amp, steps=150, accumulation=2, micro_batch=32, peak_lr=3e
         scaler.step(opt)  # skips the update if a gradient is inf/NaN
         scaler.update()
         scheduler.step()
-        opt.zero_grad(set_to_none=True)
         losses.append(step_loss)
     return torch.stack(losses).float().cpu(), evaluate(model, Xva, yva)
 

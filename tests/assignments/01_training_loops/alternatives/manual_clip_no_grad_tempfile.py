@@ -184,13 +184,13 @@ class EarlyStopping:
             raise ValueError(f"invalid EarlyStopping(patience={patience}, mode={mode!r}, min_delta={min_delta})")
         self._sign = signs[mode]
         self.patience, self.mode, self.min_delta = patience, mode, min_delta
-        self.best, self.num_bad_steps = None, 0
+        self.best, self.bad_evals = None, 0
 
     def step(self, value):
         """Record ``value``; return True when training should stop."""
         value = float(value)
         if value == value and (self.best is None or self._sign * (self.best - value) > self.min_delta):
-            self.best, self.num_bad_steps = value, 0
+            self.best, self.bad_evals = value, 0
             return False
-        self.num_bad_steps += 1
-        return self.num_bad_steps >= self.patience
+        self.bad_evals += 1
+        return self.bad_evals >= self.patience

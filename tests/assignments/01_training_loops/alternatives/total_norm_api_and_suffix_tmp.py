@@ -82,7 +82,7 @@ def evaluate(model, batches, loss_fn, device):
             for inputs, labels in batches:
                 inputs, labels = inputs.to(device), labels.to(device)
                 scores = model(inputs)
-                losses.append(loss_fn(scores, labels).float() * labels.numel())
+                losses.append(loss_fn(scores, labels).double() * labels.numel())
                 hits.append((scores.argmax(dim=-1) == labels).sum())
                 sizes.append(labels.numel())
     finally:
@@ -121,16 +121,20 @@ def save_checkpoint(path, model, optimizer, scaler, step):
     """Atomically write model, optimizer, scaler, step and RNG states to ``path``."""
     final = Path(path)
     partial = final.with_suffix(final.suffix + ".tmp")
-    torch.save(
-        {
-            "step": int(step),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": _rng_states(),
-        },
-        partial,
-    )
+    try:
+        torch.save(
+            {
+                "step": int(step),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": _rng_states(),
+            },
+            partial,
+        )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(final)
 
 
@@ -170,13 +174,13 @@ class EarlyStopping:
             raise ValueError("min_delta must not be negative")
         self.patience = patience
         self.best = None
-        self.num_bad_steps = 0
+        self.bad_evals = 0
 
     def step(self, value):
         """Record ``value``; return True when training should stop."""
         if not math.isnan(value) and (self.best is None or self._better(value, self.best)):
             self.best = value
-            self.num_bad_steps = 0
+            self.bad_evals = 0
             return False
-        self.num_bad_steps += 1
-        return self.num_bad_steps >= self.patience
+        self.bad_evals += 1
+        return self.bad_evals >= self.patience

@@ -19,7 +19,7 @@ class EarlyStopping:
         self.mode = mode
         self.min_delta = min_delta
         self.best = None
-        self.num_bad_steps = 0
+        self.bad_evals = 0
 
     def step(self, value):
         """Record ``value``; return True when training should stop."""
@@ -34,7 +34,7 @@ class EarlyStopping:
             improved = value > self.best + self.min_delta
         if improved:
             self.best = value
-            self.num_bad_steps = 0
+            self.bad_evals = 0
             return False
-        self.num_bad_steps += 1
-        return self.num_bad_steps >= self.patience
+        self.bad_evals += 1
+        return self.bad_evals >= self.patience
