@@ -56,7 +56,11 @@
 # The tests put their tensors on `DEVICE`, the best device present (CUDA, then Apple MPS, then
 # CPU), so your code must work on whatever device its input is on. The checks that need
 # `float64` run on `DEVICE64`, which is `DEVICE` except on Apple MPS (no `float64` there),
-# where it is the CPU.
+# where it is the CPU. A few hidden tests also call your functions with tensors on PyTorch's
+# `meta` device, which have a shape and a dtype but no values: they check that every result is
+# on its inputs' device, which a grader without a GPU could not otherwise tell. So create each
+# new tensor on the device of your inputs (`device=x.device`, `torch.zeros_like(...)`), and do
+# not turn tensor values into Python values (`.item()`, `.tolist()`, `if t.any():`).
 
 
 # %%
@@ -103,8 +107,10 @@ print(f"torch {torch.__version__}; tests run on DEVICE = {DEVICE}, float64 check
 # Write `scaled_dot_product_attention(q, k, v, mask=None) -> torch.Tensor`:
 #
 # - `q` is `(..., T_q, D)`, `k` is `(..., T_k, D)`, `v` is `(..., T_k, D_v)`, with the same
-#   leading dimensions (usually `(B, H)`, but there may be none, one or more). The result is
-#   `(..., T_q, D_v)`, with `q`'s dtype and device.
+#   leading dimensions (usually `(B, H)`, but there may be none, one or more), the same dtype
+#   and the same device. The result is `(..., T_q, D_v)`, with `q`'s dtype and device. There is
+#   at least one key (`T_k >= 1`); the leading dimensions and `T_q` may be 1 or 0 (an empty
+#   result).
 # - `mask` is `None` or a tensor that broadcasts to `(..., T_q, T_k)`, for example `(T_q, T_k)`,
 #   `(B, 1, T_q, T_k)` or `(B, 1, 1, T_k)`. The same two conventions as
 #   `torch.nn.functional.scaled_dot_product_attention`:
@@ -307,6 +313,58 @@ assert_close(
     check_device=True,
     msg="float32 with a causal boolean mask",
 )
+
+# No leading dimension at all, three leading dimensions, and a head width of 1.
+_check_sdpa(q[0, 0], k[0, 0], v[0, 0], keep, "2-D inputs (T, D), boolean mask (T, T)")
+_q5, _k5, _v5 = (torch.randn(2, 2, 3, 4, 6, generator=_g, dtype=torch.float64).to(DEVICE64) for _ in range(3))
+_keep5 = torch.rand(2, 1, 1, 4, 4, generator=_g).to(DEVICE64) < 0.7
+_keep5[..., 0] = True
+_check_sdpa(_q5, _k5, _v5, None, "five dimensions (2, 2, 3, 4, 6)")
+_check_sdpa(_q5, _k5, _v5, _keep5, "five dimensions with a (2, 1, 1, 4, 4) boolean mask")
+_check_sdpa(q[..., :1], k[..., :1], v, None, "D = 1 (q and k of shape (B, H, T, 1))")
+
+# Empty dimensions: no batch element, no query.
+for _what, (_qs, _ks, _vs) in {
+    "B = 0": ((0, 3, 5, 8), (0, 3, 4, 8), (0, 3, 4, 2)),
+    "T_q = 0": ((2, 3, 0, 8), (2, 3, 4, 8), (2, 3, 4, 2)),
+}.items():
+    _qe, _ke, _ve = (torch.randn(_s, generator=_g, dtype=torch.float64).to(DEVICE64) for _s in (_qs, _ks, _vs))
+    for _me in (None, torch.ones(_qs[-2], _ks[-2], dtype=torch.bool, device=DEVICE64)):
+        _oe = _sdpa(_qe, _ke, _ve, _me)
+        _want_shape = (*_qs[:-1], _vs[-1])
+        _mask_what = "no mask" if _me is None else "a boolean mask"
+        assert _oe.shape == _want_shape and _oe.dtype == torch.float64, (
+            f"{_what} ({_mask_what}): q {_qs}, k {_ks}, v {_vs} should give an empty float64 output of shape "
+            f"{_want_shape}, got {tuple(_oe.shape)} {_oe.dtype}"
+        )
+
+# bfloat16 inputs with a causal mask: the output stays bfloat16, close to the float64 answer.
+_qb, _kb, _vb = (torch.randn(2, 3, 6, 16, generator=_g).bfloat16() for _ in range(3))
+_want_b = F.scaled_dot_product_attention(_qb.double(), _kb.double(), _vb.double(), is_causal=True)
+_got_b = _sdpa(_qb.to(DEVICE), _kb.to(DEVICE), _vb.to(DEVICE), _causal32)
+assert _got_b.dtype == torch.bfloat16, (
+    f"bfloat16 inputs (2, 3, 6, 16) should give a bfloat16 output, got {_got_b.dtype}"
+)
+assert_close(
+    _got_b.double(), _want_b.to(DEVICE), rtol=5e-2, atol=5e-2, check_device=True, msg="bfloat16 (2, 3, 6, 16), causal"
+)
+
+# The device: with inputs on the meta device (no values), the output must be there too.
+_qm = torch.empty(2, 3, 5, 8, dtype=torch.float64, device="meta")
+_km = torch.empty(2, 3, 7, 8, dtype=torch.float64, device="meta")
+_vm = torch.empty(2, 3, 7, 4, dtype=torch.float64, device="meta")
+for _what, _mm in {
+    "no mask": None,
+    "boolean mask (5, 7)": torch.empty(5, 7, dtype=torch.bool, device="meta"),
+    "float mask (2, 1, 1, 7)": torch.empty(2, 1, 1, 7, dtype=torch.float64, device="meta"),
+}.items():
+    _om = scaled_dot_product_attention(_qm, _km, _vm, _mm)
+    assert isinstance(_om, torch.Tensor) and _om.device.type == "meta", (
+        f"meta inputs q (2, 3, 5, 8), k (2, 3, 7, 8), v (2, 3, 7, 4), {_what}: the output should be on meta"
+    )
+    assert _om.shape == (2, 3, 5, 4) and _om.dtype == torch.float64, (
+        f"meta inputs, {_what}: expected a float64 (2, 3, 5, 4) output, got {_om.dtype} {tuple(_om.shape)}"
+    )
 ### END HIDDEN TESTS
 print("scaled_dot_product_attention: tests passed")
 
@@ -333,9 +391,9 @@ print("scaled_dot_product_attention: tests passed")
 # - It follows Task 1's convention (True = may attend), so
 #   `scaled_dot_product_attention(q, k, v, causal_mask(T))` is causal attention. Careful:
 #   `torch.nn.MultiheadAttention`'s `attn_mask` uses the **opposite** convention (True = blocked).
-# - The mask is on `device` (a `torch.device` or a string such as `"cpu"`; `None` means the
-#   default device, the CPU).
-# - `T = 1` gives `[[True]]`: a single token sees itself.
+# - The mask is on `device` (a `torch.device` or a string such as `"cpu"` or `"meta"`; `None`
+#   means the default device, the CPU).
+# - `T = 1` gives `[[True]]`: a single token sees itself. `T = 0` gives an empty `(0, 0)` mask.
 #
 # The hidden tests also run a **future-leak probe**: they change token $t+1$ (its query, key and
 # value) and check that the output at positions $0, \dots, t$ does not change, once with your
@@ -415,6 +473,23 @@ def _probe(attention, name):
 
 _probe(lambda a, b, c, m: F.scaled_dot_product_attention(a, b, c, attn_mask=m), "your mask in PyTorch's attention")
 _probe(scaled_dot_product_attention, "your mask in your scaled_dot_product_attention")
+
+# The device argument on a device that is not the default one (meta: no values), given three ways.
+for _what, _m in {
+    "causal_mask(5, 'meta')": causal_mask(5, "meta"),
+    "causal_mask(5, device='meta')": causal_mask(5, device="meta"),
+    "causal_mask(5, device=torch.device('meta'))": causal_mask(5, device=torch.device("meta")),
+}.items():
+    assert isinstance(_m, torch.Tensor) and _m.device.type == "meta", f"{_what} should be on the meta device"
+    assert _m.dtype == torch.bool and _m.shape == (5, 5), (
+        f"{_what} should be a boolean (5, 5) tensor, got {_m.dtype} {tuple(_m.shape)}"
+    )
+
+# T = 0: an empty mask.
+_m = causal_mask(0)
+assert _m.dtype == torch.bool and _m.shape == (0, 0), (
+    f"causal_mask(0) should be an empty boolean (0, 0) tensor, got {_m.dtype} {tuple(_m.shape)}"
+)
 ### END HIDDEN TESTS
 print("causal_mask: tests passed")
 
@@ -439,7 +514,8 @@ print("causal_mask: tests passed")
 #   `x[b, h, t, d]`.
 #
 # Both keep the dtype and device, and must work on any input, including tensors that are not
-# contiguous in memory (such as the output of `transpose`). Watch out: `x.view(B, H, T, D)`
+# contiguous in memory (such as the output of `transpose`) and tensors with an empty batch or
+# time dimension (`B = 0` or `T = 0`). Watch out: `x.view(B, H, T, D)`
 # (or `reshape`) has the right **shape** but the wrong **layout**: it cuts the flat memory
 # `t0c0, t0c1, ..., t1c0, ...` into blocks of `T*D` values, so a "head" would hold pieces of
 # several tokens. The tests compare the values, not only the shapes.
@@ -526,6 +602,32 @@ for _c, _h in ((10, 3), (12, 5), (7, 2)):
         pass
     else:
         raise AssertionError(f"split_heads with width {_c} and {_h} heads should raise ValueError")
+
+# Empty batch or time dimension.
+for _shape, _h in (((0, 5, 12), 3), ((2, 0, 12), 4)):
+    _b, _t, _c = _shape
+    _s = split_heads(torch.randn(_shape, generator=_g).to(DEVICE), _h)
+    assert _s.shape == (_b, _h, _t, _c // _h) and _s.dtype == torch.float32, (
+        f"split_heads of an empty {_shape} float32 tensor with {_h} heads should be float32 "
+        f"{(_b, _h, _t, _c // _h)}, got {_s.dtype} {tuple(_s.shape)}"
+    )
+    _m = merge_heads(torch.randn(_b, _h, _t, _c // _h, generator=_g).to(DEVICE))
+    assert _m.shape == _shape and _m.dtype == torch.float32, (
+        f"merge_heads of an empty {(_b, _h, _t, _c // _h)} float32 tensor should be float32 {_shape}, "
+        f"got {_m.dtype} {tuple(_m.shape)}"
+    )
+
+# The device: meta tensors (no values) stay on meta.
+_s = split_heads(torch.empty(2, 5, 12, dtype=torch.float64, device="meta"), 3)
+assert _s.device.type == "meta" and _s.shape == (2, 3, 5, 4) and _s.dtype == torch.float64, (
+    f"split_heads of a float64 meta tensor (2, 5, 12), 3 heads: expected meta float64 (2, 3, 5, 4), "
+    f"got {_s.device} {_s.dtype} {tuple(_s.shape)}"
+)
+_m = merge_heads(torch.empty(2, 3, 5, 4, dtype=torch.float64, device="meta"))
+assert _m.device.type == "meta" and _m.shape == (2, 5, 12) and _m.dtype == torch.float64, (
+    f"merge_heads of a float64 meta tensor (2, 3, 5, 4): expected meta float64 (2, 5, 12), "
+    f"got {_m.device} {_m.dtype} {tuple(_m.shape)}"
+)
 ### END HIDDEN TESTS
 print("split_heads and merge_heads: tests passed")
 
@@ -542,7 +644,8 @@ print("split_heads and merge_heads: tests passed")
 #
 # Write `multi_head_self_attention(x, w_qkv, b_qkv, w_out, b_out, n_heads, causal=False)`:
 #
-# - `x`: `(B, T, C)`. The result is `(B, T, C)`, with `x`'s dtype and device.
+# - `x`: `(B, T, C)`. The result is `(B, T, C)`, with `x`'s dtype and device. The weights and
+#   biases have `x`'s dtype and device.
 # - `w_qkv`: `(3C, C)`, `b_qkv`: `(3C,)` or `None` (no bias). This is
 #   `nn.MultiheadAttention`'s `in_proj_weight` / `in_proj_bias` layout: the rows are the three
 #   projections **stacked**, `[W_q; W_k; W_v]` — rows `0:C` give the queries, rows `C:2C` the
@@ -553,6 +656,7 @@ print("split_heads and merge_heads: tests passed")
 #   (Task 3), attended with **your** `scaled_dot_product_attention` (Task 1), merged with your
 #   `merge_heads`, and projected: `merged @ w_out.T + b_out`, with `w_out` `(C, C)` and
 #   `b_out` `(C,)` or `None` (`nn.MultiheadAttention`'s `out_proj.weight` and `out_proj.bias`).
+#   Either bias may be `None` on its own: a missing bias is a bias of zeros.
 # - `causal=True` makes token $t$ attend only to tokens $0, \dots, t$ (use your `causal_mask`
 #   from Task 2). Remember the mask conventions: **your** functions use True = may attend;
 #   `nn.MultiheadAttention`'s `attn_mask` uses True = blocked. The tests translate; your code
@@ -686,6 +790,42 @@ assert_close(
     atol=1e-10,
     msg="with causal=True, the first token's output must not depend on later tokens",
 )
+
+
+def _check_mha_one_bias(missing, causal):
+    """One bias None, the other given: the same as nn.MultiheadAttention with that bias set to zeros."""
+    what = f"B=2, T=5, C=12, 3 heads, causal={causal}, float64, {missing}=None, the other bias given"
+    x_ = torch.randn(2, 5, 12, generator=_g, dtype=torch.float64).to(DEVICE64)
+    w_qkv_, b_qkv_, w_out_, b_out_ = _mha_weights(12, _g, torch.float64, DEVICE64)
+    zeros = {"b_qkv": torch.zeros_like(b_qkv_), "b_out": torch.zeros_like(b_out_)}[missing]
+    ref_b_qkv, ref_b_out = (zeros, b_out_) if missing == "b_qkv" else (b_qkv_, zeros)
+    b_qkv_, b_out_ = (None, b_out_) if missing == "b_qkv" else (b_qkv_, None)
+    got, _ = call_without(_mha_run, x_, w_qkv_, b_qkv_, w_out_, b_out_, 3, causal, forbidden=_forbidden_mha)
+    blocked = torch.ones(5, 5, dtype=torch.bool, device=DEVICE64).triu(diagonal=1) if causal else None
+    with torch.inference_mode():
+        want = _torch_mha(12, 3, w_qkv_, ref_b_qkv, w_out_, ref_b_out)(
+            x_, x_, x_, attn_mask=blocked, need_weights=False
+        )[0]
+    assert isinstance(got, torch.Tensor) and got.shape == (2, 5, 12), f"{what}: expected a (2, 5, 12) tensor"
+    assert_close(got, want, rtol=1e-10, atol=1e-10, check_device=True, msg=what)
+
+
+for _missing in ("b_qkv", "b_out"):
+    for _causal in (False, True):
+        _check_mha_one_bias(_missing, _causal)
+
+# The device: with x and the weights on the meta device (no values), the output must be there too.
+for _causal in (False, True):
+    _meta = [
+        torch.empty(*_s, dtype=torch.float64, device="meta") for _s in ((2, 5, 12), (36, 12), (36,), (12, 12), (12,))
+    ]
+    _om = multi_head_self_attention(*_meta, 3, _causal)
+    assert isinstance(_om, torch.Tensor) and _om.device.type == "meta", (
+        f"meta x (2, 5, 12) and weights, 3 heads, causal={_causal}: the output should be on meta"
+    )
+    assert _om.shape == (2, 5, 12) and _om.dtype == torch.float64, (
+        f"meta x (2, 5, 12), causal={_causal}: expected a float64 (2, 5, 12) output, got {_om.dtype} {tuple(_om.shape)}"
+    )
 ### END HIDDEN TESTS
 print("multi_head_self_attention: tests passed")
 
@@ -718,10 +858,14 @@ print("multi_head_self_attention: tests passed")
 #   `ValueError` if `D` is odd.
 # - `positions` is an integer tensor of shape `(T,)`, on `x`'s device: the position of each of
 #   the `T` rows. They need not start at 0 or be in order (with a KV cache, new tokens sit at
-#   positions 100, 101, ...), so use them; do not assume `0, 1, ..., T-1`.
+#   positions 100, 101, ...), so use them; do not assume `0, 1, ..., T-1`. Any non-negative
+#   position below `2**53` is valid: `float64` holds each of them exactly, `float32` only those
+#   up to `2**24`.
 # - The result has `x`'s shape, dtype and device. Compute the frequencies, the angles and their
 #   cosines and sines in **`float64`**, and cast to `x`'s dtype only at the end: in `float32`,
-#   `position * theta` at position 4000 is already off by about `1e-4` radians.
+#   `position * theta` at position 4000 is already off by about `1e-4` radians. Compute them on
+#   `x`'s device (the hidden tests use the `meta` device too); only on Apple MPS, which has no
+#   `float64`, compute them on the CPU and move the cosines and sines to `x`'s device.
 # - It does not modify `x`.
 #
 # The result equals `transformers.models.llama.modeling_llama.apply_rotary_pos_emb` (with
@@ -864,6 +1008,24 @@ except ValueError:
     pass
 else:
     raise AssertionError("apply_rope with an odd D should raise ValueError")
+
+# Positions as int32, a single row, no row at all.
+_check_rope(x, torch.tensor([5, 1, 0, 9, 2, 2], dtype=torch.int32, device=DEVICE64), "int32 positions")
+_check_rope(x[..., :1, :], torch.tensor([7], device=DEVICE64), "T = 1, position 7")
+_check_rope(x[..., :0, :], torch.zeros(0, dtype=torch.int64, device=DEVICE64), "T = 0 (no rows)")
+
+# Positions beyond 2**24, where float32 can no longer hold every integer (2**24 + 1 rounds to 2**24).
+_far = torch.tensor([2**24 + 1, 2**24 + 3, 2**30 + 7, 2**40 + 1, 2**24, 3], device=DEVICE64)
+_check_rope(x, _far, "positions 2**24 + 1, 2**24 + 3, 2**30 + 7, 2**40 + 1, 2**24, 3 (float64)", rtol=1e-6, atol=1e-6)
+
+# The device: x and positions on the meta device (no values); the result must be there too.
+_om = apply_rope(torch.empty(2, 3, 6, 8, device="meta"), torch.empty(6, dtype=torch.int64, device="meta"))
+assert isinstance(_om, torch.Tensor) and _om.device.type == "meta", (
+    "apply_rope of meta x (2, 3, 6, 8): should be on meta"
+)
+assert _om.shape == (2, 3, 6, 8) and _om.dtype == torch.float32, (
+    f"apply_rope of a float32 meta x (2, 3, 6, 8): expected float32 (2, 3, 6, 8), got {_om.dtype} {tuple(_om.shape)}"
+)
 ### END HIDDEN TESTS
 print("apply_rope: tests passed")
 
@@ -1020,6 +1182,19 @@ _check_decode(2, 4, 3, 12, 3, torch.float64, DEVICE64, 1e-10, 1e-10)
 _check_decode(1, 0, 5, 8, 1, torch.float64, DEVICE64, 1e-10, 1e-10)
 _check_decode(2, 2, 3, 8, 8, torch.float64, DEVICE64, 1e-10, 1e-10)
 _check_decode(3, 5, 4, 32, 4, torch.float32, DEVICE, 1e-4, 1e-5)
+
+# The device: everything on the meta device (no values), with 4 cached tokens and with none.
+for _t_past in (4, 0):
+    _xm = torch.empty(2, 1, 12, device="meta")
+    _cm = torch.empty(2, 3, _t_past, 4, device="meta")
+    _wm = [torch.empty(12, 12, device="meta") for _ in range(3)]
+    _om, _ckm, _cvm = decode_step(_xm, _cm, _cm, *_wm, 3)
+    _want_shapes = [(2, 1, 12), (2, 3, _t_past + 1, 4), (2, 3, _t_past + 1, 4)]
+    for _name, _t, _ws in zip(("out_t", "new_cache_k", "new_cache_v"), (_om, _ckm, _cvm), _want_shapes, strict=True):
+        assert isinstance(_t, torch.Tensor) and _t.device.type == "meta" and _t.shape == _ws, (
+            f"decode_step on meta tensors, x_t (2, 1, 12), caches (2, 3, {_t_past}, 4): {_name} should be a meta "
+            f"tensor of shape {_ws}"
+        )
 ### END HIDDEN TESTS
 print("decode_step: tests passed")
 

@@ -85,8 +85,10 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) 
     if d % 2 == 1:
         raise ValueError("apply_rope: the last dimension must be even")
     half = d // 2
-    freqs = torch.pow(torch.tensor(base, dtype=torch.float64), -torch.arange(half, dtype=torch.float64) * 2 / d)
-    angles = torch.outer(positions.cpu().to(torch.float64), freqs)  # (T, D/2)
+    dev64 = torch.device("cpu") if x.device.type == "mps" else x.device  # no float64 on Apple GPUs
+    exponents = torch.arange(half, dtype=torch.float64, device=dev64) * 2 / d
+    freqs = torch.pow(torch.tensor(base, dtype=torch.float64, device=dev64), -exponents)
+    angles = torch.outer(positions.to(dev64, torch.float64), freqs)  # (T, D/2)
     rotor = torch.polar(torch.ones_like(angles), angles).to(x.device)  # e^{i m theta}
     # Channel i is the real part and channel i + D/2 the imaginary part of one complex number.
     z = torch.view_as_complex(torch.stack((x[..., :half], x[..., half:]), dim=-1).contiguous())
