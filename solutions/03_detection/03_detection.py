@@ -264,6 +264,41 @@ for _bad_in, _bad_out, _bad in (
         assert _bad in str(_err), f"the ValueError for format {_bad!r} should name it, got: {_err}"
     else:
         raise AssertionError(f"box_convert(boxes, {_bad_in!r}, {_bad_out!r}) should raise ValueError")
+
+# One box (N = 1), every output format.
+_one = torch.tensor([[3.0, 4.0, 9.0, 12.0]], dtype=torch.float64, device=DEVICE64)
+for _dst, _want in (("xyxy", [3.0, 4.0, 9.0, 12.0]), ("xywh", [3.0, 4.0, 6.0, 8.0]), ("cxcywh", [6.0, 8.0, 6.0, 8.0])):
+    assert_close(
+        _convert(_one, "xyxy", _dst),
+        torch.tensor([_want], dtype=torch.float64, device=DEVICE64),
+        rtol=0,
+        atol=1e-12,
+        check_device=True,
+        msg=f"one box (1, 4) float64, xyxy -> {_dst}",
+    )
+# bfloat16 keeps its dtype (small integers: every result is exact in bfloat16).
+_bf = torch.tensor([[2.0, 4.0, 10.0, 12.0], [0.0, 6.0, 4.0, 8.0]], dtype=torch.bfloat16, device=DEVICE)
+for _src in _formats:
+    for _dst in _formats:
+        assert_close(
+            _convert(_bf, _src, _dst).double(),
+            torchvision.ops.box_convert(_bf.cpu().double(), _src, _dst).to(DEVICE),
+            rtol=0,
+            atol=1e-12,
+            check_device=True,
+            msg=f"(2, 4) bfloat16 boxes, {_src} -> {_dst}",
+        )
+# A meta tensor has a shape, a dtype and a device but no values: the result stays on that device.
+for _src in _formats:
+    for _dst in _formats:
+        _m = call_without(
+            box_convert, torch.empty(3, 4, dtype=torch.float32, device="meta"), _src, _dst, forbidden=_forbidden_convert
+        )
+        assert isinstance(_m, torch.Tensor) and (_m.device.type, tuple(_m.shape), _m.dtype) == (
+            "meta",
+            (3, 4),
+            torch.float32,
+        ), f"{_src} -> {_dst} of a (3, 4) float32 meta tensor should be (3, 4) float32 on meta, got {_m!r}"
 ### END HIDDEN TESTS
 print("box_convert: tests passed")
 
@@ -288,7 +323,8 @@ print("box_convert: tests passed")
 #   course do not.)
 # - `box_iou(boxes1, boxes2) -> torch.Tensor`: the **pairwise** IoU matrix `(N, M)` of `N`
 #   boxes against `M` boxes: entry `[i, j]` is the IoU of `boxes1[i]` and `boxes2[j]`.
-#   Vectorise it (no Python loop over the boxes): later tasks call it on hundreds of boxes.
+#   Vectorise it if you can (no Python loop over the boxes): later tasks call it on hundreds of
+#   boxes, and a loop is slow there, though the tests do not time it.
 #
 # The intersection of two boxes is the box from `max(x1)`, `max(y1)` to `min(x2)`, `min(y2)`.
 # When the boxes do not overlap, its "width" or "height" comes out **negative**: clamp both at
@@ -448,6 +484,17 @@ _none = torch.zeros(0, 4, dtype=torch.float64, device=DEVICE64)
 assert _iou(_none, _apart).shape == (0, 4), "box_iou of 0 boxes with 4 boxes should have shape (0, 4)"
 assert _iou(_apart, _none).shape == (4, 0), "box_iou of 4 boxes with 0 boxes should have shape (4, 0)"
 assert _area(_none).shape == (0,), "box_area of no boxes should have shape (0,)"
+# Meta tensors (shape, dtype and device only): the results stay on the device of the boxes.
+_m1 = torch.empty(5, 4, dtype=torch.float32, device="meta")
+_m2 = torch.empty(3, 4, dtype=torch.float32, device="meta")
+_mi = call_without(box_iou, _m1, _m2, forbidden=_forbidden_iou)
+assert (_mi.device.type, tuple(_mi.shape), _mi.dtype) == ("meta", (5, 3), torch.float32), (
+    f"box_iou of (5, 4) and (3, 4) float32 meta tensors should be (5, 3) float32 on meta, got {_mi!r}"
+)
+_ma = call_without(box_area, _m1, forbidden=_forbidden_iou)
+assert (_ma.device.type, tuple(_ma.shape), _ma.dtype) == ("meta", (5,), torch.float32), (
+    f"box_area of a (5, 4) float32 meta tensor should be (5,) float32 on meta, got {_ma!r}"
+)
 ### END HIDDEN TESTS
 print("box_area and box_iou: tests passed")
 
@@ -602,6 +649,14 @@ assert _nms(_apart, _s_apart, 0.5).tolist() == [1, 2, 0], "three separate boxes 
 assert _nms(_apart[:1], _s_apart[:1], 0.5).tolist() == [0], "a single box is kept"
 _empty = _nms(torch.zeros(0, 4, device=DEVICE), torch.zeros(0, device=DEVICE), 0.5)
 assert _empty.shape == (0,), f"nms of no boxes should return shape (0,), got {tuple(_empty.shape)}"
+# Exactly on another threshold, float32 and float64 ([0, 0, 10, 10] and [0, 0, 10, 2.5]: IoU 0.25, exact in both).
+for _dtype, _dev in ((torch.float64, DEVICE64), (torch.float32, DEVICE)):
+    _quarter = torch.tensor([[0.0, 0.0, 10.0, 2.5], [0.0, 0.0, 10.0, 10.0]], dtype=_dtype, device=_dev)
+    _sq = torch.tensor([0.3, 0.8], dtype=_dtype, device=_dev)
+    assert _nms(_quarter, _sq, 0.25).tolist() == [1, 0], f"IoU exactly 0.25 at iou_threshold 0.25 keeps both ({_dtype})"
+    assert _nms(_quarter, _sq, 0.24).tolist() == [1], f"IoU 0.25 at iou_threshold 0.24 removes box 0 ({_dtype})"
+# Identical boxes just below 1.0: the lower-scored one is removed.
+assert _nms(_same, _s2, 0.99).tolist() == [1], "two identical boxes (IoU 1) at iou_threshold 0.99: keep only the best"
 ### END HIDDEN TESTS
 print("nms: tests passed")
 
@@ -620,7 +675,8 @@ print("nms: tests passed")
 # - It returns the indices kept, `int64` on the boxes' device, **sorted by decreasing score
 #   across all classes**, exactly what `torchvision.ops.batched_nms` returns.
 # - `N = 0` gives an empty `int64` tensor of shape `(0,)`. It does not modify its inputs.
-#   Coordinates are non-negative and scores distinct in the tests.
+#   `boxes`, `scores` and `labels` are on one device; coordinates are non-negative and scores
+#   distinct in the tests.
 #
 # Use your `nms`. Do not call `torchvision.ops.nms` or `torchvision.ops.batched_nms`.
 
@@ -698,6 +754,22 @@ _empty = call_without(
     forbidden=_forbidden_batched,
 )
 assert _empty.shape == (0,) and _empty.dtype == torch.int64, "batched_nms of no boxes should be an empty int64 (0,)"
+# The strict threshold within a class: IoU exactly 0.5 between the two boxes of label 4.
+_bb = torch.tensor(
+    [[0.0, 0.0, 10.0, 5.0], [0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 9.0]], dtype=torch.float64, device=DEVICE64
+)
+_bs = torch.tensor([0.6, 0.9, 0.7], dtype=torch.float64, device=DEVICE64)
+_bl = torch.tensor([4, 4, 11], device=DEVICE64)
+for _t, _want in ((0.5, [1, 2, 0]), (0.49, [1, 2])):
+    _got = call_without(batched_nms, _bb, _bs, _bl, _t, forbidden=_forbidden_batched)
+    assert _got.tolist() == _want, (
+        f"labels [4, 4, 11], IoU exactly 0.5 within label 4, iou_threshold {_t}: expected {_want}, got {_got.tolist()}"
+    )
+    _check_batched(_bb, _bs, _bl, _t, f"IoU exactly 0.5 within a class, iou_threshold {_t}")
+# One class only (it is plain NMS); one box.
+_b1c, _s1c = _b[:40].to(DEVICE64), _s[:40].to(DEVICE64)
+_check_batched(_b1c, _s1c, torch.full((40,), 6, device=DEVICE64), 0.4, "40 boxes, all of label 6")
+_check_batched(_bb[:1], _bs[:1], _bl[:1], 0.5, "one box")
 ### END HIDDEN TESTS
 print("batched_nms: tests passed")
 
@@ -724,8 +796,8 @@ print("batched_nms: tests passed")
 #    **its own best ground truth** (the one from step 1; usually that same ground truth). When
 #    several anchors tie exactly for a ground truth's highest IoU, all of them are matched.
 #
-# - `anchors` `(A, 4)`, `gt_boxes` `(G, 4)`, both `xyxy`; `0 <= low <= high <= 1` (`low ==
-#   high` leaves no ignored band).
+# - `anchors` `(A, 4)` with `A >= 1`, `gt_boxes` `(G, 4)`, both `xyxy` and on the same device;
+#   `0 <= low <= high <= 1` (`low == high` leaves no ignored band).
 # - The result is `(A,)`, `int64`, on the anchors' device. It does not modify its inputs.
 # - `G = 0` (an image with no object): every anchor is background, `-1`.
 # - The comparisons are exactly as written: an IoU of exactly `high` is foreground, an IoU of
@@ -851,6 +923,28 @@ _check_match(_exact, gt_m, 0.5, 0.25, "IoUs 0.7, 0.25, 1 and 0.5 with high 0.5 a
 _check_match(_exact, gt_m, 0.5, 0.5, "high == low == 0.5")
 _none = _match(_anchors.to(DEVICE), torch.zeros(0, 4, device=DEVICE))
 assert (_none == -1).all(), "with no ground truth, every anchor should be background (-1)"
+# Each threshold given alone (the other keeps its default), and the ends of the range.
+_gt2 = random_boxes(4, _g, max_xy=150.0, min_wh=8.0, max_wh=90.0, device="cpu").to(DEVICE64)
+for _kwargs, _high, _low in (({"high": 0.7}, 0.7, 0.4), ({"low": 0.2}, 0.5, 0.2)):
+    _got = _match(_anchors.to(DEVICE64), _gt2, **_kwargs).cpu()
+    _want = Matcher(_high, _low, allow_low_quality_matches=True)(torchvision.ops.box_iou(_gt2.cpu(), _anchors))
+    assert torch.equal(_got, _want), (
+        f"match_anchors(864 anchors, 4 objects, {', '.join(f'{k}={v}' for k, v in _kwargs.items())}): "
+        f"{int((_got != _want).sum())} anchors differ from torchvision's Matcher({_high}, {_low})"
+    )
+_check_match(_exact, gt_m, 1.0, 0.0, "high 1 and low 0: only IoU 1 is foreground, nothing is background")
+# One anchor: it is every object's best anchor, so it gets its own best object.
+_check_match(_anc[1:2], _gts, 0.5, 0.4, "one anchor, two objects")
+# No ground truth on a meta device: the result is on the anchors' device.
+_mm = call_without(
+    match_anchors,
+    torch.empty(6, 4, dtype=torch.float32, device="meta"),
+    torch.empty(0, 4, dtype=torch.float32, device="meta"),
+    forbidden=_forbidden_match,
+)
+assert (_mm.device.type, tuple(_mm.shape), _mm.dtype) == ("meta", (6,), torch.int64), (
+    f"match_anchors of 6 meta anchors and no ground truth should be (6,) int64 on meta, got {_mm!r}"
+)
 ### END HIDDEN TESTS
 print("match_anchors: tests passed")
 
@@ -993,6 +1087,33 @@ _empty = call_without(
     forbidden=_forbidden_decode,
 )
 assert _empty.shape == (0, 4), f"decode_boxes of no deltas should have shape (0, 4), got {tuple(_empty.shape)}"
+# weights given by keyword; one box; dw exactly at the clamp.
+_w = (10.0, 10.0, 5.0, 5.0)
+assert_close(
+    call_without(decode_boxes, _d[:7] * 10, _a[:7], weights=_w, forbidden=_forbidden_decode),
+    BoxCoder(_w).decode_single(_d[:7] * 10, _a[:7]),
+    rtol=1e-12,
+    atol=1e-9,
+    check_device=True,
+    msg="7 deltas, weights=(10, 10, 5, 5) given by keyword",
+)
+_at_clamp = torch.tensor([[0.5, -0.5, math.log(1000.0 / 16), math.log(1000.0 / 16) - 1.0]], dtype=torch.float64)
+_check_decode(_at_clamp.to(DEVICE64), _a4[:1], (1.0, 1.0, 1.0, 1.0), "one box, dw exactly log(1000 / 16)")
+# The result has the dtype of deltas, whatever the dtype of anchors.
+for _dd, _da in ((torch.float32, torch.float64), (torch.float64, torch.float32)):
+    _check_decode(
+        _d[:9].to(_dd), _a[:9].to(_da), (1.0, 1.0, 1.0, 1.0), f"{_dd} deltas with {_da} anchors", rtol=1e-5, atol=1e-3
+    )
+# Meta tensors (shape, dtype and device only), with float64 anchors: (5, 4) float32 on meta.
+_dm = call_without(
+    decode_boxes,
+    torch.empty(5, 4, dtype=torch.float32, device="meta"),
+    torch.empty(5, 4, dtype=torch.float64, device="meta"),
+    forbidden=_forbidden_decode,
+)
+assert (_dm.device.type, tuple(_dm.shape), _dm.dtype) == ("meta", (5, 4), torch.float32), (
+    f"decode_boxes of (5, 4) float32 deltas and float64 anchors on meta should be (5, 4) float32 on meta, got {_dm!r}"
+)
 ### END HIDDEN TESTS
 print("decode_boxes: tests passed")
 
@@ -1030,7 +1151,12 @@ print("decode_boxes: tests passed")
 # - If there are ground truths but no detections at all, AP is `0.0`. If there is **no
 #   ground truth in any image**, recall is undefined: raise `ValueError` (the COCO evaluation
 #   reports `-1` for such a class and leaves it out of its mean).
+# - `iou_threshold` is a float in `[0, 1]`. With `0`, a detection takes a free ground truth of
+#   its image even when they do not overlap (IoU `0 >= 0`), as in the COCO evaluation.
 # - It returns a Python `float`, works on tensors on any device and does not modify its inputs.
+#   It ranks `float64` scores and compares IoUs of `float64` boxes in `float64` (no rounding to
+#   `float32`); with `float32` boxes, the tests keep every IoU clear of `iou_threshold` by more
+#   than `float32` rounding, so either precision works there.
 # - The tests use distinct scores and avoid exact ties in IoU and recalls that fall exactly on
 #   a threshold (other than 0 and 1), so `torch.linspace(0, 1, 101)` and
 #   `numpy.linspace(0, 1, 101)` both work.
@@ -1248,6 +1374,50 @@ except ValueError:
     pass
 else:
     raise AssertionError("average_precision with no ground truth in any image should raise ValueError")
+try:
+    average_precision([], [], [])
+except ValueError:
+    pass
+else:
+    raise AssertionError("average_precision([], [], []) (no images, so no ground truth) should raise ValueError")
+
+# An IoU exactly on iou_threshold is a match ([0, 0, 10, 10] and [0, 0, 10, 20]: IoU 0.5); just above it is not.
+_g1, _d1 = [_t([[0, 0, 10, 10]])], [_t([[0, 0, 10, 20]])]
+_s1 = [torch.tensor([0.5], dtype=torch.float64, device=DEVICE64)]
+assert _ap(_d1, _s1, _g1, 0.5) == 1.0, "one detection with IoU exactly 0.5 at iou_threshold 0.5 is a match: AP 1.0"
+assert _ap(_d1, _s1, _g1) == 1.0, "IoU exactly 0.5 with the default iou_threshold (0.5) is a match: AP 1.0"
+assert _ap(_d1, _s1, _g1, 0.51) == 0.0, "one detection with IoU 0.5 at iou_threshold 0.51 is no match: AP 0.0"
+# float64 precision: an IoU 5e-12 below 0.5 (it would round to 0.5 in float32) is no match.
+assert _ap([_t([[0, 0, 10, 20.0000000002]])], _s1, _g1, 0.5) == 0.0, (
+    "a float64 detection with IoU 0.5 - 5e-12 at iou_threshold 0.5 is no match (compare in float64): AP 0.0"
+)
+assert _ap(_g1, _s1, [_t([[0, 0, 10, 20.0000000002]])], 0.5) == 0.0, (
+    "a float64 ground truth with IoU 0.5 - 5e-12 at iou_threshold 0.5 is no match (compare in float64): AP 0.0"
+)
+# float64 scores 1e-12 apart (equal in float32): the better one, a hit in image 1, ranks first.
+_s64 = [torch.tensor([0.5], dtype=torch.float64, device=DEVICE64), torch.tensor([0.5 + 1e-12], dtype=torch.float64, device=DEVICE64)]
+assert_close(
+    _ap([_t([[50, 50, 60, 60]]), _t([[0, 0, 10, 10]])], _s64, [_t([]), _t([[0, 0, 10, 10]])]),
+    1.0,
+    rtol=1e-12,
+    atol=1e-12,
+    msg="float64 scores 0.5 (a miss) and 0.5 + 1e-12 (a hit): the hit ranks first, AP 1.0",
+)
+# iou_threshold 0: a detection takes a free object it does not overlap; one whose objects are all taken is a miss.
+# Image 0, objects A and B: A (0.9) hits A; A again (0.5) has IoU 0 with the free B, so it hits B; a box far away
+# (0.4) finds nothing free: a miss. Image 1 has no object: 0.45 is a miss. Image 2: 0.3 hits its object.
+_pb0 = [_t([[0, 0, 10, 10], [0, 0, 10, 10], [200, 200, 210, 210]]), _t([[300, 300, 310, 310]]), _t([[100, 0, 110, 10]])]
+_ps0 = [
+    torch.tensor([0.9, 0.5, 0.4], dtype=torch.float64, device=DEVICE64),
+    torch.tensor([0.45], dtype=torch.float64, device=DEVICE64),
+    torch.tensor([0.3], dtype=torch.float64, device=DEVICE64),
+]
+_gb0 = [_t([[0, 0, 10, 10], [50, 0, 60, 10]]), _t([]), _t([[100, 0, 110, 10]])]
+# Hit, hit, miss, miss, hit: precision 1, 1, 2/3, 1/2, 3/5 at recall 1/3, 2/3, 2/3, 2/3, 1.
+assert_close(_ap(_pb0, _ps0, _gb0, 0.0), (67 + 34 * 0.6) / 101, rtol=1e-12, atol=1e-12, msg="iou_threshold 0.0")
+assert_close(
+    _ap(_pb0, _ps0, _gb0, 0.0), _coco_ap(_pb0, _ps0, _gb0, 0.0), rtol=1e-9, atol=1e-9, msg="iou_threshold 0.0, COCO"
+)
 ### END HIDDEN TESTS
 print("average_precision: tests passed")
 
