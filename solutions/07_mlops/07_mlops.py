@@ -164,7 +164,10 @@ print(
 #   `1/bins` of the reference. The inner edges are exactly
 #   `numpy.unique(numpy.quantile(reference, numpy.linspace(0, 1, bins + 1)[1:-1]))`
 #   (NumPy's default, linear quantiles). `numpy.unique` merges repeated edges, so a reference
-#   with many ties (a count feature) gives fewer than `bins` bins.
+#   with many ties (a count feature) gives fewer than `bins` bins. Use the levels exactly as
+#   written: `numpy.arange(1, bins) / bins` or `i / bins` differ from `numpy.linspace` in the last
+#   bit for some levels (`0.3` against `0.30000000000000004` for `bins=10`), which moves an edge
+#   by a hair and a value lying exactly there into the other bin; the hidden tests have such values.
 # - With `K - 1` inner edges `e_0 < ... < e_{K-2}`, there are `K` bins: bin 0 is `x < e_0`,
 #   bin `i` is `e_{i-1} <= x < e_i`, the last bin is `x >= e_{K-2}`. So a value equal to an
 #   edge goes into the bin **above** it (`numpy.searchsorted(edges, x, side="right")` gives a
@@ -231,7 +234,9 @@ def _psi_reference(reference_, live_, bins_=10, floor_=1e-4):
     """PSI by a float64 loop: quantile edges of the reference, counts by comparison, natural log."""
     ref_ = [float(x) for x in reference_]
     cur_ = [float(x) for x in live_]
-    edges_ = sorted(set(float(e) for e in np.quantile(np.array(ref_), [i / bins_ for i in range(1, bins_)])))
+    # the statement's edges exactly: quantiles of the float64 reference at linspace(0, 1, bins + 1)[1:-1]
+    levels_ = np.linspace(0.0, 1.0, bins_ + 1)[1:-1]
+    edges_ = sorted(set(float(e) for e in np.quantile(np.array(ref_, dtype=np.float64), levels_)))
     k_ = len(edges_) + 1
 
     def counts(values):
@@ -253,7 +258,7 @@ def _psi(reference_, live_, **kwargs):
     assert np.array_equal(np.asarray(reference_), before[0]) and np.array_equal(np.asarray(live_), before[1]), (
         "psi must not modify its inputs"
     )
-    assert isinstance(result, float), f"psi should return a Python float, got {type(result).__name__}"
+    assert type(result) is float, f"psi should return a Python float, got {type(result).__name__}"
     return result
 
 
@@ -296,20 +301,63 @@ assert abs(_psi(_const, np.full(30, 5.0))) < 1e-12, "a constant reference and th
 _mixed = np.array([4.0] * 10 + [5.0] * 30 + [6.0] * 10)
 assert_close(_psi(_const, _mixed), _psi_reference(_const, _mixed), rtol=1e-9, atol=1e-12, msg="a constant reference")
 
+# Boundaries: bins = 2 (the smallest allowed), values exactly on the edges (they go to the bin
+# above), floor alone and with bins, windows of one value, integers, float32 input (work in float64).
+_on_edges_ref = np.arange(9.0)  # bins=4: edges exactly 2.0, 4.0 and 6.0 (reference values on them)
+_f32_ref = np.array([1.0, 1.0 + 2.0**-23], dtype=np.float32)  # float64 edge 1 + 2**-24; in float32 it rounds to 1.0
+_boundary_cases = {
+    "bins=2, the smallest allowed": (_rng.normal(0, 1, 400), _rng.normal(0.3, 1.2, 150), {"bins": 2}),
+    "live values exactly on the edges 2, 4, 6 (4 bins)": (
+        _on_edges_ref,
+        np.array([2.0, 2.0, 2.0, 4.0, 6.0, 6.0, 6.0, 6.0]),
+        {"bins": 4},
+    ),
+    "live values just below the edges 2, 4, 6 (4 bins)": (
+        _on_edges_ref,
+        np.nextafter(np.array([2.0, 2.0, 2.0, 4.0, 6.0, 6.0, 6.0, 6.0]), -np.inf),
+        {"bins": 4},
+    ),
+    "floor=0.05 with bins=3 (empty live bins)": (np.arange(30.0), np.full(12, 29.0), {"bins": 3, "floor": 0.05}),
+    "floor=0.3, above every fraction of 5 bins": (np.arange(50.0), np.arange(0.0, 50.0, 3.0), {"bins": 5, "floor": 0.3}),
+    "a one-value reference and a one-value live window": (np.array([2.0]), np.array([3.0]), {}),
+    "integer lists": ([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5], [2, 7, 1, 8, 2, 8], {"bins": 3}),
+    "a float32 reference (work in float64)": (_f32_ref, np.array([1.0, 1.0, 2.0], dtype=np.float32), {"bins": 2}),
+    "values 1e-9 apart near 1 (distinct in float64, not in float32)": (
+        1.0 + np.arange(20) * 1e-9,
+        1.0 + np.array([0.0, 0.0, 0.0, 3.0, 19.0]) * 1e-9,
+        {"bins": 5},
+    ),
+    "lists of Python ints, one beyond int64 (10**20)": ([1, 2, 3, 4, 10**20], [2, 3, 3, 10**20], {"bins": 2}),
+    # linspace levels 0.30000000000000004, 0.6000000000000001, 0.7000000000000001 give the edges
+    # 3.0000000000000004, 6.000000000000001, 7.000000000000001: the values 3, 6 and 7 fall below them.
+    "reference 0..10, bins=10, values on the linspace edges": (
+        np.arange(11.0),
+        np.array([3.0, 3.0, 6.0, 7.0, 7.0, 10.0]),
+        {},
+    ),
+}
+for _name, (_ref, _live, _kw) in _boundary_cases.items():
+    _want = _psi_reference(_ref, _live, _kw.get("bins", 10), _kw.get("floor", 1e-4))
+    _shape = f"reference {np.shape(_ref)} {np.asarray(_ref).dtype}, live {np.shape(_live)} {np.asarray(_live).dtype}"
+    assert_close(_psi(_ref, _live, **_kw), _want, rtol=1e-9, atol=1e-12, msg=f"PSI, {_name}: {_shape}, {_kw}")
+
 # Bad input raises ValueError.
 for _bad_ref, _bad_live, _bad_kw, _why in (
     ([], [1.0, 2.0], {}, "an empty reference"),
     ([1.0, 2.0, 3.0], [], {}, "an empty live window"),
     ([1.0, 2.0, 3.0], [1.0, float("nan")], {}, "NaN in the live window"),
+    ([1.0, float("nan"), 3.0], [1.0, 2.0], {}, "NaN in the reference"),
     ([1.0, float("inf"), 3.0], [1.0, 2.0], {}, "an infinity in the reference"),
+    ([1.0, 2.0, 3.0], [float("-inf"), 2.0], {}, "-inf in the live window"),
     ([1.0, 2.0, 3.0], [1.0, 2.0], {"bins": 1}, "bins=1"),
+    ([1.0, 2.0, 3.0], [1.0, 2.0], {"bins": 0}, "bins=0"),
 ):
     try:
         psi(_bad_ref, _bad_live, **_bad_kw)
     except ValueError:
         pass
     else:
-        raise AssertionError(f"psi with {_why} should raise ValueError")
+        raise AssertionError(f"psi with {_why} should raise ValueError (reference {_bad_ref}, live {_bad_live}, {_bad_kw})")
 ### END HIDDEN TESTS
 print("psi: tests passed")
 
@@ -332,12 +380,17 @@ print("psi: tests passed")
 #   default): sort the `n` values ascending, `x_0 <= ... <= x_{n-1}`; let `pos = (n - 1) q / 100`,
 #   `lo = floor(pos)`, `hi = min(lo + 1, n - 1)`; the percentile is
 #   `x_lo + (x_hi - x_lo) * (pos - lo)`. A single timing is its own mean and percentiles.
-# - Write the interpolation yourself: do not call `numpy.percentile`, `numpy.quantile` (or their
-#   `nan` versions), `torch.quantile`, `statistics.quantiles` or the course package's
+# - Write the interpolation yourself (sorting is fine): do not call any library function that
+#   computes a quantile, a percentile or a median. That is `numpy.percentile`, `numpy.quantile`,
+#   `numpy.median` (and their `nan` versions, and `numpy.ma.median`), `torch.quantile`,
+#   `torch.median` (and their `nan` versions), `scipy.stats.scoreatpercentile`, `scipy.stats.quantile`,
+#   `scipy.stats.iqr`, `scipy.stats.mstats.mquantiles`, `hdquantiles` and `scoreatpercentile`,
+#   `scipy.ndimage.median` and `percentile_filter`, pandas' `quantile`, `median` and `describe`,
+#   `statistics.quantiles` and the `statistics.median` functions, and the course package's
 #   `percentile` and `summarize_latencies` (the hidden tests check this and compare with
 #   `numpy.percentile`).
-# - Raise `ValueError` for an empty sequence, and for a NaN or a negative latency (naming the
-#   value in the message). Do not modify the input.
+# - A latency of exactly 0 is valid. Raise `ValueError` for an empty sequence, and for a NaN or a
+#   negative latency (naming the value in the message). Do not modify the input.
 
 
 # %% nbgrader={"grade": false, "grade_id": "latency-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -377,13 +430,38 @@ except ValueError:
 else:
     raise AssertionError("latency_percentiles([]) should raise ValueError")
 ### BEGIN HIDDEN TESTS
+# Every library function that computes a quantile, a percentile or a median (the statement's list).
 _forbidden_latency = (
     "numpy.percentile",
     "numpy.quantile",
     "numpy.nanpercentile",
     "numpy.nanquantile",
+    "numpy.median",
+    "numpy.nanmedian",
+    "numpy.ma.median",
     "torch.quantile",
+    "torch.nanquantile",
+    "torch.median",
+    "torch.nanmedian",
+    "scipy.stats.scoreatpercentile",
+    "scipy.stats.mstats.mquantiles",
+    "scipy.stats.mstats.hdquantiles",
+    "scipy.stats.mstats.scoreatpercentile",
+    "scipy.stats.quantile",
+    "scipy.stats.iqr",
+    "scipy.ndimage.median",
+    "scipy.ndimage.percentile_filter",
+    "pandas.Series.quantile",
+    "pandas.DataFrame.quantile",
+    "pandas.Series.median",
+    "pandas.DataFrame.median",
+    "pandas.Series.describe",
+    "pandas.DataFrame.describe",
     "statistics.quantiles",
+    "statistics.median",
+    "statistics.median_low",
+    "statistics.median_high",
+    "statistics.median_grouped",
     "mlcraft.mlops.timing.percentile",
     "mlcraft.mlops.timing.summarize_latencies",
 )
@@ -418,18 +496,38 @@ _check_latency(tuple(_rng.exponential(0.02, 58)), "58 exponential timings (tuple
 _check_latency(np.concatenate([np.full(95, 0.010), np.full(5, 0.500)]), "95 fast requests and 5 slow ones")
 _check_latency([0.003, 0.001], "two timings")
 _check_latency([0.25], "one timing")
+# Boundaries: a latency of exactly 0 is allowed; positions that fall exactly on an order statistic
+# (n = 11: p50 and p90; n = 101: all three); integer seconds; a float32 array.
+_check_latency([0.0], "one timing of exactly 0 s")
+_check_latency([0.0, 0.0, 0.004, 0.0, 0.001], "timings of exactly 0 s among others")
+_check_latency(list(_rng.permutation(np.arange(11.0)) / 1000), "11 timings (p50, p90 on order statistics)")
+_check_latency(_rng.permutation(np.arange(101.0)) / 1000 + 0.5, "101 timings (every position an order statistic)")
+_check_latency([2, 0, 1, 3], "integer seconds (list of int)")
+_check_latency(np.array([0.1, 0.0125, 0.5, 0.25], dtype=np.float32), "a float32 array")
 _one = _latency([0.25])
 assert all(abs(v - 250.0) < 1e-9 for v in _one.values()), f"a single 0.25 s timing is 250 ms everywhere, got {_one}"
-for _bad, _why in (([], "an empty list"), ([0.1, float("nan")], "a NaN timing"), ([0.1, -0.002], "a negative timing")):
+for _bad, _why in (
+    ([], "an empty list"),
+    ((), "an empty tuple"),
+    (np.array([]), "an empty array"),
+    ([0.1, float("nan")], "a NaN timing"),
+    ([float("nan"), 0.1, 0.2], "a NaN as the first timing"),
+    ([0.1, -0.002], "a negative timing"),
+    ([0.01, -(2.0**-14)], "a negative timing above -1 ms (-2**-14 s)"),
+    ((0.3, -0.5, 0.1), "a negative timing in the middle (a tuple)"),
+):
     try:
         latency_percentiles(_bad)
     except ValueError as _err:
-        if _bad:
-            assert str(_bad[-1]) in str(_err) or f"{_bad[-1] * 1000:g}" in str(_err) or "nan" in str(_err).lower(), (
-                f"the ValueError for {_why} should name the value, got: {_err}"
-            )
+        if len(_bad):
+            _value = next(v for v in _bad if math.isnan(v) or v < 0)
+            assert (
+                str(_value) in str(_err)
+                or f"{_value * 1000:g}" in str(_err)
+                or (math.isnan(_value) and "nan" in str(_err).lower())
+            ), f"the ValueError for {_why} ({list(_bad)}) should name the value, got: {_err}"
     else:
-        raise AssertionError(f"latency_percentiles with {_why} should raise ValueError")
+        raise AssertionError(f"latency_percentiles with {_why} ({_bad!r}) should raise ValueError")
 ### END HIDDEN TESTS
 print("latency_percentiles: tests passed")
 
@@ -577,6 +675,11 @@ assert _ok.get("features") == [float(x) for x in _ints] and all(type(x) is float
 )
 _accepts("PredictRequest", {"features": [FLOAT32_MAX, -FLOAT32_MAX, *_row[2:]]}, "the float32 extremes")
 _accepts("PredictRequest", {"features": [1e-300, 0.0, -0.0, *_row[3:]]}, "tiny numbers and zeros")
+# Exactly at the top of the range as an int (stored as the float FLOAT32_MAX); one float above it is out.
+_top = _accepts("PredictRequest", {"features": [int(FLOAT32_MAX), -int(FLOAT32_MAX), *_row[2:]]}, "int(FLOAT32_MAX)")
+assert _top.get("features", [None])[:2] == [FLOAT32_MAX, -FLOAT32_MAX] and type(_top["features"][0]) is float, (
+    f"int(FLOAT32_MAX) should be stored as the float FLOAT32_MAX, got {_top.get('features', [None])[:2]}"
+)
 
 _bad_values = {
     "NaN": float("nan"),
@@ -584,6 +687,10 @@ _bad_values = {
     "-inf": float("-inf"),
     "1e39 (beyond float32)": 1e39,
     "-1e39 (beyond float32)": -1e39,
+    "the float just above FLOAT32_MAX": math.nextafter(FLOAT32_MAX, math.inf),
+    "the float just below -FLOAT32_MAX": math.nextafter(-FLOAT32_MAX, -math.inf),
+    "the int 10**39 (beyond float32)": 10**39,
+    "the boolean False": False,
     'the string "1.5"': "1.5",
     "the boolean True": True,
     "None": None,
@@ -596,6 +703,8 @@ for _text, _label in (
     ('{"features": [1, 2, 3, NaN, 5, 6, 7, 8]}', "NaN in JSON"),
     ('{"features": [1, 2, 3, "4", 5, 6, 7, 8]}', 'the string "4" in JSON'),
     ('{"features": [1, 2, 3, true, 5, 6, 7, 8]}', "true in JSON"),
+    ('{"features": [1, 2, 3, -1e400, 5, 6, 7, 8]}', "-1e400 in JSON (-inf)"),
+    ('{"features": [1, 2, 3, 4, 5, 6, 7, 8], "features_2": null}', "an extra null field in JSON"),
 ):
     _outcome, _ = validate_request("PredictRequest", _text, "model_validate_json")
     assert _outcome == "rejected", f"PredictRequest.model_validate_json should reject {_label}"
@@ -612,7 +721,12 @@ for _payload, _label in (
     _rejects("PredictRequest", _payload, _label)
 
 # Batches.
-_accepts("BatchRequest", {"instances": [_row]}, "a batch of one row")
+_one_row = _accepts("BatchRequest", {"instances": [_ints]}, "a batch of one row of ints")
+assert _one_row.get("instances") == [[float(x) for x in _ints]] and all(
+    type(x) is float for x in _one_row["instances"][0]
+), f"a batch's integer features should be stored as floats, got {_one_row.get('instances')}"
+_edge_rows = [[FLOAT32_MAX, -FLOAT32_MAX, 0.0, -0.0, 1e-300, *_row[5:]], _row]
+_accepts("BatchRequest", {"instances": _edge_rows}, "rows with the float32 extremes and zeros")
 _full = _accepts("BatchRequest", {"instances": [_row] * MAX_BATCH}, f"a batch of exactly MAX_BATCH = {MAX_BATCH} rows")
 _full_rows = _full.get("instances", [])
 assert len(_full_rows) == MAX_BATCH and all(type(x) is float for r in _full_rows for x in r), (
@@ -625,6 +739,10 @@ for _payload, _label in (
     ({"instances": [_row, [*_row, 0.0]]}, "a batch with a long row"),
     ({"instances": [_row, [*_row[:-1], "2"]]}, "a batch with a string in a row"),
     ({"instances": [_row, [*_row[:-1], 1e39]]}, "a batch with a value beyond float32"),
+    ({"instances": [_row, [*_row[:-1], -float("inf")]]}, "a batch with -inf in a row"),
+    ({"instances": [[True, *_row[1:]], _row]}, "a batch with a boolean in the first row"),
+    ({"instances": [_row] * (2 * MAX_BATCH)}, f"a batch of 2 * MAX_BATCH = {2 * MAX_BATCH} rows"),
+    ({"instances": [_row, []]}, "a batch with an empty row"),
     ({"instances": [_row], "priority": 1}, "an extra field"),
     ({}, "a missing instances field"),
     ({"instances": _row}, "a single row instead of a list of rows"),
@@ -816,6 +934,7 @@ _good = mlp_to_onnx(_model, _root / "h_good.onnx", input_name="x")
 _model.train()
 _value, _err, _training = _parity(_model, _good, _x)
 assert _err is None, f"a faithful export should pass (is dropout switched off?), got: {_err}"
+assert type(_value) is float, f"check_parity should return a Python float, got {type(_value).__name__}"
 assert not _training, "check_parity should put the model in eval mode"
 assert_close(_value, _oracle_error(_model, _good, _x), rtol=0, atol=2e-6, msg="error of a faithful export")
 _value_tol, _, _ = _parity(_model, _good, _x, atol=1e-4)
@@ -884,7 +1003,99 @@ for _tamper, _label in (
     assert _err is not None, f"check_parity should raise AssertionError for a graph {_label} (error {_want:.2e})"
     _value, _err, _ = _parity(_model, _path, _x, atol=1.0)
     assert _err is None, f"with atol=1.0 the graph {_label} should pass, got: {_err}"
+    assert type(_value) is float, f"check_parity should return a Python float, got {type(_value).__name__} ({_label})"
     assert_close(_value, _want, rtol=1e-4, atol=2e-6, msg=f"returned error for a graph {_label}")
+
+def _signed_offsets(when):
+    """Subtracts 5e-4 from every output, and 1e-3 * relu(x[:, 0] - 3) more at batch size 1
+    (``when="one"``) or in batches of several rows (``when="many"``): errors of one sign (the
+    ONNX outputs are below the eager ones) that differ between the batch sizes and between rows."""
+
+    def tamper(nodes, initializers, logits, input_name):
+        selector = np.zeros((6, 1), dtype=np.float32)
+        selector[0, 0] = 1.0
+        initializers += [
+            numpy_helper.from_array(selector, "t_sel"),
+            numpy_helper.from_array(np.array([3.0], dtype=np.float32), "t_three"),
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "t_zero_idx"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "t_one_i64"),
+            numpy_helper.from_array(np.array([1.0], dtype=np.float32), "t_one_f"),
+            numpy_helper.from_array(np.full((1, 4), -1e-3, dtype=np.float32), "t_scale"),
+            numpy_helper.from_array(np.full(4, -5e-4, dtype=np.float32), "t_const"),
+        ]
+        nodes += [
+            helper.make_node("MatMul", [input_name, "t_sel"], ["t_x0"]),  # (B, 1)
+            helper.make_node("Sub", ["t_x0", "t_three"], ["t_x0m3"]),
+            helper.make_node("Relu", ["t_x0m3"], ["t_over"]),
+            helper.make_node("Shape", [input_name], ["t_shape"]),
+            helper.make_node("Gather", ["t_shape", "t_zero_idx"], ["t_batch"]),
+            helper.make_node("Equal", ["t_batch", "t_one_i64"], ["t_is_one"]),
+            helper.make_node("Cast", ["t_is_one"], ["t_is_one_f"], to=TensorProto.FLOAT),
+        ]
+        factor = "t_is_one_f"
+        if when == "many":
+            nodes.append(helper.make_node("Sub", ["t_one_f", "t_is_one_f"], ["t_is_many_f"]))
+            factor = "t_is_many_f"
+        nodes += [
+            helper.make_node("Mul", ["t_over", factor], ["t_gated"]),  # (B, 1)
+            helper.make_node("Mul", ["t_gated", "t_scale"], ["t_bump"]),  # (B, 4)
+            helper.make_node("Add", ["t_bump", "t_const"], ["t_offset"]),
+            helper.make_node("Add", [logits, "t_offset"], ["t_out"]),
+        ]
+        return "t_out"
+
+    tamper.__name__ = f"_signed_offsets_{when}"
+    return tamper
+
+
+for _when, _label in (("one", "below eager, more at batch size 1"), ("many", "below eager, more in full batches")):
+    _tamper = _signed_offsets(_when)
+    _path = mlp_to_onnx(_model, _root / f"h_{_tamper.__name__}.onnx", input_name="features", tamper=_tamper)
+    _want = _oracle_error(_model, _path, _x)
+    assert 2e-3 < _want < 3e-3, f"test set-up: the graph {_label} should be off by about 2.5e-3, got {_want}"
+    _value, _err, _ = _parity(_model, _path, _x)
+    assert _err is not None, f"check_parity should raise AssertionError for a graph {_label} (error {_want:.2e})"
+    _value, _err, _ = _parity(_model, _path, _x, atol=1.0)
+    assert _err is None, f"with atol=1.0 the graph {_label} should pass, got: {_err}"
+    assert_close(_value, _want, rtol=1e-4, atol=2e-6, msg=f"returned error for a graph {_label}, inputs {tuple(_x.shape)}")
+
+# An error exactly equal to atol passes ("at most atol"); one ulp less fails. The error is the one
+# your check_parity returned for this graph above (with atol=1.0).
+_path = _root / "h__rows_above_3.onnx"
+_own_error, _, _ = _parity(_model, _path, _x, atol=1.0)
+_value, _err, _ = _parity(_model, _path, _x, atol=_own_error)
+assert _err is None and _value == _own_error, (
+    f"an error equal to atol ({_own_error!r}) should pass and be returned, got {_value!r}, {_err}"
+)
+_below = math.nextafter(_own_error, 0.0)
+assert _parity(_model, _path, _x, atol=_below)[1] is not None, (
+    f"an error of {_own_error!r} with atol one ulp smaller ({_below!r}) should raise AssertionError"
+)
+
+
+@in_kernel
+def _parity_forward_calls(model_data, onnx_bytes, inputs):
+    """Runs your check_parity on the rebuilt model with a forward hook: for each call of the
+    model, whether gradients were on, whether it was in training mode, and the input's shape."""
+    model = mlp_from_data(*model_data).to(inputs.device)
+    calls = []
+    model.register_forward_hook(
+        lambda module, args, output: calls.append((torch.is_grad_enabled(), module.training, tuple(args[0].shape)))
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        path.write_bytes(onnx_bytes)
+        check_parity(model, path, inputs)
+    return calls
+
+
+_calls = _parity_forward_calls(mlp_as_data(_model), _good.read_bytes(), _x)
+assert _calls, "check_parity should run the model"
+assert not any(_grad for _grad, _, _ in _calls), f"the model should run without gradients: {_calls}"
+assert not any(_train for _, _train, _ in _calls), f"the model should run in eval mode: {_calls}"
+assert tuple(_x.shape) in [_shape for _, _, _shape in _calls], (
+    f"the model should compute all {len(_x)} rows in one call, its calls saw shapes {[c[2] for c in _calls]}"
+)
 
 # The rows-above-3 graph is right on row 0: checking the first example only is not enough.
 _row_path = _root / "h__rows_above_3.onnx"
@@ -1064,18 +1275,22 @@ assert run["history"].get("val_acc") == [(0, 0.5), (2, 0.75)], (
 )
 
 # A second run in the same experiment, steps given out of order, params that are 0; then a new
-# experiment, with empty params and one metric.
+# experiment, with empty params and one metric; then a run with params and no metrics in it.
 _params2 = {"lr": 0.0003, "batch_size": 64, "note": "second run", "weight_decay": 0.0, "warmup_steps": 0}
 _metrics2 = {"loss": [(3, 0.3), (0, 1.2), (2, 0.5), (1, 0.8)], "lr": [(0, 1e-4), (10, 3e-4), (20, 3e-4)]}
 _want_params2 = {k: str(v) for k, v in _params2.items()}
 _want_metrics2 = {k: sorted(v) for k, v in _metrics2.items()}
-(_run2, _run3), _experiments, _store = call_without(
+(_run2, _run3, _run4), _experiments, _store = call_without(
     log_runs,
     store,
-    [("visible-tests", _params2, _metrics2), ("other-experiment", {}, {"score": [(5, 0.25)]})],
+    [
+        ("visible-tests", _params2, _metrics2),
+        ("other-experiment", {}, {"score": [(5, 0.25)]}),
+        ("other-experiment", {"seed": 0}, {}),
+    ],
     forbidden=_forbidden_tracking,
 )
-for _obs in (_run2, _run3):
+for _obs in (_run2, _run3, _run4):
     assert isinstance(_obs.get("run_id"), str), f"log_run should return the run id (a str), got {_obs.get('returned')}"
 assert len({run["run_id"], _run2["run_id"], _run3["run_id"]}) == 3, "each call to log_run should create a new run"
 assert _run2["experiment_id"] == run["experiment_id"], "a second run with the same experiment name: same experiment"
@@ -1089,7 +1304,13 @@ assert _experiments.get("visible-tests") == 2, f"the experiment should hold exac
 assert _run3["experiment"] == "other-experiment" and _run3["experiment_id"] != run["experiment_id"], (
     f"log_run should create a new experiment, the run is in {_run3['experiment']!r}"
 )
-assert _experiments.get("other-experiment") == 1, f"the new experiment should hold one run: {_experiments}"
+assert _experiments.get("other-experiment") == 2, f"the new experiment should hold two runs: {_experiments}"
+assert _run4["experiment_id"] == _run3["experiment_id"], "the fourth run should reuse 'other-experiment'"
+assert _run4["status"] == "FINISHED", f"a run with no metrics should still end (FINISHED), got {_run4['status']}"
+assert _run4["params"] == {"seed": "0"} and _run4["history"] == {}, (
+    f"params {{'seed': 0}} and no metrics: the store has {_run4['params']}, {_run4['history']}"
+)
+assert len(_experiments) == 3, f"only the experiments asked for (and MLflow's Default) should exist: {_experiments}"
 assert _run3["status"] == "FINISHED", f"log_run should end its run (status FINISHED), got {_run3['status']}"
 assert _run3["params"] == {}, f"no params were given, the store has {_run3['params']}"
 assert _run3["history"].get("score") == [(5, 0.25)], f"score at step 5, the store has {_run3['history']}"
@@ -1108,6 +1329,7 @@ _own_logged = {
         {"val_loss": [(4, 0.9), (1, 1.5), (3, 1.1), (0, 2.0), (2, 1.2)], "epoch": [(0, 0.0), (7, 1.0)]},
     ),
     "after": ({"alpha": "0.9", "model": "cnn"}, {"val_loss": [(2, 0.7), (0, 0.8)]}),
+    "empty": ({}, {}),
 }
 _own_ids = {}
 for _name, (_own_params, _own_metrics) in _own_logged.items():
@@ -1120,7 +1342,7 @@ for _name, (_own_params, _own_metrics) in _own_logged.items():
     _own_client.set_terminated(_own_id)
     _own_ids[_name] = _own_id
 _own_store = _own_db.read_bytes()
-for _name in ("own", "after"):
+for _name in ("own", "after", "empty"):
     _own_params, _own_metrics = _own_logged[_name]
     _p, _m = call_without(read_run_in_store, _own_store, _own_ids[_name], forbidden=_forbidden_tracking)
     assert _p == _own_params, f"read_run params of the {_name!r} run: {_p}"
@@ -1271,17 +1493,57 @@ _got_small = _flags(_ref_small, _live_small, ["tails", "centre"])
 assert _got_small == _want_small, f"6 live rows, 'tails' flagged by PSI alone: expected {_want_small}, got {_got_small}"
 # One feature: Bonferroni divides by 1, so the borderline column is flagged on its own.
 assert _flags(_ref6[:, 1:2], _live6[:, 1:2], ["b"]) == ["b"], "a single feature with p < 0.01 should be flagged"
+
+# Bonferroni, not Holm (or any step-down rule): with two features and alpha = 1.5 p, the borderline
+# p-value is above alpha / 2 (Bonferroni: not flagged) but below alpha / 1, the level Holm uses
+# for the second-smallest p-value once the first (large_shift, p about 0) is rejected.
+_two = [2, 1]  # large_shift, borderline
+_alpha_holm = 1.5 * _p_border
+_want_holm = _expected_flags(_ref6[:, _two], _live6[:, _two], ["large_shift", "borderline"], alpha_=_alpha_holm)
+assert _want_holm == ["large_shift"], f"test set-up: {_want_holm}"
+_got = _flags(_ref6[:, _two], _live6[:, _two], ["large_shift", "borderline"], alpha=_alpha_holm)
+assert _got == _want_holm, (
+    f"2 features, alpha={_alpha_holm:.4g}: borderline p={_p_border:.4g} >= alpha / 2 is not flagged "
+    f"(Bonferroni, not Holm); expected {_want_holm}, got {_got}"
+)
+# A p-value exactly equal to alpha / F is not flagged (strictly below); PSI exactly at the threshold is.
+_two = [0, 1]  # stable, borderline
+_alpha_edge = 2 * _p_border  # alpha / 2 == p exactly
+_got = _flags(_ref6[:, _two], _live6[:, _two], ["stable", "borderline"], alpha=_alpha_edge)
+assert _got == [], f"2 features, p-value == alpha / 2 exactly ({_p_border!r}): not flagged, got {_got}"
+_got = _flags(_ref6[:, _two], _live6[:, _two], ["stable", "borderline"], alpha=math.nextafter(_alpha_edge, 1.0))
+assert _got == ["borderline"], f"2 features, p-value one ulp below alpha / 2: flagged, got {_got}"
+_same = _ref6[:400, :3]
+_got = _flags(_same, _same.copy(), ["a", "b", "c"], psi_threshold=0.0)
+assert _got == ["a", "b", "c"], f"identical windows have PSI 0, and psi_threshold=0.0 flags PSI >= 0: got {_got}"
+# Both optional arguments together; column order, not name order.
+_kw = {"psi_threshold": 0.5, "alpha": 0.05}
+_want = _expected_flags(_ref6, _live6, _names, 0.5, 0.05)
+_got = _flags(_ref6, _live6, _names, **_kw)
+assert _got == _want, f"six features with {_kw}: expected {_want}, got {_got}"
+_order = [3, 0, 2]  # small_shift, stable, large_shift
+_names_order = ["zeta", "beta", "alpha"]
+_want = _expected_flags(_ref6[:, _order], _live6[:, _order], _names_order)
+assert _want == ["zeta", "alpha"], f"test set-up: {_want}"
+_got = _flags(_ref6[:, _order], _live6[:, _order], _names_order)
+assert _got == _want, f"flags should come in column order: expected {_want}, got {_got}"
 for _bad_args, _why in (
     ((_ref6, _live6[:, :5], _names), "live with 5 columns, reference with 6"),
+    ((_ref6[:, :5], _live6, _names[:5]), "live with 6 columns, reference with 5"),
     ((_ref6[:, 0], _live6[:, 0], ["x"]), "1-D windows"),
+    ((_ref6[:, 0], _live6[:, :1], ["x"]), "a 1-D reference, a 2-D live window"),
+    ((_ref6[:, :1], _live6[:, 0], ["x"]), "a 2-D reference, a 1-D live window"),
+    ((_ref6[:, :2, None], _live6[:, :2, None], ["x", "y"]), "3-D windows (N, 2, 1)"),
     ((_ref6, _live6, _names[:-1]), "5 names for 6 features"),
+    ((_ref6, _live6, [*_names, "extra"]), "7 names for 6 features"),
 ):
     try:
         drift_flags(*_bad_args)
     except ValueError:
         pass
     else:
-        raise AssertionError(f"drift_flags with {_why} should raise ValueError")
+        _shapes = f"reference {np.shape(_bad_args[0])}, live {np.shape(_bad_args[1])}, {len(_bad_args[2])} names"
+        raise AssertionError(f"drift_flags with {_why} ({_shapes}) should raise ValueError")
 ### END HIDDEN TESTS
 print("drift_flags: tests passed")
 

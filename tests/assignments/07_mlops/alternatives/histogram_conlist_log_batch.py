@@ -15,7 +15,7 @@ def psi(reference, live, bins: int = 10, floor: float = 1e-4) -> float:
         raise ValueError(f"need bins >= 2 and two non-empty windows (bins={bins}, sizes {ref.size}, {cur.size})")
     if np.isnan(ref).any() or np.isnan(cur).any() or np.isinf(ref).any() or np.isinf(cur).any():
         raise ValueError("windows must be finite")
-    inner = np.unique(np.quantile(ref, np.arange(1, bins) / bins))
+    inner = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
     edges = np.concatenate(([-np.inf], inner, [np.inf]))
     r = np.clip(np.histogram(ref, edges)[0] / ref.size, floor, None)
     q = np.clip(np.histogram(cur, edges)[0] / cur.size, floor, None)

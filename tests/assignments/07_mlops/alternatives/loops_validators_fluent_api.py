@@ -20,7 +20,7 @@ def psi(reference, live, bins: int = 10, floor: float = 1e-4) -> float:
         raise ValueError("both windows must be non-empty")
     if not all(math.isfinite(x) for x in ref + cur):
         raise ValueError("the windows must not contain NaN or infinities")
-    levels = [i / bins for i in range(1, bins)]
+    levels = np.linspace(0, 1, bins + 1)[1:-1]  # the statement's levels exactly (not i / bins)
     edges = sorted(set(np.quantile(np.array(ref), levels).tolist()))
     counts_ref = [0] * (len(edges) + 1)
     counts_cur = [0] * (len(edges) + 1)
