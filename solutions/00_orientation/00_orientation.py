@@ -9,6 +9,19 @@
 # %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # # Module 00 — Orientation: reproducibility, devices and dtypes, numerical stability
 #
+# **You will be able to**
+# - seed every random number generator a run draws from, and prove it;
+# - pick the autocast dtype for a CPU, a CUDA card with or without bf16, and Apple MPS;
+# - write log-sum-exp and softmax that neither overflow nor underflow, in any dtype and on any device;
+# - read a hidden test's failure message and find the input that broke your code.
+#
+# **Prerequisites**: lesson `00_orientation`; Python functions and exceptions; PyTorch tensors, dtypes and devices.
+#
+# **Time**: reading 10 min; exercises 45–60 min; the reference solution runs top to bottom in under a minute on a 2-core
+# CPU, hidden tests included.
+#
+# **Further reading**: PyTorch, *Reproducibility* notes (docs.pytorch.org/docs/stable/notes/randomness.html); *Automatic Mixed Precision* (`torch.amp`) docs; Blanchard, Higham and Higham, *Accurately computing the log-sum-exp and softmax functions*, IMA J. Numer. Anal. 2021.
+#
 # Three habits separate ML code that works in production from code that works once:
 #
 # 1. **Reproducibility.** A run that cannot be repeated cannot be debugged. Every random

@@ -9,6 +9,19 @@
 # %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # # Module 01 — Training loops: mixed precision, accumulation, schedules, evaluation, checkpoints
 #
+# **You will be able to**
+# - write a training step with autocast, a GradScaler and gradient clipping;
+# - build a warmup + cosine learning-rate schedule and accumulate gradients over micro-batches;
+# - evaluate without touching the model's state, restoring every submodule's mode;
+# - save and resume checkpoints atomically, random number generators included, and stop early.
+#
+# **Prerequisites**: lessons `00_orientation` and `01_training_loops`; backpropagation and optimizers at the level of an introductory deep-learning course.
+#
+# **Time**: reading 15 min; exercises 90–120 min; the reference solution runs top to bottom in under a minute on a 2-core
+# CPU, hidden tests included.
+#
+# **Further reading**: PyTorch, *Automatic Mixed Precision* recipe and `torch.amp.GradScaler` docs; Loshchilov and Hutter, *SGDR: Stochastic Gradient Descent with Warm Restarts*, ICLR 2017; Goyal et al., *Accurate, Large Minibatch SGD*, 2017 (warmup); PyTorch *Saving and loading models* docs.
+#
 # The training loop is the code that runs longest and fails most expensively. A loop that is
 # subtly wrong still produces a falling loss curve: it just trains a worse model, or cannot be
 # resumed after a crash, and nobody notices until the numbers do not add up. This module

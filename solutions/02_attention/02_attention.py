@@ -9,6 +9,19 @@
 # %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # # Module 02 — Attention and transformers from scratch
 #
+# **You will be able to**
+# - write scaled dot-product attention with boolean and additive masks;
+# - split and merge heads and assemble multi-head attention from its weights;
+# - apply rotary position embeddings (RoPE) at any position;
+# - decode one token at a time with a key/value cache.
+#
+# **Prerequisites**: lessons `00_orientation` to `02_attention`; matrix products and broadcasting in PyTorch.
+#
+# **Time**: reading 15 min; exercises 90–120 min; the reference solution runs top to bottom in under a minute on a 2-core
+# CPU, hidden tests included.
+#
+# **Further reading**: Vaswani et al., *Attention Is All You Need*, 2017; Su et al., *RoFormer: Enhanced Transformer with Rotary Position Embedding*, 2021; PyTorch `scaled_dot_product_attention` and `nn.MultiheadAttention` docs.
+#
 # Every large language model, most vision models and many tabular models are built from one
 # operation, **scaled dot-product attention** (Vaswani et al., 2017, "Attention Is All You
 # Need"). Libraries ship fast fused kernels for it, and you will use them in practice. You

@@ -9,6 +9,19 @@
 # %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # # Module 03 — Object detection from the boxes up
 #
+# **You will be able to**
+# - convert between box formats and compute areas and IoU matrices;
+# - write non-maximum suppression, per image and per class;
+# - match anchors to ground truths and decode box deltas;
+# - compute COCO-style average precision and check it against a reference.
+#
+# **Prerequisites**: lessons `00_orientation` and `03_detection`; tensor indexing and boolean masks.
+#
+# **Time**: reading 15 min; exercises 120 min; the reference solution runs top to bottom in under a minute on a 2-core
+# CPU, hidden tests included.
+#
+# **Further reading**: torchvision `torchvision.ops` docs (`box_iou`, `nms`, `batched_nms`); Ren et al., *Faster R-CNN*, NeurIPS 2015; the COCO detection evaluation page (cocodataset.org/#detection-eval); Everingham et al., *The PASCAL VOC Challenge*, IJCV 2010.
+#
 # An object detector outputs boxes and scores. Between the network's raw outputs and the
 # number in a results table sit a handful of small functions: box format conversions, the
 # intersection over union (IoU) of two boxes, non-maximum suppression (NMS), the matching of

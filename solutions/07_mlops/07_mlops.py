@@ -9,6 +9,19 @@
 # %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # # Module 07 — The checks that keep a model honest in production
 #
+# **You will be able to**
+# - measure drift with the population stability index and flag it with a multiple-testing rule;
+# - report latency percentiles you computed yourself;
+# - validate requests with a pydantic schema and check an ONNX export against eager PyTorch;
+# - log and read back runs with MLflow.
+#
+# **Prerequisites**: lessons `00_orientation` and `07_mlops`; hypothesis tests and p-values at an introductory level.
+#
+# **Time**: reading 15 min; exercises 120 min; the reference solution runs top to bottom in under a minute on a 2-core
+# CPU, hidden tests included.
+#
+# **Further reading**: ONNX Runtime and `torch.onnx.export` docs; MLflow *Tracking* docs; pydantic *Validators* docs; Holm, *A Simple Sequentially Rejective Multiple Test Procedure*, Scand. J. Statist. 1979.
+#
 # A model that scores well in a notebook still has to be shipped, served and watched. Each step
 # has a small check that catches a large failure: a drift statistic that says the live data no
 # longer looks like the training data, latency percentiles that show the slow requests a mean
