@@ -26,6 +26,7 @@ functions. A kernel that died or hung is replaced and the notebook run again.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import multiprocessing as mp
 import os
@@ -196,12 +197,13 @@ class _Restart(Exception):  # noqa: N818 (a control-flow signal)
         self.outcome = (status, test, detail)
 
 
-def _top_level_names(source: str) -> set[str]:
+@functools.lru_cache(maxsize=256)
+def _top_level_names(source: str) -> frozenset[str]:
     """Names a cell binds at its top level (functions, classes, assignments, imports)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return set()
+        return frozenset()
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -212,7 +214,7 @@ def _top_level_names(source: str) -> set[str]:
                 names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name != "*")
-    return names
+    return frozenset(names)
 
 
 def _first_error(cell: NotebookNode) -> str:
@@ -492,21 +494,21 @@ def _run_workers(
 
 def format_report(report: MutationReport, *, diffs: bool = True) -> str:
     """The per-cell table, then every unexplained survivor with its diff, as plain text."""
-    rows = [
-        f"{'answer cell':28} {'mutants':>7} {'killed':>6} {'timeout':>7} {'crashed':>7} {'equiv':>5} {'survived':>8}"
-    ]
-    for cell in report.cells:
-        c = report.counts(cell)
-        total = sum(c.values())
-        rows.append(
-            f"{cell:28} {total:7d} {c['killed']:6d} {c['timeout']:7d} {c['crashed']:7d} "
+
+    def row(label: str, c: dict[str, int], total: int) -> str:
+        return (
+            f"{label:28} {total:7d} {c['killed']:6d} {c['timeout']:7d} {c['crashed']:7d} "
             f"{c['equivalent']:5d} {c['survived']:8d}"
         )
-    c = report.counts()
-    rows.append(
-        f"{'total':28} {len(report.mutants):7d} {c['killed']:6d} {c['timeout']:7d} {c['crashed']:7d} "
-        f"{c['equivalent']:5d} {c['survived']:8d}"
+
+    header = (
+        f"{'answer cell':28} {'mutants':>7} {'killed':>6} {'timeout':>7} {'crashed':>7} {'equiv':>5} {'survived':>8}"
     )
+    rows = [header]
+    for cell in report.cells:
+        counts = report.counts(cell)
+        rows.append(row(cell, counts, sum(counts.values())))
+    rows.append(row("total", report.counts(), len(report.mutants)))
     lines = [
         f"{report.module}: {len(report.mutants)} mutants in {report.seconds:.0f} s on {report.workers} worker(s)",
         *rows,
