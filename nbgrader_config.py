@@ -2,7 +2,7 @@
 
 Instructor sources live in ``solutions/``, the learner release in ``exercises/``. Everything
 nbgrader writes while grading (gradebook, submitted/autograded/feedback folders) lives outside
-the repository, under ``$MLCRAFT_GRADING_DIR`` (default: ``~/.local/share/mlcraft/grading``),
+the repository, under ``$MLCRAFT_GRADING_DIR`` (default: ``~/.local/share/mlcraft/classroom/grading``),
 so no gradebook or student work can be committed by accident.
 
 The Jupytext ``.py`` twins of the assignment sources hold the solutions and hidden tests:
@@ -11,7 +11,7 @@ they are ignored here so ``generate_assignment`` never copies them into ``exerci
 
 from pathlib import Path
 
-from mlcraft.grading.paths import grading_dir, nbgrader_ignore_patterns
+from mlcraft.classroom.grading.paths import grading_dir, nbgrader_ignore_patterns
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821 (injected by traitlets)
 

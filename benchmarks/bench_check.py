@@ -17,9 +17,9 @@ from pathlib import Path
 import nbformat
 from nbgrader.validator import Validator
 
-from mlcraft.grading.checker import check_notebook
-from mlcraft.grading.notebooks import read_notebook
-from mlcraft.grading.validity import build_submission
+from mlcraft.classroom.grading.checker import check_notebook
+from mlcraft.classroom.grading.notebooks import read_notebook
+from mlcraft.classroom.grading.validity import build_submission
 
 REPO = Path(__file__).resolve().parents[1]
 

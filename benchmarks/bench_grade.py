@@ -5,7 +5,7 @@ and grades them:
 
 1. **peer**: ``nbgrader autograde MODULE`` once over the whole class, sequential, no sandbox,
    no limits, no feedback (nbgrader's default pipeline);
-2. **ours**: :func:`mlcraft.grading.classroom.grade_classroom` with ``--workers`` workers,
+2. **ours**: :func:`mlcraft.classroom.grading.classroom.grade_classroom` with ``--workers`` workers,
    sandbox, limits, tamper report and every test cell judged outside the kernel, feedback off
    (as the peer);
 
@@ -29,14 +29,14 @@ from pathlib import Path
 
 import nbformat
 
-from mlcraft.grading.classroom import GradeSettings, Status, grade_classroom
-from mlcraft.grading.limits import LimitSettings
-from mlcraft.grading.notebooks import read_notebook
-from mlcraft.grading.paths import nbgrader_ignore_patterns
-from mlcraft.grading.process import python_env
-from mlcraft.grading.sandbox import SandboxLayout, sandbox_status, sandboxed
-from mlcraft.grading.validity import build_submission
-from mlcraft.grading.worker import EVENTS_FILE, JOB_FILE, WorkerJob
+from mlcraft.classroom.grading.classroom import GradeSettings, Status, grade_classroom
+from mlcraft.classroom.grading.limits import LimitSettings
+from mlcraft.classroom.grading.notebooks import read_notebook
+from mlcraft.classroom.grading.paths import nbgrader_ignore_patterns
+from mlcraft.classroom.grading.process import python_env
+from mlcraft.classroom.grading.sandbox import SandboxLayout, sandbox_status, sandboxed
+from mlcraft.classroom.grading.validity import build_submission
+from mlcraft.classroom.grading.worker import EVENTS_FILE, JOB_FILE, WorkerJob
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -148,7 +148,7 @@ def worker_ab(folder: Path, module: str, rounds: int) -> tuple[float, float]:
             (workspace / EVENTS_FILE).unlink(missing_ok=True)
             start = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, "-m", "mlcraft.grading.worker", str(workspace / JOB_FILE)],
+                [sys.executable, "-m", "mlcraft.classroom.grading.worker", str(workspace / JOB_FILE)],
                 cwd=workspace,
                 env=python_env(),
                 capture_output=True,

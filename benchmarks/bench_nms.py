@@ -1,4 +1,4 @@
-"""NMS speed: ``mlcraft.evaluation.nms`` / ``batched_nms`` (plain PyTorch) vs torchvision's
+"""NMS speed: ``mlcraft.ops.nms`` / ``batched_nms`` (plain PyTorch) vs torchvision's
 compiled kernels, on the same boxes in the same run; results checked identical first.
 
 Two kinds of input, 1k and 10k boxes each:
@@ -18,7 +18,7 @@ import torch
 import torchvision.ops
 from _timing import interleaved_medians
 
-from mlcraft.evaluation import batched_nms, nms
+from mlcraft.ops import batched_nms, nms
 from mlcraft.utils import best_device
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
+from mlcraft.data.tabular import make_tabular_data
 from mlcraft.mlops.export import check_onnx_parity, compare_runtimes, export_onnx, memory_footprint, onnx_session
-from mlcraft.mlops.model import make_tabular_data, train_tabular_mlp
+from mlcraft.recipes.tabular import train_tabular_mlp
 from mlcraft.utils import configure_logging
 
 

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mlcraft.data.tabular import CLASS_NAMES, make_tabular_data
 from mlcraft.mlops.export import OnnxPredictor, export_onnx
 from mlcraft.mlops.loadtest import LoadTestReport, run_load_test, serve_in_subprocess
-from mlcraft.mlops.model import CLASS_NAMES, make_tabular_data, train_tabular_mlp
 from mlcraft.mlops.registry import load_model_by_alias, register_model
 from mlcraft.mlops.timing import summarize_latencies
 from mlcraft.mlops.tracking import log_torch_model, setup_tracking
+from mlcraft.recipes.tabular import train_tabular_mlp
 from mlcraft.utils import configure_logging
 
 

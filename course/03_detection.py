@@ -65,35 +65,30 @@ from mlcraft.utils import best_device, configure_logging, draw_boxes, seed_every
 # logger picks up the level when the module is imported.
 configure_logging("WARNING")
 from mlcraft.data import SHAPE_CLASSES, VOC_CLASSES, ShapesConfig, ShapesDetection, collate_detection, voc_detection
-from mlcraft.evaluation import (
-    average_precision,
+from mlcraft.evaluation import average_precision, coco_evaluate, precision_recall_curve, to_coco_json
+from mlcraft.evaluation.coco import IOU_THRESHOLDS, STAT_NAMES
+from mlcraft.models import (
+    BACKGROUND,
+    IGNORE,
+    DetectorConfig,
+    ShapesDetector,
+    fasterrcnn_for_shapes,
+    fcos_targets,
+    grid_anchors,
+    match_anchors,
+)
+from mlcraft.ops import (
     batched_nms,
     box_area,
     box_convert,
     box_iou,
     clip_boxes,
-    coco_evaluate,
     decode_boxes,
     encode_boxes,
     generalized_box_iou,
     nms,
-    precision_recall_curve,
-    to_coco_json,
 )
-from mlcraft.evaluation.coco import IOU_THRESHOLDS, STAT_NAMES
-from mlcraft.models import (
-    BACKGROUND,
-    DEFAULT_DETECTOR_TRAINING,
-    IGNORE,
-    DetectorConfig,
-    ShapesDetector,
-    evaluate_detector,
-    fasterrcnn_for_shapes,
-    fcos_targets,
-    grid_anchors,
-    match_anchors,
-    train_detector,
-)
+from mlcraft.recipes import DEFAULT_DETECTOR_TRAINING, evaluate_detector, train_detector
 
 plt.rcParams.update({"axes.grid": True, "grid.alpha": 0.3})
 device = best_device()
@@ -693,7 +688,7 @@ print(f"random classes on the noisy boxes: class-aware NMS keeps {len(expected)}
 # answer can change the *number* of boxes kept: below, boxes 0 and 1 tie, and box 2 overlaps box 1
 # above the threshold (0.4) but box 0 below it. Keep box 0 first and box 2 survives; keep box 1
 # first and it does not.
-# `mlcraft.evaluation.nms` uses a stable sort, so the lower index wins. torchvision does not
+# `mlcraft.ops.nms` uses a stable sort, so the lower index wins. torchvision does not
 # document its order, so with exact ties the two may legitimately differ; with distinct scores
 # they agree exactly (as checked above). Real scores are rarely tied, except after rounding, or
 # with quantized models.

@@ -54,12 +54,11 @@ import torch
 from fastapi.testclient import TestClient
 
 from mlcraft.config import TrainingConfig
+from mlcraft.data import make_tabular_data
+from mlcraft.data.tabular import CLASS_NAMES, FEATURE_NAMES
 from mlcraft.mlops import (
-    CLASS_NAMES,
-    FEATURE_NAMES,
     MLflowCallback,
     OnnxPredictor,
-    TabularMLPConfig,
     alias_history,
     alias_version,
     check_onnx_parity,
@@ -71,13 +70,11 @@ from mlcraft.mlops import (
     load_model_by_alias,
     log_figure,
     log_torch_model,
-    make_tabular_data,
     memory_footprint,
     metric_history,
     onnx_session,
     percentile,
     plot_drift,
-    predict_proba,
     promote,
     psi,
     register_model,
@@ -85,10 +82,11 @@ from mlcraft.mlops import (
     rollback,
     setup_tracking,
     summarize_latencies,
-    train_tabular_mlp,
 )
 from mlcraft.mlops.loadtest import BackgroundServer, run_load_test
 from mlcraft.mlops.serving import create_app
+from mlcraft.models import TabularMLPConfig, predict_proba
+from mlcraft.recipes import train_tabular_mlp
 from mlcraft.utils import configure_logging
 
 configure_logging("ERROR")  # the mlops modules log every request and alias move; keep the notebook quiet

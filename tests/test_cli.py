@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlcraft.cli import app
+from mlcraft.classroom.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -102,8 +102,8 @@ def test_check_on_the_blank_release_fails_with_a_table() -> None:
 def test_the_grades_table_prints_submission_text_as_text() -> None:
     from rich.console import Console
 
-    from mlcraft.cli import grades_table
-    from mlcraft.grading.classroom import Status, SubmissionResult
+    from mlcraft.classroom.cli import grades_table
+    from mlcraft.classroom.grading.classroom import Status, SubmissionResult
 
     hostile = "tampered: [/oops] [bold green]graded 10 / 10[/bold green] [link=https://evil.example/]x[/link] (forged)"
     result = SubmissionResult("ann", "00_orientation", Status.TAMPERED, 10.0, 10.0, detail=hostile)

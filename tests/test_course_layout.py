@@ -9,9 +9,12 @@ import jupytext
 import pytest
 from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
 
-from mlcraft.grading.paths import list_modules
+from mlcraft.classroom.grading.paths import list_modules
+from mlcraft.course import MODULES as COURSE_MODULES
+from mlcraft.course import module_table
 
 REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src" / "mlcraft"
 LESSONS = sorted((REPO / "course").glob("*.py"))
 SOURCES = sorted((REPO / "solutions").glob("*/*.py"))
 MODULES = list_modules(REPO / "solutions")
@@ -55,7 +58,7 @@ def test_exercises_hold_only_notebooks_and_no_gradebook_is_tracked() -> None:
 def test_every_assignment_has_a_spec_table_naming_every_test_cell(module: str) -> None:
     from nbgrader.utils import is_grade, is_solution
 
-    from mlcraft.grading.notebooks import read_notebook
+    from mlcraft.classroom.grading.notebooks import read_notebook
 
     spec = REPO / "tests" / "assignments" / module / "SPEC.md"
     assert spec.is_file(), f"{module}: write the spec-clause table {spec.relative_to(REPO)} (CONTRIBUTING.md)"
@@ -74,8 +77,8 @@ def test_every_assignment_has_a_spec_table_naming_every_test_cell(module: str) -
 
 @pytest.mark.parametrize("module", MODULES)
 def test_every_assignment_has_enough_mutants_and_a_valid_equivalents_list(module: str) -> None:
-    from mlcraft.grading.mutate import EQUIVALENTS_FILE, generate_mutants, load_equivalents
-    from mlcraft.grading.notebooks import read_notebook
+    from mlcraft.classroom.grading.mutate import EQUIVALENTS_FILE, generate_mutants, load_equivalents
+    from mlcraft.classroom.grading.notebooks import read_notebook
 
     mutants = generate_mutants(read_notebook(REPO / "solutions" / module / f"{module}.ipynb"))
     assert len(mutants) >= 150, f"{module}: only {len(mutants)} mutants; mutation testing needs more to mean much"
@@ -83,3 +86,64 @@ def test_every_assignment_has_enough_mutants_and_a_valid_equivalents_list(module
     generated = {m.id for m in mutants}
     stale = sorted(set(listed) - generated)
     assert not stale, f"{module}: {EQUIVALENTS_FILE} lists mutants that are no longer generated: {stale}"
+
+
+# ----------------------------------------------------------------------------- the module map
+def test_the_module_map_lists_exactly_the_modules_on_disk() -> None:
+    assert list(COURSE_MODULES) == MODULES, "mlcraft.course.MODULES and solutions/ disagree"
+    for module in COURSE_MODULES.values():
+        for path in (module.lesson, module.solution, module.exercise, module.grading_tests, *module.tests):
+            assert (REPO / path).exists(), f"{module.id}: {path} does not exist"
+        for source in module.sources:
+            assert (SRC / source).is_file(), f"{module.id}: src/mlcraft/{source} does not exist"
+
+
+def test_every_reference_file_belongs_to_exactly_one_module() -> None:
+    owners: dict[str, list[str]] = {}
+    for module in COURSE_MODULES.values():
+        for source in module.sources:
+            owners.setdefault(source, []).append(module.id)
+    shared = {"course.py"}  # the map itself
+    files = {
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if path.name != "__init__.py" and path.relative_to(SRC).parts[0] != "classroom"
+    } - shared
+    unowned = sorted(files - set(owners))
+    twice = {source: ids for source, ids in owners.items() if len(ids) > 1}
+    assert not unowned, f"add these files to a module's sources in mlcraft.course: {unowned}"
+    assert not twice, f"files listed under more than one module: {twice}"
+
+
+def _mlcraft_imports(path: Path) -> set[str]:
+    """``mlcraft.<package>`` of every ``from mlcraft...`` import in a notebook's source."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mlcraft."):
+            found.add(".".join(node.module.split(".")[:2]))
+        elif isinstance(node, ast.Import):
+            found |= {".".join(a.name.split(".")[:2]) for a in node.names if a.name.startswith("mlcraft.")}
+    return found
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_a_lesson_imports_only_code_of_its_module_or_earlier_ones(module: str) -> None:
+    ids = list(COURSE_MODULES)
+    allowed = {package for earlier in ids[: ids.index(module) + 1] for package in COURSE_MODULES[earlier].packages}
+    imported = _mlcraft_imports(REPO / COURSE_MODULES[module].lesson)
+    assert imported, f"lesson {module} imports nothing from mlcraft"
+    assert imported <= allowed, f"lesson {module} imports {sorted(imported - allowed)}, not in its module map entry"
+    own = set(COURSE_MODULES[module].packages)
+    assert imported & own, f"lesson {module} imports none of its own packages {sorted(own)}"
+    solution_imports = _mlcraft_imports(REPO / COURSE_MODULES[module].solution) - {"mlcraft.classroom"}
+    assert solution_imports <= allowed, f"assignment {module} imports {sorted(solution_imports - allowed)}"
+
+
+def test_contributing_shows_the_module_map() -> None:
+    text = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    start, end = "<!-- module-map:start -->\n", "<!-- module-map:end -->"
+    assert start in text and end in text, "CONTRIBUTING.md lost its module-map markers"
+    shown = text.split(start, 1)[1].split(end, 1)[0]
+    assert shown == module_table(), "CONTRIBUTING.md's module table is stale: paste mlcraft.course.module_table()"

@@ -76,7 +76,7 @@ import random
 import numpy as np
 import torch
 
-from mlcraft.testing import DEVICE, assert_close, call_without, in_kernel
+from mlcraft.classroom.testing import DEVICE, assert_close, call_without, in_kernel
 
 print(f"torch {torch.__version__}, numpy {np.__version__}; tests run on DEVICE = {DEVICE}")
 

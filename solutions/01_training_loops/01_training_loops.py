@@ -82,7 +82,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the usual spelling)
 from torch import nn
 
-from mlcraft.testing import DEVICE, assert_close, call_without, in_kernel
+from mlcraft.classroom.testing import DEVICE, assert_close, call_without, in_kernel
 from mlcraft.utils import amp_dtype, needs_grad_scaler
 
 # The mixed-precision set-up for this machine (Module 00, Task 2): bfloat16 on the CPU and on

@@ -95,7 +95,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import nn
 
-from mlcraft.testing import DEVICE, assert_close, call_without, in_kernel
+from mlcraft.classroom.testing import DEVICE, assert_close, call_without, in_kernel
 
 # Apple MPS has no float64: the float64 checks run on the CPU there.
 DEVICE64 = torch.device("cpu") if DEVICE.type == "mps" else DEVICE

@@ -95,8 +95,8 @@ from onnx import TensorProto, helper, numpy_helper
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator  # noqa: F401
 from torch import nn
 
+from mlcraft.classroom.testing import DEVICE, assert_close, call_without, in_kernel
 from mlcraft.mlops.tracking import import_mlflow
-from mlcraft.testing import DEVICE, assert_close, call_without, in_kernel
 
 # MLflow with telemetry off and its routine INFO lines quiet (it takes a few seconds to import).
 mlflow = import_mlflow()

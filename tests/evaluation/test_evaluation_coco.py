@@ -10,6 +10,7 @@ import pytest
 import torch
 from pycocotools.cocoeval import COCOeval
 
+from mlcraft.classroom.testing import assert_close
 from mlcraft.evaluation.coco import (
     IOU_THRESHOLDS,
     STAT_NAMES,
@@ -19,7 +20,6 @@ from mlcraft.evaluation.coco import (
     run_cocoeval,
     to_coco_json,
 )
-from mlcraft.testing import assert_close
 
 TOL = 1e-6  # |ours - pycocotools| allowed on every number
 Image = dict[str, Any]

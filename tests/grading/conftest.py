@@ -61,7 +61,7 @@ ANSWERS = {
 @pytest.fixture(scope="module")
 def tiny_course(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A course root with nbgrader_config.py and one assignment, released into exercises/."""
-    from mlcraft.grading.release import release
+    from mlcraft.classroom.grading.release import release
 
     tmp_path = tmp_path_factory.mktemp("tiny")
     root = tmp_path / "course"

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from conftest import ANSWERS, MODULE, answered
 
-from mlcraft.grading.checker import check_notebook
-from mlcraft.grading.notebooks import InvalidNotebookError
+from mlcraft.classroom.grading.checker import check_notebook
+from mlcraft.classroom.grading.notebooks import InvalidNotebookError
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import MODULE, write_classroom
 
-from mlcraft.grading.classroom import GradeSettings, Status, grade_classroom
+from mlcraft.classroom.grading.classroom import GradeSettings, Status, grade_classroom
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def test_cli_grade_prints_a_table_writes_reports_and_flags_attention(
 ) -> None:
     from typer.testing import CliRunner
 
-    from mlcraft.cli import app
+    from mlcraft.classroom.cli import app
 
     classroom = write_classroom(tmp_path / "class", tiny_course)
     for student in ("blank", "partial", "missing"):
@@ -111,7 +111,7 @@ def test_without_a_sandbox_grading_works_and_says_so_once(
 ) -> None:
     from typer.testing import CliRunner
 
-    from mlcraft.cli import app
+    from mlcraft.classroom.cli import app
 
     classroom = write_classroom(tmp_path / "class", tiny_course)
     for student in ("blank", "partial", "missing", "invalid"):

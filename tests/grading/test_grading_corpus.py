@@ -31,8 +31,8 @@ import jupytext
 import nbformat
 import pytest
 
-from mlcraft.grading.classroom import GradeSettings, Status, SubmissionResult, grade_classroom
-from mlcraft.grading.sandbox import sandbox_status
+from mlcraft.classroom.grading.classroom import GradeSettings, Status, SubmissionResult, grade_classroom
+from mlcraft.classroom.grading.sandbox import sandbox_status
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ SOURCE = """# ---
 import numpy as np
 import torch
 
-from mlcraft.testing import assert_close, call_without
+from mlcraft.classroom.testing import assert_close, call_without
 
 
 # %% nbgrader={"grade": false, "grade_id": "add-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -331,7 +331,7 @@ class Graded:
 
 @pytest.fixture(scope="module")
 def corpus_course(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from mlcraft.grading.release import release
+    from mlcraft.classroom.grading.release import release
 
     tmp_path = tmp_path_factory.mktemp("corpus")
     root = tmp_path / "course"

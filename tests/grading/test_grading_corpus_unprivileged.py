@@ -37,7 +37,7 @@ from test_grading_corpus import (
     write_classroom,
 )
 
-from mlcraft.grading.sandbox import sandbox_status
+from mlcraft.classroom.grading.sandbox import sandbox_status
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +47,8 @@ _SETPRIV = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", "
 _RUNNER = """
 import sys
 from pathlib import Path
-from mlcraft.grading.classroom import grade_classroom
-from mlcraft.grading.settings import GradeSettings
+from mlcraft.classroom.grading.classroom import grade_classroom
+from mlcraft.classroom.grading.settings import GradeSettings
 settings = GradeSettings.model_validate_json(sys.argv[4])
 grade_classroom(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), ["90_corpus"], settings)
 """
@@ -63,7 +63,7 @@ def _why_not() -> str:
     if not sandbox_status("bwrap" if shutil.which("bwrap") else "auto")[0]:
         return "needs the bubblewrap sandbox"
     probe = subprocess.run(
-        [*_SETPRIV, sys.executable, "-c", "import mlcraft.grading.classroom"],
+        [*_SETPRIV, sys.executable, "-c", "import mlcraft.classroom.grading.classroom"],
         capture_output=True,
         text=True,
         check=False,
@@ -81,7 +81,7 @@ def graded_unprivileged() -> Iterator[tuple[dict[str, dict[str, object]], list[s
     reason = _why_not()
     if reason:
         pytest.skip(reason)
-    from mlcraft.grading.release import release
+    from mlcraft.classroom.grading.release import release
 
     top = Path(tempfile.mkdtemp(prefix="mlcraft-unprivileged-", dir="/tmp"))
     top.chmod(0o755)

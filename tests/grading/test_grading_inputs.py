@@ -9,11 +9,11 @@ import nbformat
 import pytest
 from conftest import MODULE
 
-from mlcraft.grading.classroom import Status, _read_events, _result_from_events
-from mlcraft.grading.feedback import CSP, SafeOutputs, lock_down
-from mlcraft.grading.notebooks import InvalidNotebookError, read_notebook_bytes
-from mlcraft.grading.tamper import restore_metadata
-from mlcraft.grading.worker import EventLog
+from mlcraft.classroom.grading.classroom import Status, _read_events, _result_from_events
+from mlcraft.classroom.grading.feedback import CSP, SafeOutputs, lock_down
+from mlcraft.classroom.grading.notebooks import InvalidNotebookError, read_notebook_bytes
+from mlcraft.classroom.grading.tamper import restore_metadata
+from mlcraft.classroom.grading.worker import EventLog
 
 
 def _v4() -> nbformat.NotebookNode:
@@ -51,8 +51,8 @@ def test_broken_notebooks_say_what_is_wrong(data: bytes, message: str) -> None:
 
 def _graded_source(tiny_course: Path) -> tuple[str, nbformat.NotebookNode]:
     """A gradebook that knows the tiny course (built by a prepare job) and its release."""
-    from mlcraft.grading.classroom import _prepare_template
-    from mlcraft.grading.settings import GradeSettings
+    from mlcraft.classroom.grading.classroom import _prepare_template
+    from mlcraft.classroom.grading.settings import GradeSettings
 
     out = tiny_course.parent / "prepared"
     gradebook = out / "template" / "gradebook.db"
@@ -187,7 +187,7 @@ def test_markdown_and_raw_cells_lose_their_raw_html() -> None:
 
 
 def test_tags_count_only_on_protected_cells_and_moved_cells_are_reported(tiny_course: Path) -> None:
-    from mlcraft.grading.tamper import detect_tampering
+    from mlcraft.classroom.grading.tamper import detect_tampering
 
     db_url, nb = _graded_source(tiny_course)
     scratch = nbformat.v4.new_code_cell("print('my notes')")
@@ -201,7 +201,7 @@ def test_tags_count_only_on_protected_cells_and_moved_cells_are_reported(tiny_co
 
 
 def test_an_answer_deleted_with_its_test_is_put_back_in_place(tiny_course: Path) -> None:
-    from mlcraft.grading.tamper import restore_missing_cells
+    from mlcraft.classroom.grading.tamper import restore_missing_cells
 
     db_url, nb = _graded_source(tiny_course)
     before = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]

@@ -1,6 +1,6 @@
 """The judge: test cells in the grader's process, the learner's code reached only through data.
 
-The kernel side (:func:`mlcraft.grading.agent.serve`) answers here in-process through a link
+The kernel side (:func:`mlcraft.classroom.grading.agent.serve`) answers here in-process through a link
 that sends every request and reply through JSON, as the Jupyter channel does; the corpus
 (``test_grading_corpus.py``) runs the same code against a real, sandboxed kernel.
 """
@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from mlcraft.grading.agent import serve
-from mlcraft.grading.judge import Judge, KernelGone, LearnerDataError, Remote, format_failure, free_globals
-from mlcraft.grading.static import LearnerSource
-from mlcraft.testing.forbidden import ForbiddenCallError
+from mlcraft.classroom.grading.agent import serve
+from mlcraft.classroom.grading.judge import Judge, KernelGone, LearnerDataError, Remote, format_failure, free_globals
+from mlcraft.classroom.grading.static import LearnerSource
+from mlcraft.classroom.testing.forbidden import ForbiddenCallError
 
-SETUP = "import torch\nfrom mlcraft.testing import DEVICE, assert_close, call_without, in_kernel\n"
+SETUP = "import torch\nfrom mlcraft.classroom.testing import DEVICE, assert_close, call_without, in_kernel\n"
 
 
 class Link:
@@ -136,7 +136,7 @@ def test_describe_summarises_inputs_without_dumping_them() -> None:
     import numpy as np
     import torch
 
-    from mlcraft.grading.judge import describe
+    from mlcraft.classroom.grading.judge import describe
 
     assert describe(torch.zeros(0, 5)) == "tensor of shape [0, 5], torch.float32, on cpu"
     assert describe(torch.empty(3, device="meta")) == "tensor of shape [3], torch.float32, on meta"

@@ -11,8 +11,8 @@ import jupytext
 import pytest
 from typer.testing import CliRunner
 
-from mlcraft.cli import app
-from mlcraft.grading.mutate import (
+from mlcraft.classroom.cli import app
+from mlcraft.classroom.grading.mutate import (
     EQUIVALENTS_FILE,
     MutationError,
     equivalents_stub,
@@ -20,7 +20,7 @@ from mlcraft.grading.mutate import (
     load_equivalents,
     run_mutation,
 )
-from mlcraft.grading.mutation_ops import OPERATORS, mutants_of, solution_lines
+from mlcraft.classroom.grading.mutation_ops import OPERATORS, mutants_of, solution_lines
 
 REPO = Path(__file__).resolve().parents[2]
 

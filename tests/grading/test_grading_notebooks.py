@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from conftest import MODULE, TINY_SOURCE
 
-from mlcraft.grading.notebooks import (
+from mlcraft.classroom.grading.notebooks import (
     InvalidNotebookError,
     check_no_outputs,
     check_release_leaks,
@@ -132,7 +132,7 @@ def test_missing_release_is_reported(released: tuple[Path, Path]) -> None:
 
 
 def test_a_line_used_both_visibly_and_in_hidden_tests_is_not_a_secret() -> None:
-    from mlcraft.grading.notebooks import _secret_lines
+    from mlcraft.classroom.grading.notebooks import _secret_lines
 
     source = (
         "with tempfile.TemporaryDirectory() as folder:\n"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcraft.grading.paths import (
+from mlcraft.classroom.grading.paths import (
     CourseLayoutError,
     find_course_root,
     grading_dir,
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_course_root_is_found_from_any_subfolder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLCRAFT_COURSE_ROOT", raising=False)
-    assert find_course_root(REPO / "src" / "mlcraft" / "grading") == REPO
+    assert find_course_root(REPO / "src" / "mlcraft" / "classroom" / "grading") == REPO
     assert find_course_root(REPO) == REPO
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlcraft.grading.protocol import DataError, DataLimits, decode, encode, encode_into, exception_class
+from mlcraft.classroom.grading.protocol import DataError, DataLimits, decode, encode, encode_into, exception_class
 
 
 def _roundtrip(value: Any) -> Any:

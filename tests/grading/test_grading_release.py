@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import MODULE
 
-from mlcraft.grading.release import check_release, release, resolve_modules
+from mlcraft.classroom.grading.release import check_release, release, resolve_modules
 
 pytestmark = pytest.mark.slow
 

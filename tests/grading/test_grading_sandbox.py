@@ -17,10 +17,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mlcraft.grading import sandbox as sandbox_module
-from mlcraft.grading.execute import honest_grade
-from mlcraft.grading.limits import LimitSettings, shim_command
-from mlcraft.grading.sandbox import SANDBOX_UID, SandboxLayout, bwrap_command, import_roots, sandbox_status, sandboxed
+from mlcraft.classroom.grading import sandbox as sandbox_module
+from mlcraft.classroom.grading.execute import honest_grade
+from mlcraft.classroom.grading.limits import LimitSettings, shim_command
+from mlcraft.classroom.grading.sandbox import (
+    SANDBOX_UID,
+    SandboxLayout,
+    bwrap_command,
+    import_roots,
+    sandbox_status,
+    sandboxed,
+)
 
 BWRAP = sandbox_status("auto")[0]
 needs_bwrap = pytest.mark.skipif(not BWRAP, reason=f"no sandbox here: {sandbox_status('auto')[1]}")
@@ -190,7 +197,10 @@ def test_limits_shim_sets_the_limits_and_runs_the_command() -> None:
 def test_limits_shim_rejects_bad_usage() -> None:
     for argv in (["--memory", "10"], ["--memory", "ten", "--", "true"], ["--bogus", "1", "--", "true"]):
         proc = subprocess.run(
-            [sys.executable, "-m", "mlcraft.grading.limits", *argv], capture_output=True, text=True, check=False
+            [sys.executable, "-m", "mlcraft.classroom.grading.limits", *argv],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert proc.returncode == 2, argv
 

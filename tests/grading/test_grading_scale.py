@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import ANSWERS, MODULE, answered
 
-from mlcraft.grading.classroom import GradeSettings, Status, SubmissionResult, grade_classroom
+from mlcraft.classroom.grading.classroom import GradeSettings, Status, SubmissionResult, grade_classroom
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_force_regrades_and_changed_limits_regrade(tiny_course: Path, tmp_path: 
 _RUNNER = """
 import sys
 from pathlib import Path
-from mlcraft.grading.classroom import GradeSettings, grade_classroom
+from mlcraft.classroom.grading.classroom import GradeSettings, grade_classroom
 settings = GradeSettings(cell_timeout_s=20, submission_timeout_s=120, workers=2, feedback=False)
 grade_classroom(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), settings=settings)
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlcraft.grading.static import LearnerSource, forbidden_key, parse_cell
+from mlcraft.classroom.grading.static import LearnerSource, forbidden_key, parse_cell
 
 LSE = ("torch.logsumexp", "torch.softmax", "torch.nn.functional.softmax")
 
@@ -138,10 +138,10 @@ def test_escapes_found_by_an_outside_tester_are_closed(source: str) -> None:
 
 
 def test_two_targets_of_the_same_name_are_told_apart() -> None:
-    forbidden = ("torchvision.ops.nms", "mlcraft.evaluation.nms")
+    forbidden = ("torchvision.ops.nms", "mlcraft.ops.nms")
     for source, named in (
         ("from torchvision.ops import nms as _tv\ndef nms(b, s, t):\n    return _tv(b, s, t)\n", "torchvision.ops.nms"),
-        ("import mlcraft.evaluation as ev\ndef nms(b, s, t):\n    return ev.nms(b, s, t)\n", "mlcraft.evaluation.nms"),
+        ("import mlcraft.evaluation as ev\ndef nms(b, s, t):\n    return ev.nms(b, s, t)\n", "mlcraft.ops.nms"),
     ):
         found = LearnerSource([("nms-answer", source)]).forbidden_uses(["nms"], forbidden)
         assert len(found) == 1 and f"uses {named} " in found[0], found

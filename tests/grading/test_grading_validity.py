@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mlcraft.grading.classroom import SCORED, GradeSettings, Status, SubmissionResult
-from mlcraft.grading.paths import list_modules
-from mlcraft.grading.validity import Variant, grade_variants, load_variants
+from mlcraft.classroom.grading.classroom import SCORED, GradeSettings, Status, SubmissionResult
+from mlcraft.classroom.grading.paths import list_modules
+from mlcraft.classroom.grading.validity import Variant, grade_variants, load_variants
 
 pytestmark = pytest.mark.slow
 

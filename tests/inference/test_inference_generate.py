@@ -3,8 +3,6 @@ without a KV cache, including contexts that outgrow block_size)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -15,17 +13,7 @@ VOCAB, BLOCK = 23, 8
 NEG_INF = float("-inf")
 
 
-@pytest.fixture(autouse=True)
-def _isolate() -> Iterator[None]:
-    """Leave the global RNG as it was (dropout and init draw from it), and run the tiny tensors
-    here on one intra-op thread: on a busy machine, thread hand-offs cost more than the math."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng():
-            yield
-    finally:
-        torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("isolate_torch")
 
 
 def _model(device: torch.device | str = "cpu", dropout: float = 0.0) -> GPT:

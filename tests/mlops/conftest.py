@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from mlcraft.mlops.model import TabularData, TabularMLP, make_tabular_data, train_tabular_mlp
+from mlcraft.data.tabular import make_tabular_data
 from mlcraft.mlops.tracking import Tracking, log_torch_model, setup_tracking
+from mlcraft.models.tabular import TabularMLP
 
 # Set before anything imports mlflow: no telemetry, nothing leaves the machine.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -43,18 +44,6 @@ def _no_leftover_threads() -> Iterator[None]:
         if t not in before and t.is_alive() and t.name.startswith(OUR_THREAD_PREFIXES)
     ]
     assert not leftover, f"test left threads running: {leftover}"
-
-
-@pytest.fixture(scope="session")
-def tabular() -> tuple[TabularData, TabularData]:
-    """(train, validation) rows of the synthetic table."""
-    return make_tabular_data(2000, seed=0).split(0.8)
-
-
-@pytest.fixture(scope="session")
-def trained_model(tabular: tuple[TabularData, TabularData]) -> TabularMLP:
-    train, val = tabular
-    return train_tabular_mlp(train, val)
 
 
 @pytest.fixture(scope="session")

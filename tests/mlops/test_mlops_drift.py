@@ -10,6 +10,7 @@ import pytest
 import scipy.special
 import scipy.stats
 
+from mlcraft.data.tabular import FEATURE_NAMES, make_tabular_data
 from mlcraft.mlops.drift import (
     bin_fractions,
     drift_report,
@@ -19,7 +20,6 @@ from mlcraft.mlops.drift import (
     plot_drift,
     psi,
 )
-from mlcraft.mlops.model import FEATURE_NAMES, make_tabular_data
 
 
 def _psi_loop(reference: np.ndarray, live: np.ndarray, bins: int, floor: float) -> float:

@@ -18,7 +18,7 @@ from mlcraft.mlops.export import (
     memory_footprint,
     onnx_session,
 )
-from mlcraft.mlops.model import TabularMLP
+from mlcraft.models.tabular import TabularMLP
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +106,9 @@ def test_memory_footprint(trained_model: TabularMLP, onnx_path: Path, live_rows:
 def test_onnx_predictor_matches_the_eager_model(
     trained_model: TabularMLP, onnx_path: Path, live_rows: np.ndarray
 ) -> None:
+    from mlcraft.data.tabular import CLASS_NAMES
     from mlcraft.mlops.export import OnnxPredictor
-    from mlcraft.mlops.model import CLASS_NAMES, predict_proba
+    from mlcraft.models.tabular import predict_proba
 
     predictor = OnnxPredictor(onnx_path, name="tabular", version="3", class_names=CLASS_NAMES)
     assert predictor.n_features == 8 and predictor.class_names == CLASS_NAMES

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 
+from mlcraft.data.tabular import CLASS_NAMES
 from mlcraft.mlops.loadtest import is_loopback, run_load_test, serve_in_background, serve_in_subprocess
-from mlcraft.mlops.model import CLASS_NAMES
 from mlcraft.mlops.registry import TorchPredictor, load_model_by_alias, promote, register_model, rollback, set_alias
 from mlcraft.mlops.serving import create_app
 from mlcraft.mlops.tracking import Tracking

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from mlcraft.mlops.model import CLASS_NAMES, TabularMLP
+from mlcraft.classroom.testing import assert_close
+from mlcraft.data.tabular import CLASS_NAMES
 from mlcraft.mlops.registry import (
     alias_history,
     alias_version,
@@ -21,7 +22,7 @@ from mlcraft.mlops.registry import (
     set_alias,
 )
 from mlcraft.mlops.tracking import Tracking, import_mlflow, setup_tracking
-from mlcraft.testing import assert_close
+from mlcraft.models.tabular import TabularMLP
 
 _names = itertools.count()
 

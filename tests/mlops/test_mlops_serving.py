@@ -12,9 +12,10 @@ import pytest
 import structlog
 from fastapi.testclient import TestClient
 
-from mlcraft.mlops.model import CLASS_NAMES, TabularMLP, predict_proba
+from mlcraft.data.tabular import CLASS_NAMES
 from mlcraft.mlops.registry import TorchPredictor
 from mlcraft.mlops.serving import create_app, format_validation_errors
+from mlcraft.models.tabular import TabularMLP, predict_proba
 
 MAX_BATCH = 16
 

@@ -10,7 +10,7 @@ import pytest
 from torch import nn
 
 from mlcraft.config.training import TrainingConfig
-from mlcraft.mlops.model import TabularData, TabularMLP, TabularMLPConfig, accuracy_sums
+from mlcraft.data.tabular import TabularData
 from mlcraft.mlops.tracking import (
     MLflowCallback,
     flatten_params,
@@ -20,6 +20,8 @@ from mlcraft.mlops.tracking import (
     metric_history,
     setup_tracking,
 )
+from mlcraft.models.tabular import TabularMLP, TabularMLPConfig
+from mlcraft.recipes.tabular import accuracy_sums
 from mlcraft.training.trainer import Trainer
 
 

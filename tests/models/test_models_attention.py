@@ -9,7 +9,6 @@ separate them), and ``torch.nn.attention.bias.causal_lower_right`` for the KV-ca
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -17,6 +16,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.nn.attention.bias import causal_lower_right
 
+from mlcraft.classroom.testing import assert_close
 from mlcraft.models.attention import (
     MultiHeadAttention,
     causal_mask,
@@ -24,23 +24,12 @@ from mlcraft.models.attention import (
     scaled_dot_product_attention,
     split_heads,
 )
-from mlcraft.testing import assert_close
 
 F64 = {"rtol": 1e-12, "atol": 1e-12}
 NEG_INF = float("-inf")
 
 
-@pytest.fixture(autouse=True)
-def _isolate() -> Iterator[None]:
-    """Leave the global RNG as it was (dropout and init draw from it), and run the tiny tensors
-    here on one intra-op thread: on a busy machine, thread hand-offs cost more than the math."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng():
-            yield
-    finally:
-        torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("isolate_torch")
 
 
 def _f64(device: torch.device) -> None:

@@ -4,30 +4,19 @@ load_hf_gpt2_weights, against Hugging Face's GPT2LMHeadModel built from a tiny r
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import torch
 from pydantic import ValidationError
 
+from mlcraft.classroom.testing import assert_close
 from mlcraft.models.gpt import GPT, GPTConfig, load_hf_gpt2_weights
-from mlcraft.testing import assert_close
 
 VOCAB, BLOCK, WIDTH, LAYERS, HEADS = 61, 16, 32, 2, 4
 
 
-@pytest.fixture(autouse=True)
-def _isolate() -> Iterator[None]:
-    """Leave the global RNG as it was (dropout and init draw from it), and run the tiny tensors
-    here on one intra-op thread: on a busy machine, thread hand-offs cost more than the math."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng():
-            yield
-    finally:
-        torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("isolate_torch")
 
 
 def _config(**overrides: Any) -> GPTConfig:

@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from mlcraft.classroom.testing import assert_close
 from mlcraft.models.positional import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
@@ -18,7 +19,6 @@ from mlcraft.models.positional import (
     rotate_half,
     sinusoidal_encoding,
 )
-from mlcraft.testing import assert_close
 
 F64 = {"rtol": 1e-12, "atol": 1e-12}
 

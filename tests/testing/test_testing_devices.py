@@ -1,4 +1,4 @@
-"""Tests for mlcraft.testing.devices and the mlcraft.testing.pytest_plugin (gpu marker, device fixture)."""
+"""Tests for mlcraft.classroom.testing.devices and the mlcraft.classroom.testing.pytest_plugin (gpu marker, device fixture)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import mlcraft.testing.pytest_plugin as plugin
-from mlcraft.testing.devices import DEVICE, available_devices, cuda_available
+import mlcraft.classroom.testing.pytest_plugin as plugin
+from mlcraft.classroom.testing.devices import DEVICE, available_devices, cuda_available
 from mlcraft.utils.device import best_device
 
 # --------------------------------------------------------------------------- devices
@@ -161,7 +161,7 @@ def _run_inner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cuda: bool) -> d
         "--rootdir",
         str(tmp_path),
         "-p",
-        "mlcraft.testing.pytest_plugin",
+        "mlcraft.classroom.testing.pytest_plugin",
         "-p",
         "no:cacheprovider",
         "--strict-markers",

@@ -1,4 +1,4 @@
-"""Tests for mlcraft.testing.forbidden: forbid_calls, call_without, ForbiddenCallError."""
+"""Tests for mlcraft.classroom.testing.forbidden: forbid_calls, call_without, ForbiddenCallError."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch.nn.functional as F  # noqa: N812 - the conventional spelling learne
 from numpy.linalg import norm as aliased_norm
 from torch import logsumexp as aliased_logsumexp
 
-from mlcraft.testing.forbidden import ForbiddenCallError, call_without, forbid_calls, forbidden_family
+from mlcraft.classroom.testing.forbidden import ForbiddenCallError, call_without, forbid_calls, forbidden_family
 from mlcraft.utils.device import amp_dtype
 
 # --------------------------------------------------------------------------- learner-style functions

@@ -1,4 +1,4 @@
-"""Tests for mlcraft.testing.tolerances: assert_close and default_tolerances."""
+"""Tests for mlcraft.classroom.testing.tolerances: assert_close and default_tolerances."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlcraft.testing.tolerances import assert_close, default_tolerances
+from mlcraft.classroom.testing.tolerances import assert_close, default_tolerances
 
 # The documented defaults: torch.testing.assert_close's per-dtype values on the CPU
 # (https://pytorch.org/docs/stable/testing.html), float32 loosened to 1e-4 on accelerators.

@@ -19,8 +19,8 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from mlcraft.classroom.testing import assert_close
 from mlcraft.config.training import TrainingConfig
-from mlcraft.testing import assert_close
 from mlcraft.training import Trainer
 
 pytestmark = pytest.mark.skipif(

@@ -14,8 +14,8 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from mlcraft.classroom.testing import assert_close
 from mlcraft.config.training import TrainingConfig
-from mlcraft.testing import assert_close
 from mlcraft.training import Trainer, lr_multiplier
 from mlcraft.training import trainer as trainer_module
 

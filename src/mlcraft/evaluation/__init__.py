@@ -1,15 +1,6 @@
-"""Evaluation: box geometry and NMS checked against torchvision (03_detection); COCO mAP and
-drift statistics follow."""
+"""Evaluation: COCO mAP by hand, checked against pycocotools (03_detection). Box geometry and
+NMS live in :mod:`mlcraft.ops`; drift statistics in :mod:`mlcraft.mlops.drift`."""
 
-from mlcraft.evaluation.boxes import (
-    box_area,
-    box_convert,
-    box_iou,
-    clip_boxes,
-    decode_boxes,
-    encode_boxes,
-    generalized_box_iou,
-)
 from mlcraft.evaluation.coco import (
     CocoMetrics,
     average_precision,
@@ -17,21 +8,11 @@ from mlcraft.evaluation.coco import (
     precision_recall_curve,
     to_coco_json,
 )
-from mlcraft.evaluation.nms import batched_nms, nms
 
 __all__ = [
     "CocoMetrics",
     "average_precision",
-    "batched_nms",
-    "box_area",
-    "box_convert",
-    "box_iou",
-    "clip_boxes",
     "coco_evaluate",
-    "decode_boxes",
-    "encode_boxes",
-    "generalized_box_iou",
-    "nms",
     "precision_recall_curve",
     "to_coco_json",
 ]

@@ -1,4 +1,5 @@
-"""07_mlops: track, register, export, serve and monitor a model.
+"""07_mlops: track, register, export, serve and monitor a model (the tabular MLP of
+:mod:`mlcraft.models.tabular`, trained by :mod:`mlcraft.recipes.tabular`).
 
 Heavy dependencies load on first use: ``mlflow`` inside the tracking and registry functions,
 ``onnx``/``onnxruntime`` inside the export functions. ``fastapi`` and ``httpx`` load with
@@ -28,16 +29,6 @@ from mlcraft.mlops.export import (
     memory_footprint,
     onnx_session,
 )
-from mlcraft.mlops.model import (
-    CLASS_NAMES,
-    FEATURE_NAMES,
-    TabularData,
-    TabularMLP,
-    TabularMLPConfig,
-    make_tabular_data,
-    predict_proba,
-    train_tabular_mlp,
-)
 from mlcraft.mlops.registry import (
     AliasMove,
     LoadedModel,
@@ -63,8 +54,6 @@ from mlcraft.mlops.tracking import (
 )
 
 __all__ = [
-    "CLASS_NAMES",
-    "FEATURE_NAMES",
     "AliasMove",
     "DriftReport",
     "FeatureDrift",
@@ -76,9 +65,6 @@ __all__ = [
     "OnnxPredictor",
     "ParityReport",
     "RuntimeComparison",
-    "TabularData",
-    "TabularMLP",
-    "TabularMLPConfig",
     "TorchPredictor",
     "Tracking",
     "alias_history",
@@ -95,13 +81,11 @@ __all__ = [
     "load_model_by_alias",
     "log_figure",
     "log_torch_model",
-    "make_tabular_data",
     "memory_footprint",
     "metric_history",
     "onnx_session",
     "percentile",
     "plot_drift",
-    "predict_proba",
     "promote",
     "psi",
     "register_model",
@@ -111,5 +95,4 @@ __all__ = [
     "setup_tracking",
     "summarize_latencies",
     "time_calls",
-    "train_tabular_mlp",
 ]

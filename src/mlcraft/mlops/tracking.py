@@ -239,18 +239,8 @@ class MLflowCallback(Callback):
             return
         if trainer.state.best_metric is not None:
             self._log_metrics({f"best_{trainer.config.monitor}": trainer.state.best_metric}, trainer.state.step)
-        if self._owns_run and not self._paused(trainer):
+        if self._owns_run and trainer.finished:  # a paused fit(until_step=...) keeps the run open
             self.client.set_terminated(self.run_id, status="FINISHED")
-
-    @staticmethod
-    def _paused(trainer: Trainer) -> bool:
-        """True when fit() returned at ``until_step`` with steps left (the run goes on with the next fit())."""
-        until = trainer._until_step
-        cfg = trainer.config
-        finished = trainer.state.stopped_early or (
-            trainer.state.step >= cfg.max_steps if cfg.max_steps is not None else trainer.state.epoch >= cfg.epochs
-        )
-        return until is not None and not finished
 
 
 def log_torch_model(

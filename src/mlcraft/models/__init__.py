@@ -1,4 +1,6 @@
-"""Models: attention and a small GPT (02_attention); a detector comes in 03_detection."""
+"""Models: attention and a small GPT (02_attention), an FCOS-style detector (03_detection), a tabular
+MLP (07_mlops). Models import ops, config and utils only; their training runs are in
+:mod:`mlcraft.recipes`."""
 
 from mlcraft.models.anchors import BACKGROUND, IGNORE, base_anchors, grid_anchors, match_anchors
 from mlcraft.models.attention import (
@@ -15,16 +17,7 @@ from mlcraft.models.detection_loss import (
     fcos_targets,
     sigmoid_focal_loss,
 )
-from mlcraft.models.detector import (
-    DEFAULT_DETECTOR_TRAINING,
-    DetectorConfig,
-    ShapesDetector,
-    evaluate_detector,
-    fasterrcnn_for_shapes,
-    feature_points,
-    postprocess,
-    train_detector,
-)
+from mlcraft.models.detector import DetectorConfig, ShapesDetector, fasterrcnn_for_shapes, feature_points, postprocess
 from mlcraft.models.gpt import GPT, GPTConfig, load_hf_gpt2_weights
 from mlcraft.models.positional import (
     LearnedPositionalEmbedding,
@@ -33,10 +26,10 @@ from mlcraft.models.positional import (
     rotate_half,
     sinusoidal_encoding,
 )
+from mlcraft.models.tabular import TabularMLP, TabularMLPConfig, predict_proba
 
 __all__ = [
     "BACKGROUND",
-    "DEFAULT_DETECTOR_TRAINING",
     "GPT",
     "IGNORE",
     "DetectorConfig",
@@ -46,12 +39,13 @@ __all__ = [
     "MultiHeadAttention",
     "RotaryEmbedding",
     "ShapesDetector",
+    "TabularMLP",
+    "TabularMLPConfig",
     "apply_rotary",
     "base_anchors",
     "causal_mask",
     "detection_loss",
     "detection_losses",
-    "evaluate_detector",
     "fasterrcnn_for_shapes",
     "fcos_targets",
     "feature_points",
@@ -60,10 +54,10 @@ __all__ = [
     "match_anchors",
     "merge_heads",
     "postprocess",
+    "predict_proba",
     "rotate_half",
     "scaled_dot_product_attention",
     "sigmoid_focal_loss",
     "sinusoidal_encoding",
     "split_heads",
-    "train_detector",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from mlcraft.evaluation.boxes import box_iou
+from mlcraft.ops.boxes import box_iou
 
 __all__ = ["BACKGROUND", "IGNORE", "base_anchors", "grid_anchors", "match_anchors"]
 

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from mlcraft.evaluation.boxes import box_area
+from mlcraft.ops.boxes import box_area
 
 __all__ = [
     "FcosTargets",

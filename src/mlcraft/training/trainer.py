@@ -114,7 +114,9 @@ class Trainer:
     """Train ``model`` on ``train_data`` with ``loss_fn(model(inputs), targets)``.
 
     Args:
-        model: the module to train (moved to ``device``).
+        model: the module to train (moved to ``device``), or a function without arguments that
+            builds it: the Trainer calls it right after seeding, so the run is seeded once and
+            the initial weights are reproducible too.
         config: the run's :class:`TrainingConfig`.
         train_data: a map-style dataset yielding ``(inputs, targets)``.
         loss_fn: returns the **mean** loss of a batch (accumulation relies on it).
@@ -128,13 +130,13 @@ class Trainer:
         callbacks: hooks for trackers; called on rank 0 only.
         collate_fn: passed to the ``DataLoader``s.
 
-    Seeding happens here (``seed_everything(config.seed)``), so build the model after your own
-    ``seed_everything`` call if its initialization must be reproducible too.
+    Seeding happens here, once per run (``seed_everything(config.seed)``): pass a model builder
+    rather than a model when its initialization must be reproducible too.
     """
 
     def __init__(
         self,
-        model: nn.Module,
+        model: nn.Module | Callable[[], nn.Module],
         config: TrainingConfig,
         train_data: Dataset[Any],
         loss_fn: LossFn,
@@ -156,6 +158,10 @@ class Trainer:
             if device.type == "cuda" and self.dist.enabled:
                 device = torch.device("cuda", self.dist.local_rank)
         self.device = torch.device(device)
+        if not isinstance(model, nn.Module):
+            model = model()  # built after seeding
+            if not isinstance(model, nn.Module):
+                raise TypeError(f"the model builder must return an nn.Module, got {type(model).__name__}")
         self.model = model.to(self.device)
         self.train_data, self.val_data = train_data, val_data
         self.loss_fn, self.metrics_fn, self.collate_fn = loss_fn, metrics_fn, collate_fn
@@ -266,13 +272,21 @@ class Trainer:
         return grad_norm, skipped
 
     # ----------------------------------------------------------------------------- loop
-    def _done(self) -> bool:
+    @property
+    def finished(self) -> bool:
+        """True once the run is over: ``max_steps`` reached, the last epoch done, or stopped early.
+
+        False after a ``fit(until_step=...)`` that paused with steps left (another ``fit()`` goes on).
+        """
         cfg = self.config
-        if self.state.stopped_early or (self._until_step is not None and self.state.step >= self._until_step):
+        if self.state.stopped_early:
             return True
         if cfg.max_steps is not None:
             return self.state.step >= cfg.max_steps
         return self.state.epoch >= cfg.epochs
+
+    def _done(self) -> bool:
+        return self.finished or (self._until_step is not None and self.state.step >= self._until_step)
 
     def fit(self, until_step: int | None = None) -> list[dict[str, float]]:
         """Train until ``max_steps``, the last epoch, or early stopping. Returns ``history``.
