@@ -25,8 +25,8 @@
 # 9. the library route (torchvision's Faster R-CNN) and the real-data route.
 #
 # Everything runs offline on a CPU: the images are generated here. The reference code lives in
-# `mlcraft.evaluation` (boxes, NMS, COCO metrics), `mlcraft.models` (anchors, the detector) and
-# `mlcraft.data` (the shapes set).
+# `mlcraft.ops` (boxes, NMS), `mlcraft.evaluation` (COCO metrics), `mlcraft.models` (anchors, the
+# detector), `mlcraft.recipes` (training and evaluating it) and `mlcraft.data` (the shapes set).
 
 
 # %%

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlcraft.classroom.cli import app
+from mlcraft.classroom.cli import app, settings_option_name
+from mlcraft.classroom.grading.settings import GradeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -64,17 +65,44 @@ def test_grade_missing_folder_and_unknown_module(tmp_path: Path) -> None:
 def test_grade_rejects_bad_limits_before_grading(tmp_path: Path) -> None:
     (tmp_path / "class" / "ann" / "00_orientation").mkdir(parents=True)
     result = runner.invoke(app, ["grade", str(tmp_path / "class"), "--sandbox", "docker"])
-    assert result.exit_code == 2 and "invalid limits: sandbox" in result.output
+    assert result.exit_code == 2 and "--sandbox" in result.output and "docker" in result.output, result.output
     result = runner.invoke(app, ["grade", str(tmp_path / "class"), "--memory-mb", "100"])
-    assert result.exit_code == 2 and "memory-mb" in result.output
+    assert result.exit_code == 2 and "memory-mb" in result.output and "512" in result.output, result.output
+    result = runner.invoke(app, ["grade", str(tmp_path / "class"), "--workers", "65"])
+    assert result.exit_code == 2 and "--workers" in result.output and "64" in result.output, result.output
 
 
-def test_grade_help_lists_the_limits() -> None:
-    result = runner.invoke(app, ["grade", "--help"], terminal_width=200)
+def test_grade_options_are_the_grade_settings() -> None:
+    """Every GradeSettings field is an option of `mlcraft grade` with the field's default and bounds."""
+    import re
+
+    result = runner.invoke(app, ["grade", "--help"], terminal_width=250, env={"COLUMNS": "250"})
     assert result.exit_code == 0
-    for flag in ("--cell-timeout", "--submission-timeout", "--memory-mb", "--max-output-bytes", "--scratch-mb"):
-        assert flag in result.output
-    assert "--sandbox" in result.output and "--force" in result.output
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.output)
+    for name, field in GradeSettings.model_fields.items():
+        option = "--" + settings_option_name(name)
+        line = next((line for line in text.splitlines() if f"{option} " in line), None)
+        assert line is not None, f"{option} missing from `mlcraft grade --help`"
+        bounds = {type(b).__name__: getattr(b, type(b).__name__.lower()) for b in field.metadata}
+        if "Ge" in bounds:
+            assert f"[{bounds['Ge']}<=x<={bounds['Le']}]" in line, line
+    assert "--force" in text and "--module" in text
+    # the defaults reach GradeSettings unchanged when no option is given
+    assert GradeSettings().cell_timeout_s == 120 and settings_option_name("cell_timeout_s") == "cell-timeout"
+
+
+def test_readme_limits_table_matches_the_grade_settings() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\s*\| `--([a-z-]+)(?: [A-Z])?` \| ([^|]+) \|", readme, flags=re.M)
+    assert len(rows) >= 10, rows
+    fields = {settings_option_name(name): field for name, field in GradeSettings.model_fields.items()}
+    for option, default in rows:
+        assert option in fields, f"README documents --{option}, which `mlcraft grade` does not have"
+        assert default.strip() == str(fields[option].default), f"README's default of --{option}"
+    undocumented = set(fields) - {option for option, _ in rows} - {"workers", "sandbox", "feedback"}
+    assert not undocumented, f"limits missing from README's table: {sorted(undocumented)}"
 
 
 def test_release_unknown_module() -> None:

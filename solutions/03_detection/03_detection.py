@@ -192,7 +192,7 @@ else:
 ### BEGIN HIDDEN TESTS
 # Functions sharing a name: the last one listed is the one a failure message names.
 _forbidden_convert = (
-    "mlcraft.evaluation.box_convert",
+    "mlcraft.ops.box_convert",
     "torchvision.ops.box_convert",
     "torchvision.ops._box_convert._box_xywh_to_xyxy",
     "torchvision.ops._box_convert._box_xyxy_to_xywh",
@@ -407,8 +407,8 @@ assert touching.item() == 0.0, f"boxes that only touch along an edge should have
 ### BEGIN HIDDEN TESTS
 # Functions sharing a name: the last one listed is the one a failure message names.
 _forbidden_iou = (
-    "mlcraft.evaluation.box_iou",
-    "mlcraft.evaluation.box_area",
+    "mlcraft.ops.box_iou",
+    "mlcraft.ops.box_area",
     "torchvision.ops.box_iou",
     "torchvision.ops.box_area",
     "torchvision.ops.generalized_box_iou",
@@ -580,7 +580,7 @@ assert nms(boxes_n, scores_n, 0.99).tolist() == [3, 0, 1, 2], "with iou_threshol
 # Functions sharing a name: the last one listed is the one a failure message names.
 _forbidden_nms = (
     "mlcraft.ops.nms",
-    "mlcraft.evaluation.batched_nms",
+    "mlcraft.ops.batched_nms",
     "torchvision.ops.nms",
     "torchvision.ops.batched_nms",
     "torchvision.ops.boxes._batched_nms_coordinate_trick",
@@ -721,7 +721,7 @@ assert keep.tolist() == torchvision.ops.batched_nms(boxes_b, scores_b, labels_b,
 ### BEGIN HIDDEN TESTS
 _forbidden_batched = (
     "mlcraft.ops.nms",
-    "mlcraft.evaluation.batched_nms",
+    "mlcraft.ops.batched_nms",
     "torchvision.ops.nms",
     "torchvision.ops.batched_nms",
     "torchvision.ops.boxes._batched_nms_coordinate_trick",
@@ -1041,7 +1041,7 @@ assert_close(
 _forbidden_decode = (
     "torchvision.models.detection._utils.BoxCoder.decode_single",
     "torchvision.models.detection._utils.BoxCoder.decode",
-    "mlcraft.evaluation.decode_boxes",
+    "mlcraft.ops.decode_boxes",
 )
 
 
@@ -1451,6 +1451,6 @@ print("average_precision: tests passed")
 #   envelope before reading it at 101 recall thresholds. Compare your number with
 #   `pycocotools` before you put it in a table.
 #
-# The course package has production versions: `mlcraft.evaluation` (`box_convert`, `box_iou`,
-# `nms`, `batched_nms`, `decode_boxes`, `coco_evaluate`, which reproduces the full COCO
-# evaluation) and `mlcraft.models.anchors` (`grid_anchors`, `match_anchors`).
+# The course package has production versions: `mlcraft.ops` (`box_convert`, `box_iou`, `nms`,
+# `batched_nms`, `decode_boxes`), `mlcraft.evaluation` (`coco_evaluate`, which reproduces the
+# full COCO evaluation) and `mlcraft.models.anchors` (`grid_anchors`, `match_anchors`).

@@ -141,7 +141,7 @@ def test_two_targets_of_the_same_name_are_told_apart() -> None:
     forbidden = ("torchvision.ops.nms", "mlcraft.ops.nms")
     for source, named in (
         ("from torchvision.ops import nms as _tv\ndef nms(b, s, t):\n    return _tv(b, s, t)\n", "torchvision.ops.nms"),
-        ("import mlcraft.evaluation as ev\ndef nms(b, s, t):\n    return ev.nms(b, s, t)\n", "mlcraft.ops.nms"),
+        ("import mlcraft.ops as ev\ndef nms(b, s, t):\n    return ev.nms(b, s, t)\n", "mlcraft.ops.nms"),
     ):
         found = LearnerSource([("nms-answer", source)]).forbidden_uses(["nms"], forbidden)
         assert len(found) == 1 and f"uses {named} " in found[0], found

@@ -9,18 +9,24 @@ again to resume).
 
 from __future__ import annotations
 
+import enum
+import functools
+import inspect
 import platform
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, get_args, get_origin
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mlcraft.classroom.grading.notebooks import InvalidNotebookError
 from mlcraft.classroom.grading.paths import CourseLayoutError, find_course_root, grading_dir
+from mlcraft.classroom.grading.settings import GradeSettings
 
 if TYPE_CHECKING:
     from mlcraft.classroom.grading.classroom import SubmissionResult
@@ -273,7 +279,65 @@ def grades_table(results: list[SubmissionResult]) -> Table:
     return table
 
 
+def settings_option_name(field: str) -> str:
+    """The CLI option of a settings field: ``cell_timeout_s`` -> ``cell-timeout``."""
+    return field.removesuffix("_s").replace("_", "-")
+
+
+def with_settings_options(settings_cls: type[BaseModel]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command one option per field of ``settings_cls`` (default, bounds and help taken
+    from the field) and call it with ``settings=`` the validated model instead.
+
+    The command's own parameters come first; ``settings`` must be one of them.
+    """
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        own = [param for name, param in signature.parameters.items() if name != "settings"]
+        extra: list[inspect.Parameter] = []
+        for name, field in settings_cls.model_fields.items():
+            option = settings_option_name(name)
+            annotation: Any = field.annotation
+            kwargs: dict[str, Any] = {"help": field.description}
+            default: Any = field.default
+            if get_origin(annotation) is Literal:  # typer shows an Enum as a choice
+                annotation = enum.Enum(name, {str(choice): str(choice) for choice in get_args(annotation)})
+                default = annotation(default)
+            for bound in field.metadata:
+                kwargs.update({"min": getattr(bound, "ge", None)} if hasattr(bound, "ge") else {})
+                kwargs.update({"max": getattr(bound, "le", None)} if hasattr(bound, "le") else {})
+            declaration = f"--{option}/--no-{option}" if annotation is bool else f"--{option}"
+            extra.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=default,
+                    annotation=Annotated[annotation, typer.Option(declaration, **kwargs)],
+                )
+            )
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> None:
+            values = {name: kwargs.pop(name) for name in settings_cls.model_fields}
+            values = {name: value.value if isinstance(value, enum.Enum) else value for name, value in values.items()}
+            try:
+                settings = settings_cls(**values)
+            except ValidationError as err:
+                first = err.errors()[0]
+                _fail(f"invalid limits: --{settings_option_name(str(first['loc'][0]))}: {first['msg']}")
+            command(settings=settings, **kwargs)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__  # typer must read the new signature, not the command's
+        return wrapper
+
+    return decorate
+
+
 @app.command()
+@with_settings_options(GradeSettings)
 def grade(
     submissions: Annotated[Path, typer.Argument(help="Folder laid out as <student>/<module>/<module>.ipynb.")],
     module: Annotated[
@@ -283,23 +347,9 @@ def grade(
         Path | None,
         typer.Option(help="Workspace for gradebook, feedback and reports; default under the grading folder."),
     ] = None,
-    cell_timeout: Annotated[int, typer.Option(min=1, help="Seconds each cell may run.")] = 120,
-    submission_timeout: Annotated[int, typer.Option(min=10, help="Seconds one submission may take in all.")] = 900,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Submissions graded in parallel.")] = 1,
-    memory_mb: Annotated[int, typer.Option(min=512, help="Memory (address space) of each kernel, MiB.")] = 8192,
-    max_output_bytes: Annotated[int, typer.Option(min=1024, help="Output kept per cell, bytes.")] = 1_000_000,
-    scratch_mb: Annotated[int, typer.Option(min=16, help="Writable scratch space of each kernel, MiB.")] = 256,
-    max_processes: Annotated[int, typer.Option(min=16, help="Processes and threads of each kernel (sandbox).")] = 256,
-    max_notebook_mb: Annotated[int, typer.Option(min=1, help="Larger submitted notebooks are not graded, MiB.")] = 64,
-    max_cells: Annotated[int, typer.Option(min=10, help="Notebooks with more cells are not graded.")] = 2000,
-    max_notebook_output_mb: Annotated[int, typer.Option(min=1, help="Output kept per notebook, in all, MiB.")] = 16,
-    grader_memory_mb: Annotated[
-        int, typer.Option(min=1024, help="Data memory of each grading process (not the kernel), MiB.")
-    ] = 4096,
-    sandbox: Annotated[
-        str, typer.Option(help="auto: bubblewrap where available; bwrap: required; off: no sandbox.")
-    ] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Grade again submissions already graded in --out.")] = False,
+    *,
+    settings: GradeSettings,
 ) -> None:
     """Autograde a classroom folder: grades.csv, report.json and feedback HTML for each student.
 
@@ -307,30 +357,11 @@ def grade(
     grader, apart from the student's code. An interrupted run resumes where it stopped when
     started again with the same --out.
     """
-    from pydantic import ValidationError
-
-    from mlcraft.classroom.grading.classroom import GradeSettings, Status, grade_classroom
+    from mlcraft.classroom.grading.classroom import Status, grade_classroom
     from mlcraft.classroom.grading.sandbox import MISSING_PROTECTIONS, sandbox_status
 
     root = _course_root()
     out_dir = out or grading_dir() / "runs" / submissions.resolve().name
-    try:
-        settings = GradeSettings(
-            cell_timeout_s=cell_timeout,
-            submission_timeout_s=submission_timeout,
-            workers=workers,
-            memory_mb=memory_mb,
-            max_output_bytes=max_output_bytes,
-            scratch_mb=scratch_mb,
-            max_processes=max_processes,
-            max_notebook_mb=max_notebook_mb,
-            max_cells=max_cells,
-            max_notebook_output_mb=max_notebook_output_mb,
-            grader_memory_mb=grader_memory_mb,
-            sandbox=sandbox,  # type: ignore[arg-type]  # validated by pydantic
-        )
-    except ValidationError as err:
-        _fail(f"invalid limits: {err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}")
     bwrap, reason = sandbox_status(settings.sandbox)
     if not bwrap and settings.sandbox != "bwrap":
         err_console.print(

@@ -141,7 +141,7 @@ def centerness_target(points: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor
 
 def paired_generalized_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """GIoU ``(N,)`` of ``boxes1[i]`` with ``boxes2[i]`` (both ``(N, 4)`` xyxy): the diagonal of
-    :func:`mlcraft.evaluation.generalized_box_iou` without the ``(N, N)`` matrix; ``eps`` guards
+    :func:`mlcraft.ops.generalized_box_iou` without the ``(N, N)`` matrix; ``eps`` guards
     degenerate boxes as ``torchvision.ops.generalized_box_iou_loss`` does."""
     if boxes1.shape != boxes2.shape or boxes1.dim() != 2 or boxes1.shape[-1] != 4:
         raise ValueError(f"need two (N, 4) tensors of one shape, got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}")

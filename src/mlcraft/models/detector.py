@@ -207,7 +207,7 @@ def postprocess(
     Each location and class scores ``sqrt(sigmoid(cls) * sigmoid(centerness))``; candidates
     scoring above ``score_threshold`` (at most ``pre_nms_top_n``) are decoded, clipped to
     ``image_size = (H, W)``, dropped when empty after clipping, suppressed by
-    :func:`mlcraft.evaluation.batched_nms` per class, and cut to ``max_detections``.
+    :func:`mlcraft.ops.batched_nms` per class, and cut to ``max_detections``.
 
     Returns:
         ``[{"boxes": Tensor[N, 4] float32 xyxy, "scores": Tensor[N], "labels": Tensor[N] int64 in 1..K}]``.

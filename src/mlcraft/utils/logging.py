@@ -11,7 +11,6 @@ import sys
 from typing import Any
 
 import structlog
-from structlog._config import BoundLoggerLazyProxy  # what structlog.get_logger() returns
 
 __all__ = ["configure_logging", "get_logger"]
 
@@ -43,12 +42,11 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
 
 
 def get_logger(name: str | None = None, **context: Any) -> Any:
-    """A structlog logger whose events carry ``logger=name`` (the module) and any extra context.
+    """A structlog logger whose events carry ``logger_name=name`` (the module) and any extra context.
 
     The logger stays lazy: it picks up the configuration in force when it first logs, so a
-    module-level ``log = get_logger(__name__)`` follows a later :func:`configure_logging`.
-    (``structlog.get_logger(logger=...)`` is not possible: ``logger`` is a parameter name of
-    ``wrap_logger``; ``.bind()`` would freeze the configuration at import time.)
+    module-level ``log = get_logger(__name__)`` follows a later :func:`configure_logging`,
+    whatever the import order. (``.bind()`` would freeze the configuration at import time.)
     """
-    values = {"logger": name, **context} if name else dict(context)
-    return BoundLoggerLazyProxy(None, initial_values=values, logger_factory_args=())
+    values = {"logger_name": name, **context} if name else dict(context)
+    return structlog.get_logger(**values)
