@@ -284,6 +284,10 @@ def settings_option_name(field: str) -> str:
     return field.removesuffix("_s").replace("_", "-")
 
 
+def _choices(name: str, values: list[str]) -> type[enum.Enum]:
+    return enum.Enum(name, {value: value for value in values})  # type: ignore[return-value]  # the functional API builds a class
+
+
 def with_settings_options(settings_cls: type[BaseModel]) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command one option per field of ``settings_cls`` (default, bounds and help taken
     from the field) and call it with ``settings=`` the validated model instead.
@@ -301,11 +305,13 @@ def with_settings_options(settings_cls: type[BaseModel]) -> Callable[[Callable[.
             kwargs: dict[str, Any] = {"help": field.description}
             default: Any = field.default
             if get_origin(annotation) is Literal:  # typer shows an Enum as a choice
-                annotation = enum.Enum(name, {str(choice): str(choice) for choice in get_args(annotation)})
-                default = annotation(default)
+                choices = _choices(name, [str(choice) for choice in get_args(annotation)])
+                annotation, default = choices, choices(default)
             for bound in field.metadata:
-                kwargs.update({"min": getattr(bound, "ge", None)} if hasattr(bound, "ge") else {})
-                kwargs.update({"max": getattr(bound, "le", None)} if hasattr(bound, "le") else {})
+                if hasattr(bound, "ge"):
+                    kwargs["min"] = bound.ge
+                if hasattr(bound, "le"):
+                    kwargs["max"] = bound.le
             declaration = f"--{option}/--no-{option}" if annotation is bool else f"--{option}"
             extra.append(
                 inspect.Parameter(
