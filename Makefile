@@ -22,20 +22,26 @@ LESSONS   := $(wildcard course/*.py)
 SOURCES   := $(wildcard solutions/*/*.py)
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test setup sync release verify lint unit notebooks mutate bench clean
+.PHONY: help lab test setup sync release verify lint unit unit-fast notebooks mutate bench clean
 
 help:
-	@echo "make lab       set up and open JupyterLab on the course"
-	@echo "make test      set up and run every check (lint, types, course checks, tests, notebooks)"
-	@echo "make sync      update each paired .ipynb from its .py (Jupytext)"
-	@echo "make release   regenerate exercises/ from solutions/ (nbgrader)"
-	@echo "make verify    twins in sync, no outputs, exercises/ equal to a fresh release, no leaks"
-	@echo "make mutate    mutation-test every assignment: no survivor unless listed as equivalent"
-	@echo "make bench     run the benchmarks"
-	@echo "make clean     remove the virtual environment and caches"
+	@echo "make lab        set up and open JupyterLab on the course"
+	@echo "make test       set up and run every check: lint verify unit notebooks mutate"
+	@echo "make setup      create or refresh .venv from pyproject.toml (every extra)"
+	@echo "make sync       update each paired .ipynb from its .py (Jupytext)"
+	@echo "make release    regenerate exercises/ from solutions/ (nbgrader)"
+	@echo "make verify     twins in sync, no outputs, exercises/ equal to a fresh release, no leaks"
+	@echo "make lint       ruff (lint and format) and mypy over src and tests"
+	@echo "make unit       the test suite (tests/), grading tests included"
+	@echo "make unit-fast  the test suite without the slow grading tests (a few minutes)"
+	@echo "make notebooks  run every lesson and solution notebook top to bottom"
+	@echo "make mutate     mutation-test every assignment: no survivor unless listed as equivalent"
+	@echo "make bench      run the benchmarks"
+	@echo "make clean      remove the virtual environment and caches"
+	@echo "make help       this list"
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "mlcraft needs Python >= 3.10; set PYTHON=python3.X")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlcraft needs Python >= 3.11; set PYTHON=python3.X")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
@@ -63,6 +69,9 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(TEST_ENV) MLCRAFT_GRADING_DIR=$(TEST_GRADING_DIR) $(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS) tests
+
+unit-fast: $(STAMP)
+	$(TEST_ENV) MLCRAFT_GRADING_DIR=$(TEST_GRADING_DIR) $(BIN)/pytest -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS) tests
 
 notebooks: $(STAMP)
 	$(TEST_ENV) MLCRAFT_GRADING_DIR=$(TEST_GRADING_DIR) $(BIN)/pytest -n 2 --dist loadfile --nbval-lax $(PYTEST_ARGS) course solutions

@@ -36,12 +36,10 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mlcraft @ git+https://github.com/mlcraft/mlcraft"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mlcraft[course] @ git+https://github.com/mlcraft/mlcraft"], check=True)
 
 
 # %%
-import contextlib
-import io
 import math
 import os
 import time
@@ -65,8 +63,8 @@ from mlcraft.utils import best_device, configure_logging, draw_boxes, seed_every
 # logger picks up the level when the module is imported.
 configure_logging("WARNING")
 from mlcraft.data import SHAPE_CLASSES, VOC_CLASSES, ShapesConfig, ShapesDetection, collate_detection, voc_detection
-from mlcraft.evaluation import average_precision, coco_evaluate, precision_recall_curve, to_coco_json
-from mlcraft.evaluation.coco import IOU_THRESHOLDS, STAT_NAMES
+from mlcraft.evaluation import average_precision, coco_evaluate, precision_recall_curve
+from mlcraft.evaluation.coco import IOU_THRESHOLDS, STAT_NAMES, run_cocoeval
 from mlcraft.models import (
     BACKGROUND,
     IGNORE,
@@ -1057,29 +1055,22 @@ plot_pr_curves(val_truths, simulated, "simulated detector")
 # so do the confused ones, which count as misses for their true class.
 #
 # `coco_evaluate` computes all twelve COCO numbers. It is written out in numpy
-# (`mlcraft/evaluation/coco.py`), and it must agree with the official `pycocotools` `COCOeval`,
-# which we run on the same data through `to_coco_json`:
+# (`mlcraft/evaluation/coco.py`), and it must agree with the official `pycocotools` `COCOeval`.
+# `run_cocoeval` runs the official evaluator on the same data: `to_coco_json` writes our boxes in
+# COCO's format (`xywh`, one id per image), then a `COCO()` index is built from that dict, the
+# detections are attached with `loadRes`, and `evaluate`, `accumulate`, `summarize` fill
+# `.stats` with the twelve numbers in `STAT_NAMES` order (the tests and a benchmark use the same
+# function):
 
 
 # %%
 def pycocotools_stats(ground_truths, detections):
     """COCOeval's 12 summary numbers for the same data, or None where pycocotools is not installed."""
     try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
+        return run_cocoeval(ground_truths, detections).stats
     except ImportError:
         print("pycocotools is not installed (pip install pycocotools): skipping the comparison")
         return None
-    dataset, results = to_coco_json(ground_truths, detections)
-    with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints progress and its own table
-        coco_gt = COCO()
-        coco_gt.dataset = dataset
-        coco_gt.createIndex()
-        coco_eval = COCOeval(coco_gt, coco_gt.loadRes(results), iouType="bbox")
-        coco_eval.evaluate()
-        coco_eval.accumulate()
-        coco_eval.summarize()
-    return coco_eval.stats
 
 
 def compare_with_pycocotools(metrics, ground_truths, detections):

@@ -34,6 +34,9 @@ def test_first_code_cell_installs_on_colab_only(path: Path) -> None:
     nb = jupytext.read(path)
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert 'if "google.colab" in sys.modules:' in first.source, f"{path}: first code cell must be the Colab set-up cell"
+    assert "mlcraft[course] @ git+" in first.source, (
+        f"{path}: Colab installs the [course] extra, not the classroom stack"
+    )
     assert "pip" in first.source
 
 
@@ -147,3 +150,22 @@ def test_contributing_shows_the_module_map() -> None:
     assert start in text and end in text, "CONTRIBUTING.md lost its module-map markers"
     shown = text.split(start, 1)[1].split(end, 1)[0]
     assert shown == module_table(), "CONTRIBUTING.md's module table is stale: paste mlcraft.course.module_table()"
+
+
+def test_make_help_lists_every_target() -> None:
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    phony = next(line for line in makefile.splitlines() if line.startswith(".PHONY:")).split()[1:]
+    result = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+    listed = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("make ")}
+    assert set(phony) == listed, (
+        f"make help misses {sorted(set(phony) - listed)}, lists unknown {sorted(listed - set(phony))}"
+    )
+
+
+def test_habits_files_exist() -> None:
+    assert "MIT License" in (REPO / "LICENSE").read_text(encoding="utf-8")
+    assert "## [Unreleased]" in (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    hooks = (REPO / ".pre-commit-config.yaml").read_text(encoding="utf-8")
+    assert "repo: local" in hooks and "https://" not in hooks, "hooks must be local: nothing can be fetched offline"
+    for hook in ("ruff check", "ruff format", "mypy", "mlcraft verify"):
+        assert hook in hooks, hook

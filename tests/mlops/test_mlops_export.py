@@ -4,6 +4,7 @@ onnxruntime, and the eager vs onnxruntime measurements (structure only; speed li
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from mlcraft.mlops.export import (
     export_onnx,
     memory_footprint,
     onnx_session,
+    rss_bytes,
 )
 from mlcraft.models.tabular import TabularMLP
 
@@ -100,7 +102,37 @@ def test_memory_footprint(trained_model: TabularMLP, onnx_path: Path, live_rows:
     assert footprint.onnx_file_bytes == onnx_path.stat().st_size
     # The file holds the same float32 weights plus the graph.
     assert expected <= footprint.onnx_file_bytes < expected + 100_000
-    assert footprint.onnx_session_rss_bytes is None or footprint.onnx_session_rss_bytes >= 0
+    if sys.platform == "linux":  # /proc/self/statm is there: the growth is measured, not None
+        assert footprint.onnx_session_rss_bytes is not None
+        assert 0 <= footprint.onnx_session_rss_bytes < 2 << 30, footprint.onnx_session_rss_bytes
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/statm")
+def test_rss_bytes_reads_this_process() -> None:
+    import resource
+
+    rss = rss_bytes()
+    assert rss is not None and rss > 10 << 20, rss  # a Python process with torch loaded holds well over 10 MiB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    assert rss <= peak * 1.01, (rss, peak)
+
+
+@pytest.mark.parametrize(
+    ("readings", "grown"), [((100, 300), 200), ((300, 100), 0), ((None, 5), None), ((5, None), None)]
+)
+def test_memory_footprint_clamps_rss_growth(
+    monkeypatch: pytest.MonkeyPatch,
+    trained_model: TabularMLP,
+    onnx_path: Path,
+    live_rows: np.ndarray,
+    readings: tuple[int | None, int | None],
+    grown: int | None,
+) -> None:
+    import mlcraft.mlops.export as export
+
+    values = iter(readings)
+    monkeypatch.setattr(export, "rss_bytes", lambda: next(values))
+    assert memory_footprint(trained_model, onnx_path, live_rows[:4]).onnx_session_rss_bytes == grown
 
 
 def test_onnx_predictor_matches_the_eager_model(

@@ -5,7 +5,8 @@ readiness, metrics, request logs and reload behave."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -14,7 +15,13 @@ from fastapi.testclient import TestClient
 
 from mlcraft.data.tabular import CLASS_NAMES
 from mlcraft.mlops.registry import TorchPredictor
-from mlcraft.mlops.serving import create_app, format_validation_errors
+from mlcraft.mlops.serving import (
+    ModelHolder,
+    ReadyResponse,
+    _ModelNotReadyError,
+    create_app,
+    format_validation_errors,
+)
 from mlcraft.models.tabular import TabularMLP, predict_proba
 
 MAX_BATCH = 16
@@ -259,3 +266,106 @@ def test_a_failing_model_is_a_logged_500_not_a_crash(trained_model: TabularMLP) 
         assert any(e["event"] == "request failed" and "non-finite" in e["error"] for e in logs)
         assert 'path="/predict",status="500"} 1' in client.get("/metrics").text
         assert client.get("/health").status_code == 200
+
+
+# ModelHolder on its own: what the routes rely on.
+
+
+def _scripted_loader(outcomes: list[TorchPredictor | Exception]) -> Callable[[], TorchPredictor]:
+    """A loader returning (or raising) the next outcome on each call."""
+    remaining = iter(outcomes)
+
+    def loader() -> TorchPredictor:
+        outcome = next(remaining)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    return loader
+
+
+def _version(model: TabularMLP, version: str) -> TorchPredictor:
+    return TorchPredictor(model, name="tabular", version=version, n_features=8, class_names=CLASS_NAMES)
+
+
+def test_holder_before_any_load_is_not_ready() -> None:
+    calls: list[int] = []
+    holder = ModelHolder(lambda: calls.append(1))  # type: ignore[arg-type, return-value]
+    assert calls == [], "building the holder does not load"
+    assert holder.predictor is None and holder.error == "not loaded yet"
+    assert holder.readiness() == ReadyResponse(ready=False, detail="not loaded yet")
+    with pytest.raises(_ModelNotReadyError) as not_ready:
+        holder.current()
+    assert not_ready.value.reason == "not loaded yet"
+
+
+def test_holder_load_serves_the_loaded_model(trained_model: TabularMLP) -> None:
+    v1 = _version(trained_model, "1")
+    holder = ModelHolder(_scripted_loader([v1]))
+    assert holder.load() is None
+    assert holder.current() is v1 and holder.predictor is v1
+    assert holder.error is None
+    assert holder.readiness() == ReadyResponse(ready=True, model_name="tabular", model_version="1")
+
+
+def test_holder_failed_first_load_reports_the_error(trained_model: TabularMLP) -> None:
+    holder = ModelHolder(
+        _scripted_loader([FileNotFoundError("no model"), KeyError("alias"), _version(trained_model, "1")])
+    )
+    assert holder.load() == "FileNotFoundError: no model"
+    with pytest.raises(_ModelNotReadyError) as not_ready:
+        holder.current()
+    assert not_ready.value.reason == "FileNotFoundError: no model"
+    assert holder.load() == "KeyError: 'alias'", "a later failure replaces the reason"
+    assert holder.readiness() == ReadyResponse(ready=False, detail="KeyError: 'alias'")
+    assert holder.load() is None and holder.current().version == "1", "a later success makes it ready"
+    assert holder.error is None
+
+
+def test_holder_failed_reload_keeps_the_previous_model(trained_model: TabularMLP) -> None:
+    v1, v2 = _version(trained_model, "1"), _version(trained_model, "2")
+    seen_during_reload: list[str] = []
+    outcomes: list[TorchPredictor | Exception] = [v1, RuntimeError("registry unreachable"), v2]
+
+    def loader() -> TorchPredictor:
+        if holder.predictor is not None:  # a reload: requests meanwhile still get the old model
+            seen_during_reload.append(holder.current().version)
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    holder = ModelHolder(loader)
+    assert holder.load() is None
+    assert holder.load() == "RuntimeError: registry unreachable"
+    assert holder.current() is v1, "a failed reload keeps serving the previous model"
+    assert holder.error is None and holder.readiness().ready, "and the service stays ready"
+    assert holder.load() is None and holder.current() is v2
+    assert seen_during_reload == ["1", "1"]
+
+
+def test_holder_serializes_concurrent_loads(trained_model: TabularMLP) -> None:
+    first_inside, release_first, second_inside = threading.Event(), threading.Event(), threading.Event()
+    versions = iter(["1", "2"])
+
+    def loader() -> TorchPredictor:
+        version = next(versions)
+        if version == "1":
+            first_inside.set()
+            release_first.wait(10)
+        else:
+            second_inside.set()
+        return _version(trained_model, version)
+
+    holder = ModelHolder(loader)
+    threads = [threading.Thread(target=holder.load, name=f"holder-test-{i}") for i in range(2)]
+    threads[0].start()
+    assert first_inside.wait(10)
+    threads[1].start()
+    try:
+        assert not second_inside.wait(0.2), "a second load must wait for the first to finish"
+    finally:
+        release_first.set()
+        for thread in threads:
+            thread.join(10)
+    assert second_inside.is_set() and holder.current().version == "2", "loads apply in order"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -11,7 +13,6 @@ import torch
 
 import mlcraft.classroom.testing.pytest_plugin as plugin
 from mlcraft.classroom.testing.devices import DEVICE, available_devices, cuda_available
-from mlcraft.utils.device import best_device
 
 # --------------------------------------------------------------------------- devices
 
@@ -47,10 +48,27 @@ def test_available_devices_without_mps_backend(monkeypatch: pytest.MonkeyPatch) 
     assert available_devices() == [torch.device("cpu")]
 
 
-def test_module_device_is_best_device() -> None:
-    assert isinstance(DEVICE, torch.device)
-    assert best_device() == DEVICE
+def test_module_device_is_the_best_device_present() -> None:
+    """DEVICE against an independent reading of what this machine has (CUDA, then MPS, then CPU)."""
+    mps = getattr(torch.backends, "mps", None)
+    if torch.cuda.is_available():
+        expected = "cuda"
+    elif mps is not None and mps.is_available():
+        expected = "mps"
+    else:
+        expected = "cpu"
+    assert isinstance(DEVICE, torch.device) and DEVICE.type == expected, DEVICE
     assert DEVICE in available_devices()
+
+
+def test_module_device_is_cpu_when_cuda_is_hidden() -> None:
+    """In a process that sees no GPU, test cells run on the CPU (this can fail on a CPU-only machine)."""
+    code = "from mlcraft.classroom.testing import DEVICE; print(DEVICE.type)"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+    assert result.stdout.strip() in ("cpu", "mps"), result.stdout
 
 
 # --------------------------------------------------------------------------- the device fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import structlog
@@ -40,13 +40,13 @@ def test_json_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_json_timestamp_is_iso_utc(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO", json=True)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     get_logger("x").info("evt")
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     (record,) = _json_lines(capsys.readouterr().err)
     stamp = str(record["timestamp"])
     assert stamp.endswith("Z")
-    parsed = datetime.fromisoformat(stamp[:-1]).replace(tzinfo=timezone.utc)
+    parsed = datetime.fromisoformat(stamp[:-1]).replace(tzinfo=UTC)
     assert before.replace(microsecond=0) <= parsed <= after
 
 

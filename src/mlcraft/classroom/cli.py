@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mlcraft.classroom.compat import unsupported_versions
 from mlcraft.classroom.grading.notebooks import InvalidNotebookError
 from mlcraft.classroom.grading.paths import CourseLayoutError, find_course_root, grading_dir
 from mlcraft.classroom.grading.settings import GradeSettings
@@ -77,11 +78,22 @@ def doctor() -> None:
     table.add_column("item")
     table.add_column("value")
     table.add_row("python", platform.python_version())
-    for pkg in ("mlcraft", "torch", "torchvision", "numpy", "nbgrader", "jupytext", "jupyterlab"):
+    for pkg in (
+        "mlcraft",
+        "torch",
+        "torchvision",
+        "numpy",
+        "nbgrader",
+        "nbclient",
+        "structlog",
+        "jupytext",
+        "jupyterlab",
+    ):
         found = _pkg_version(pkg)
         table.add_row(pkg, found or "[red]not installed[/]")
         if not found:
             problems.append(f"{pkg} is not installed: run `make lab` (or `pip install -e '.[dev]'`)")
+    problems += unsupported_versions()
     device = best_device()
     table.add_row("device", str(device) + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""))
     table.add_row("AMP dtype", str(amp_dtype(device)).removeprefix("torch."))
@@ -368,6 +380,8 @@ def grade(
 
     root = _course_root()
     out_dir = out or grading_dir() / "runs" / submissions.resolve().name
+    for problem in unsupported_versions():
+        _fail(problem, EXIT_PROBLEMS)
     bwrap, reason = sandbox_status(settings.sandbox)
     if not bwrap and settings.sandbox != "bwrap":
         err_console.print(

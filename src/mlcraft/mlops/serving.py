@@ -19,6 +19,11 @@ Bad input (NaN, infinities, values outside float32, wrong length or type, empty 
 batch, missing or extra fields, malformed JSON) is answered with 422 and a message naming the
 field and the problem; it never reaches the model. Every response carries ``X-Model-Version``
 and ``X-Request-ID``.
+
+Structure: the model sits in a :class:`ModelHolder`, which swaps the (model, load error) pair
+whole on reload, so a request sees the old model or the new one, never a mix. The routes are
+module-level functions on an ``APIRouter``; they get the holder, the metrics and the batch limit
+from ``app.state`` through FastAPI dependencies. :func:`create_app` only wires these together.
 """
 
 from __future__ import annotations
@@ -28,10 +33,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, NamedTuple, Protocol
 
 import numpy as np
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -42,6 +47,7 @@ from mlcraft.utils.logging import get_logger
 __all__ = [
     "BatchPredictRequest",
     "BatchPredictResponse",
+    "ModelHolder",
     "PredictRequest",
     "PredictResponse",
     "Prediction",
@@ -157,6 +163,233 @@ class _ModelNotReadyError(Exception):
         self.reason = reason or "unknown"
 
 
+class _Loaded(NamedTuple):
+    """What :class:`ModelHolder` swaps as one value: the model served (``None`` before any
+    successful load) and why there is none (``None`` once a model is loaded)."""
+
+    predictor: Predictor | None
+    error: str | None
+
+
+class ModelHolder:
+    """The model a service answers with, loaded by ``loader`` and swapped whole on reload.
+
+    The predictor and the load error sit in one immutable pair behind one attribute: a load
+    replaces the pair in a single assignment, so a request reads the old model or the new one,
+    never a mix, and readers take no lock. Loads are serialized by a lock. A load that raises
+    keeps the previous predictor, if there is one (and the service stays ready); with none, its
+    error becomes the reason the service is not ready.
+    """
+
+    def __init__(self, loader: Callable[[], Predictor]) -> None:
+        self._loader = loader
+        self._loaded = _Loaded(predictor=None, error="not loaded yet")
+        self._load_lock = threading.Lock()
+
+    @property
+    def predictor(self) -> Predictor | None:
+        """The model being served, or ``None`` before the first successful load."""
+        return self._loaded.predictor
+
+    @property
+    def error(self) -> str | None:
+        """Why no model is served (``None`` once one is, even after a later failed load)."""
+        return self._loaded.error
+
+    def load(self) -> str | None:
+        """Call the loader; on failure keep serving the previous model (if any) and return the error."""
+        with self._load_lock:
+            try:
+                predictor = self._loader()
+            except Exception as err:  # a broken registry or file must not crash the process
+                error = f"{type(err).__name__}: {err}"
+                if self._loaded.predictor is None:
+                    self._loaded = _Loaded(predictor=None, error=error)
+                log.error("model load failed", error=error)
+                return error
+            self._loaded = _Loaded(predictor=predictor, error=None)  # one assignment: requests see old or new
+        log.info("model ready", model=predictor.name, version=predictor.version, features=predictor.n_features)
+        return None
+
+    def current(self) -> Predictor:
+        """The model to answer with; raises the not-ready error (a 503) when there is none."""
+        loaded = self._loaded
+        if loaded.predictor is None:
+            raise _ModelNotReadyError(loaded.error)
+        return loaded.predictor
+
+    def readiness(self) -> ReadyResponse:
+        """What ``/ready`` reports, from one read of the pair."""
+        predictor, error = self._loaded
+        if predictor is None:
+            return ReadyResponse(ready=False, detail=error)
+        return ReadyResponse(ready=True, model_name=predictor.name, model_version=predictor.version)
+
+
+# What create_app puts on ``app.state``, read back by the lifespan, the middleware and the routes.
+async def _holder(request: Request) -> ModelHolder:
+    holder: ModelHolder = request.app.state.model_holder
+    return holder
+
+
+async def _metrics(request: Request) -> ServingMetrics:
+    metrics: ServingMetrics = request.app.state.metrics
+    return metrics
+
+
+async def _max_batch_size(request: Request) -> int:
+    max_batch_size: int = request.app.state.max_batch_size
+    return max_batch_size
+
+
+# Async dependencies: they only read app.state, so they run on the event loop (no thread hop).
+_HolderDep = Annotated[ModelHolder, Depends(_holder)]
+_MetricsDep = Annotated[ServingMetrics, Depends(_metrics)]
+_MaxBatchSizeDep = Annotated[int, Depends(_max_batch_size)]
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    holder: ModelHolder = app.state.model_holder
+    holder.load()
+    yield
+    log.info("shutdown")
+
+
+async def _on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [_public_error(e) for e in exc.errors()]  # the input is not echoed: it may be huge or sensitive
+    return JSONResponse(status_code=422, content={"message": format_validation_errors(errors), "detail": errors})
+
+
+async def _on_not_ready(request: Request, exc: _ModelNotReadyError) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"message": f"model not ready: {exc.reason}"})
+
+
+async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Middleware: request id and model version headers, request metrics and one log line per request."""
+    metrics, holder = await _metrics(request), await _holder(request)
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    start = time.perf_counter()
+    try:
+        response = await call_next(request)
+    except Exception as err:  # a bug or a model failure: still counted and logged, then a 500
+        path = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.observe_request(request.method, path, 500, time.perf_counter() - start)
+        log.error("request failed", method=request.method, path=path, request_id=request_id, error=repr(err))
+        raise
+    seconds = time.perf_counter() - start
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")  # the route template: bounded label values
+    predictor = holder.predictor
+    version = predictor.version if predictor is not None else "none"
+    response.headers["X-Request-ID"] = request_id
+    response.headers["X-Model-Version"] = version
+    metrics.observe_request(request.method, path, response.status_code, seconds)
+    log.info(
+        "request",
+        method=request.method,
+        path=path,
+        status=response.status_code,
+        latency_ms=round(seconds * 1000, 3),
+        request_id=request_id,
+        model_version=version,
+    )
+    return response
+
+
+def _score(predictor: Predictor, rows: list[list[float]], metrics: ServingMetrics) -> list[Prediction]:
+    probabilities = predictor.predict_proba(np.asarray(rows, dtype=np.float32))  # (B, C)
+    if not np.isfinite(probabilities).all():  # finite inputs, non-finite outputs: the model's fault
+        raise RuntimeError("the model produced non-finite probabilities")
+    indices = probabilities.argmax(axis=-1)
+    predictions = [
+        Prediction(class_index=int(i), label=predictor.class_names[int(i)], probabilities=p.tolist())
+        for i, p in zip(indices, probabilities, strict=True)
+    ]
+    metrics.observe_predictions([p.label for p in predictions])
+    return predictions
+
+
+def _ready_or_503(holder: ModelHolder) -> ReadyResponse | JSONResponse:
+    readiness = holder.readiness()
+    if not readiness.ready:
+        return JSONResponse(status_code=503, content=readiness.model_dump())
+    return readiness
+
+
+# The routes: module-level functions taking what they need as dependencies. The function names
+# are kept as they were (they make the OpenAPI operation ids).
+_router = APIRouter()
+
+
+@_router.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@_router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
+def ready(holder: _HolderDep) -> ReadyResponse | JSONResponse:
+    return _ready_or_503(holder)
+
+
+@_router.post("/predict", response_model=PredictResponse)
+def predict(request: PredictRequest, holder: _HolderDep, metrics: _MetricsDep) -> PredictResponse:
+    predictor = holder.current()
+    if len(request.features) != predictor.n_features:
+        raise _invalid(
+            ("features",),
+            f"expected {predictor.n_features} features, got {len(request.features)}",
+            "wrong_number_of_features",
+        )
+    [prediction] = _score(predictor, [request.features], metrics)
+    return PredictResponse(model_name=predictor.name, model_version=predictor.version, prediction=prediction)
+
+
+@_router.post("/predict/batch", response_model=BatchPredictResponse)
+def predict_batch(
+    request: BatchPredictRequest, holder: _HolderDep, metrics: _MetricsDep, max_batch_size: _MaxBatchSizeDep
+) -> BatchPredictResponse:
+    predictor = holder.current()
+    if len(request.instances) > max_batch_size:
+        raise _invalid(
+            ("instances",),
+            f"batch of {len(request.instances)} rows exceeds the limit of {max_batch_size}",
+            "batch_too_large",
+        )
+    for index, row in enumerate(request.instances):
+        if len(row) != predictor.n_features:
+            raise _invalid(
+                ("instances", index),
+                f"expected {predictor.n_features} features, got {len(row)}",
+                "wrong_number_of_features",
+            )
+    predictions = _score(predictor, request.instances, metrics)
+    return BatchPredictResponse(model_name=predictor.name, model_version=predictor.version, predictions=predictions)
+
+
+@_router.get("/metrics", response_class=PlainTextResponse)
+def prometheus_metrics(holder: _HolderDep, metrics: _MetricsDep) -> str:
+    predictor = holder.predictor
+    name, version = (predictor.name, predictor.version) if predictor is not None else (None, None)
+    return metrics.render(name, version)
+
+
+_admin_router = APIRouter()  # included only with allow_reload=True
+
+
+@_admin_router.post("/admin/reload", response_model=ReadyResponse)
+def reload(holder: _HolderDep) -> ReadyResponse | JSONResponse:
+    error = holder.load()
+    if error is None:
+        return _ready_or_503(holder)
+    predictor = holder.predictor
+    still = f"; still serving version {predictor.version}" if predictor is not None else ""
+    return JSONResponse(
+        status_code=503,
+        content=ReadyResponse(ready=predictor is not None, detail=f"reload failed: {error}{still}").model_dump(),
+    )
+
+
 def create_app(
     loader: Callable[[], Predictor],
     *,
@@ -171,155 +404,16 @@ def create_app(
     """
     if not 1 <= max_batch_size <= MAX_BATCH_CAP:
         raise ValueError(f"max_batch_size must be in [1, {MAX_BATCH_CAP}], got {max_batch_size}")
-    metrics = ServingMetrics()
-    state: dict[str, Any] = {"predictor": None, "error": "not loaded yet"}
-    reload_lock = threading.Lock()
-
-    def load() -> str | None:
-        """Load a model; on failure keep serving the previous one (if any) and return the error."""
-        try:
-            predictor = loader()
-        except Exception as err:  # a broken registry or file must not crash the process
-            error = f"{type(err).__name__}: {err}"
-            if state["predictor"] is None:
-                state["error"] = error
-            log.error("model load failed", error=error)
-            return error
-        state["predictor"], state["error"] = predictor, None  # one assignment: requests see old or new
-        log.info("model ready", model=predictor.name, version=predictor.version, features=predictor.n_features)
-        return None
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        load()
-        yield
-        log.info("shutdown")
-
-    app = FastAPI(title=title, lifespan=lifespan)
-    app.state.metrics = metrics
-
-    def current() -> Predictor:
-        predictor: Predictor | None = state["predictor"]
-        if predictor is None:
-            raise _ModelNotReadyError(state["error"])
-        return predictor
-
-    @app.exception_handler(RequestValidationError)
-    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [_public_error(e) for e in exc.errors()]  # the input is not echoed: it may be huge or sensitive
-        return JSONResponse(status_code=422, content={"message": format_validation_errors(errors), "detail": errors})
-
-    @app.exception_handler(_ModelNotReadyError)
-    async def on_not_ready(request: Request, exc: _ModelNotReadyError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"message": f"model not ready: {exc.reason}"})
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        start = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as err:  # a bug or a model failure: still counted and logged, then a 500
-            path = getattr(request.scope.get("route"), "path", "unmatched")
-            metrics.observe_request(request.method, path, 500, time.perf_counter() - start)
-            log.error("request failed", method=request.method, path=path, request_id=request_id, error=repr(err))
-            raise
-        seconds = time.perf_counter() - start
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")  # the route template: bounded label values
-        predictor: Predictor | None = state["predictor"]
-        version = predictor.version if predictor is not None else "none"
-        response.headers["X-Request-ID"] = request_id
-        response.headers["X-Model-Version"] = version
-        metrics.observe_request(request.method, path, response.status_code, seconds)
-        log.info(
-            "request",
-            method=request.method,
-            path=path,
-            status=response.status_code,
-            latency_ms=round(seconds * 1000, 3),
-            request_id=request_id,
-            model_version=version,
-        )
-        return response
-
-    def score(predictor: Predictor, rows: list[list[float]]) -> list[Prediction]:
-        probabilities = predictor.predict_proba(np.asarray(rows, dtype=np.float32))  # (B, C)
-        if not np.isfinite(probabilities).all():  # finite inputs, non-finite outputs: the model's fault
-            raise RuntimeError("the model produced non-finite probabilities")
-        indices = probabilities.argmax(axis=-1)
-        predictions = [
-            Prediction(class_index=int(i), label=predictor.class_names[int(i)], probabilities=p.tolist())
-            for i, p in zip(indices, probabilities, strict=True)
-        ]
-        metrics.observe_predictions([p.label for p in predictions])
-        return predictions
-
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-    def ready() -> Any:
-        predictor: Predictor | None = state["predictor"]
-        if predictor is None:
-            return JSONResponse(status_code=503, content=ReadyResponse(ready=False, detail=state["error"]).model_dump())
-        return ReadyResponse(ready=True, model_name=predictor.name, model_version=predictor.version)
-
-    @app.post("/predict", response_model=PredictResponse)
-    def predict(request: PredictRequest) -> PredictResponse:
-        predictor = current()
-        if len(request.features) != predictor.n_features:
-            raise _invalid(
-                ("features",),
-                f"expected {predictor.n_features} features, got {len(request.features)}",
-                "wrong_number_of_features",
-            )
-        [prediction] = score(predictor, [request.features])
-        return PredictResponse(model_name=predictor.name, model_version=predictor.version, prediction=prediction)
-
-    @app.post("/predict/batch", response_model=BatchPredictResponse)
-    def predict_batch(request: BatchPredictRequest) -> BatchPredictResponse:
-        predictor = current()
-        if len(request.instances) > max_batch_size:
-            raise _invalid(
-                ("instances",),
-                f"batch of {len(request.instances)} rows exceeds the limit of {max_batch_size}",
-                "batch_too_large",
-            )
-        for index, row in enumerate(request.instances):
-            if len(row) != predictor.n_features:
-                raise _invalid(
-                    ("instances", index),
-                    f"expected {predictor.n_features} features, got {len(row)}",
-                    "wrong_number_of_features",
-                )
-        predictions = score(predictor, request.instances)
-        return BatchPredictResponse(model_name=predictor.name, model_version=predictor.version, predictions=predictions)
-
-    @app.get("/metrics", response_class=PlainTextResponse)
-    def prometheus_metrics() -> str:
-        predictor: Predictor | None = state["predictor"]
-        name, version = (predictor.name, predictor.version) if predictor is not None else (None, None)
-        return metrics.render(name, version)
-
+    app = FastAPI(title=title, lifespan=_lifespan)
+    app.state.model_holder = ModelHolder(loader)
+    app.state.metrics = ServingMetrics()
+    app.state.max_batch_size = max_batch_size
+    app.exception_handler(RequestValidationError)(_on_invalid)
+    app.exception_handler(_ModelNotReadyError)(_on_not_ready)
+    app.middleware("http")(_observe)
+    app.include_router(_router)
     if allow_reload:
-
-        @app.post("/admin/reload", response_model=ReadyResponse)
-        def reload() -> Any:
-            with reload_lock:
-                error = load()
-            if error is None:
-                return ready()
-            predictor: Predictor | None = state["predictor"]
-            still = f"; still serving version {predictor.version}" if predictor is not None else ""
-            return JSONResponse(
-                status_code=503,
-                content=ReadyResponse(
-                    ready=predictor is not None, detail=f"reload failed: {error}{still}"
-                ).model_dump(),
-            )
-
+        app.include_router(_admin_router)
     return app
 
 

@@ -420,7 +420,7 @@ class Judge:
             text = reply.get("traceback")
             if isinstance(text, str) and text:
                 notes.append(f"in your code:\n{text[-20_000:]}")
-            err.__notes__ = notes  # type: ignore[attr-defined]
+            err.__notes__ = notes
             raise err
         if status != "ok":
             raise LearnerDataError(f"{label}: the kernel's answer is not valid")

@@ -31,8 +31,8 @@ import math
 import multiprocessing as mp
 import os
 import queue
-import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,11 +47,6 @@ from mlcraft.classroom.grading.execute import GuardedExecute, _is_setup_cell, _l
 from mlcraft.classroom.grading.judge import KernelGone
 from mlcraft.classroom.grading.mutation_ops import mutants_of
 from mlcraft.classroom.grading.notebooks import read_notebook
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[import-not-found, no-redef, unused-ignore]
 
 __all__ = [
     "EQUIVALENTS_FILE",
