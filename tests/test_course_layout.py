@@ -169,3 +169,40 @@ def test_habits_files_exist() -> None:
     assert "repo: local" in hooks and "https://" not in hooks, "hooks must be local: nothing can be fetched offline"
     for hook in ("ruff check", "ruff format", "mypy", "mlcraft verify"):
         assert hook in hooks, hook
+
+
+# ----------------------------------------------------------------------------- mutants by grade id
+@pytest.mark.parametrize("module", MODULES)
+def test_mutants_are_filed_under_the_answer_cell_they_break(module: str) -> None:
+    from mlcraft.classroom.grading.notebooks import read_notebook
+    from mlcraft.classroom.grading.validity import load_variants
+
+    folder = REPO / "tests" / "assignments" / module
+    load_variants(folder)  # raises on a loose file, a wrong folder or a duplicate name
+    nb = read_notebook(REPO / "solutions" / module / f"{module}.ipynb")
+    answers = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")}
+    folders = {p.name for p in (folder / "mutants").iterdir() if p.is_dir()}
+    assert folders <= answers, f"{module}: mutant folders that are no answer cell: {sorted(folders - answers)}"
+
+
+def test_a_misfiled_mutant_is_refused(tmp_path: Path) -> None:
+    from mlcraft.classroom.grading.validity import load_variants
+
+    body = '"""A mistake."""\n# fails: test-x\n# %% grade_id=x-answer\ndef f():\n    return 1\n'
+    (tmp_path / "mutants").mkdir()
+    (tmp_path / "mutants" / "loose.py").write_text(body)
+    with pytest.raises(ValueError, match="under the answer cell it breaks"):
+        load_variants(tmp_path)
+    (tmp_path / "mutants" / "loose.py").unlink()
+    (tmp_path / "mutants" / "y-answer").mkdir()
+    (tmp_path / "mutants" / "y-answer" / "wrong.py").write_text(body)
+    with pytest.raises(ValueError, match="filed under 'y-answer' but replaces"):
+        load_variants(tmp_path)
+    (tmp_path / "mutants" / "y-answer" / "wrong.py").rename(tmp_path / "mutants" / "y-answer" / "x.py")
+    (tmp_path / "mutants" / "x-answer").mkdir()
+    (tmp_path / "mutants" / "y-answer" / "x.py").rename(tmp_path / "mutants" / "x-answer" / "one.py")
+    (tmp_path / "mutants" / "y-answer" / "one.py").write_text(body.replace("x-answer", "y-answer"))
+    with pytest.raises(ValueError, match="unique"):
+        load_variants(tmp_path)
+    (tmp_path / "mutants" / "y-answer" / "one.py").rename(tmp_path / "mutants" / "y-answer" / "two.py")
+    assert [v.name for v in load_variants(tmp_path)] == ["one", "two"]

@@ -5,7 +5,9 @@ For one module it builds a classroom of known answers and grades it with the rea
 
 - ``solution``: the reference answers (source solution cells without their markers);
 - ``blank``: the learner release as shipped;
-- ``mutant-<name>``: the reference with one plausible mistake (``tests/assignments/<module>/mutants``);
+- ``mutant-<name>``: the reference with one plausible mistake
+  (``tests/assignments/<module>/mutants/<grade_id>/<name>.py``, filed under the answer cell it
+  breaks);
 - ``alt-<name>``: a different but correct implementation (``.../alternatives``).
 
 A variant file is Python text: a docstring saying what it is, for mutants a line
@@ -79,9 +81,30 @@ def load_variant(path: Path, kind: str) -> Variant:
 
 
 def load_variants(folder: Path) -> list[Variant]:
-    """Every mutant (``folder/mutants/*.py``) and alternative (``folder/alternatives/*.py``)."""
-    variants = [load_variant(p, "mutant") for p in sorted((folder / "mutants").glob("*.py"))]
+    """Every mutant (``folder/mutants/<grade_id>/*.py``) and alternative (``folder/alternatives/*.py``).
+
+    Raises:
+        ValueError: for a mutant outside a ``<grade_id>`` folder, one whose folder names a cell it
+            does not replace, or two variants of the same name.
+    """
+    mutants = folder / "mutants"
+    loose = sorted(p.name for p in mutants.glob("*.py"))
+    if loose:
+        raise ValueError(f"{mutants}: file each mutant under the answer cell it breaks (mutants/<grade_id>/): {loose}")
+    variants = []
+    for path in sorted(mutants.glob("*/*.py")):
+        variant = load_variant(path, "mutant")
+        if path.parent.name not in variant.overrides:
+            raise ValueError(
+                f"{path}: filed under {path.parent.name!r} but replaces {sorted(variant.overrides)}; "
+                "move it to the folder of the cell it breaks"
+            )
+        variants.append(variant)
     variants += [load_variant(p, "alternative") for p in sorted((folder / "alternatives").glob("*.py"))]
+    names = [v.student for v in variants]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{folder}: variant names must be unique across folders: {twice}")
     return variants
 
 
