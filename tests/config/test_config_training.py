@@ -27,7 +27,7 @@ def test_defaults() -> None:
 def test_frozen() -> None:
     cfg = TrainingConfig(lr=0.1)
     with pytest.raises(pydantic.ValidationError, match="frozen"):
-        cfg.lr = 0.2  # type: ignore[misc]
+        cfg.lr = 0.2
     assert cfg.lr == 0.1
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -67,7 +69,7 @@ def _fake_voc(root: Path) -> dict[str, list[tuple[str, tuple[int, int, int, int]
 def test_voc_samples_have_the_shapes_format(tmp_path: Path) -> None:
     expected = _fake_voc(tmp_path)
     ds = voc_detection(tmp_path, year="2012", image_set="train")
-    assert len(ds) == 2
+    assert len(cast(Sized, ds)) == 2  # a map-style dataset, typed as the bare Dataset
     for index, objects in enumerate(expected.values()):
         image, target = ds[index]
         assert isinstance(image, tv_tensors.Image) and image.dtype == torch.float32 and image.shape == (3, 48, 64)

@@ -80,7 +80,7 @@ def tiny_course(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def answered(release_nb: Path, answers: dict[str, str]) -> nbformat.NotebookNode:
     """The released notebook with its solution cells replaced by ``answers`` (grade_id -> source)."""
-    nb = nbformat.read(release_nb, as_version=4)
+    nb: nbformat.NotebookNode = nbformat.read(release_nb, as_version=4)
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id in answers:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 import pytest
-from conftest import ANSWERS, MODULE, answered
 
 from mlcraft.classroom.grading.checker import check_notebook
 from mlcraft.classroom.grading.notebooks import InvalidNotebookError
+
+if TYPE_CHECKING:  # mypy knows tests/grading/conftest.py by its full module name
+    from tests.grading.conftest import ANSWERS, MODULE, answered
+else:  # pytest puts tests/grading on sys.path and imports the file as `conftest`
+    from conftest import ANSWERS, MODULE, answered
 
 pytestmark = pytest.mark.slow
 

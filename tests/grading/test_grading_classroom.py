@@ -6,17 +6,25 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import MODULE, write_classroom
 
-from mlcraft.classroom.grading.classroom import GradeSettings, Status, grade_classroom
+from mlcraft.classroom.grading.classroom import GradeSettings, Status, SubmissionResult, grade_classroom
+
+if TYPE_CHECKING:  # mypy knows tests/grading/conftest.py by its full module name
+    from tests.grading.conftest import MODULE, write_classroom
+else:  # pytest puts tests/grading on sys.path and imports the file as `conftest`
+    from conftest import MODULE, write_classroom
 
 pytestmark = pytest.mark.slow
 
+# Results by student, and the output folder.
+Graded = tuple[dict[str, SubmissionResult], Path]
+
 
 @pytest.fixture(scope="module")
-def graded(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory):
+def graded(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory) -> Graded:
     tmp_path = tmp_path_factory.mktemp("classroom")
     classroom = write_classroom(tmp_path / "class", tiny_course)
     out = tmp_path / "out"
@@ -24,7 +32,7 @@ def graded(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory):
     return {r.student: r for r in results}, out
 
 
-def test_every_submission_gets_the_right_status_and_score(graded) -> None:
+def test_every_submission_gets_the_right_status_and_score(graded: Graded) -> None:
     results, _ = graded
     assert sorted(results) == ["blank", "correct", "invalid", "missing", "partial"]
     expected = {
@@ -42,7 +50,7 @@ def test_every_submission_gets_the_right_status_and_score(graded) -> None:
     assert "found Untitled.ipynb" in results["missing"].detail
 
 
-def test_reports_and_feedback_are_written(graded) -> None:
+def test_reports_and_feedback_are_written(graded: Graded) -> None:
     results, out = graded
     rows = list(csv.DictReader((out / "grades.csv").open(encoding="utf-8")))
     assert [(r["student"], r["status"], r["score"]) for r in rows] == [

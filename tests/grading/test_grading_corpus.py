@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jupytext
 import nbformat
@@ -179,27 +179,28 @@ def _cell(nb: Any, grade_id: str) -> tuple[int, Any]:
 
 def _generate(kind: str, nb: Any) -> str:
     """The text of a generated submission (too large or too odd to keep in a case file)."""
+    # nbformat is untyped: ``writes`` returns the notebook's JSON text.
     if kind == "nested_json":
         return '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": ' + "[" * 100_000 + "]" * 100_000 + "}"
     if kind == "huge":
         nb.cells.append(nbformat.v4.new_markdown_cell("x" * (20 * 2**20)))
-        return nbformat.writes(nb)
+        return cast(str, nbformat.writes(nb))
     if kind == "nbformat3":
-        return nbformat.writes(nbformat.convert(nb, 3), version=3)
+        return cast(str, nbformat.writes(nbformat.convert(nb, 3), version=3))
     if kind == "nbformat5":
         return json.dumps({"nbformat": 5, "nbformat_minor": 0, "metadata": {}, "cells": []})
     if kind.startswith("printers"):
         count = int(kind.removeprefix("printers"))
         nb.cells.extend(nbformat.v4.new_code_cell("print('p' * 90_000)") for _ in range(count))
-        return nbformat.writes(nb)
+        return cast(str, nbformat.writes(nb))
     if kind.startswith("sleepy"):
         count = int(kind.removeprefix("sleepy"))
         nb.cells.extend(nbformat.v4.new_code_cell("import time\ntime.sleep(0.25)") for _ in range(count))
-        return nbformat.writes(nb)
+        return cast(str, nbformat.writes(nb))
     if kind.startswith("cells"):
         count = int(kind.removeprefix("cells"))
         nb.cells.extend(nbformat.v4.new_code_cell("1") for _ in range(count))
-        return nbformat.writes(nb)
+        return cast(str, nbformat.writes(nb))
     raise ValueError(f"unknown generated submission {kind}")
 
 

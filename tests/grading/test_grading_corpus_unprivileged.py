@@ -19,25 +19,43 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jupytext
 import pytest
-from test_grading_corpus import (
-    KINDS,
-    MODULE,
-    REPO,
-    SECRET_ENV,
-    SETTINGS,
-    SOURCE,
-    Kind,
-    _Listener,
-    _places,
-    planted_files,
-    surviving_daemons,
-    write_classroom,
-)
 
 from mlcraft.classroom.grading.sandbox import sandbox_status
+
+if TYPE_CHECKING:  # mypy knows the module by its full name
+    from tests.grading.test_grading_corpus import (
+        KINDS,
+        MODULE,
+        REPO,
+        SECRET_ENV,
+        SETTINGS,
+        SOURCE,
+        Kind,
+        _Listener,
+        _places,
+        planted_files,
+        surviving_daemons,
+        write_classroom,
+    )
+else:  # pytest puts tests/grading on sys.path
+    from test_grading_corpus import (
+        KINDS,
+        MODULE,
+        REPO,
+        SECRET_ENV,
+        SETTINGS,
+        SOURCE,
+        Kind,
+        _Listener,
+        _places,
+        planted_files,
+        surviving_daemons,
+        write_classroom,
+    )
 
 pytestmark = pytest.mark.slow
 

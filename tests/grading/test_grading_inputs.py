@@ -4,10 +4,10 @@ and the feedback page the instructor opens (fast tests; the corpus grades the sa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 import pytest
-from conftest import MODULE
 
 from mlcraft.classroom.grading.classroom import Status, _read_events, _result_from_events
 from mlcraft.classroom.grading.feedback import CSP, SafeOutputs, lock_down
@@ -15,9 +15,14 @@ from mlcraft.classroom.grading.notebooks import InvalidNotebookError, read_noteb
 from mlcraft.classroom.grading.tamper import restore_metadata
 from mlcraft.classroom.grading.worker import EventLog
 
+if TYPE_CHECKING:  # mypy knows tests/grading/conftest.py by its full module name
+    from tests.grading.conftest import MODULE
+else:  # pytest puts tests/grading on sys.path and imports the file as `conftest`
+    from conftest import MODULE
+
 
 def _v4() -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook()
+    nb: nbformat.NotebookNode = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("hi")]
     return nb
 
@@ -155,7 +160,8 @@ def test_safe_outputs_keep_text_and_images_only() -> None:
     note = nbformat.v4.new_markdown_cell("![x](attachment:a.png)")
     note.attachments = {"a.png": {"image/png": "xx"}}
     nb = nbformat.v4.new_notebook(cells=[cell, note])
-    safe = SafeOutputs()(nb, {})[0].cells[0]  # as the exporter calls it (a disabled one does nothing)
+    # Called as the exporter calls it (a disabled one does nothing); nbconvert's Preprocessor.__init__ is untyped.
+    safe = SafeOutputs()(nb, {})[0].cells[0]  # type: ignore[no-untyped-call]
     html, js, image, stream = safe.outputs
     assert set(html.data) == {"text/plain"} and "text/html output not shown" in html.data["text/plain"]
     assert set(js.data) == {"text/plain"} and "application/javascript" in js.data["text/plain"]
@@ -181,7 +187,7 @@ def test_markdown_and_raw_cells_lose_their_raw_html() -> None:
     hostile = '<meta http-equiv="refresh" content="0;url=https://evil.example/">\n**bold** <script>x()</script>'
     for cell in (nbformat.v4.new_markdown_cell(hostile), nbformat.v4.new_raw_cell(hostile)):
         cell.metadata["raw_mimetype"] = "text/html"
-        safe = SafeOutputs()(nbformat.v4.new_notebook(cells=[cell]), {})[0].cells[0]
+        safe = SafeOutputs()(nbformat.v4.new_notebook(cells=[cell]), {})[0].cells[0]  # type: ignore[no-untyped-call]
         assert safe.cell_type == "markdown" and "<" not in safe.source and "**bold**" in safe.source
         assert "raw_mimetype" not in safe.metadata
 

@@ -128,6 +128,7 @@ def test_a_learner_error_names_the_input_that_caused_it() -> None:
     assert evalue.startswith("boom (") and expected in evalue, evalue
     assert any(expected in line for line in trace)
     err, _ = _run(judge, "picky(torch.tensor([-1.0]))\n")
+    assert err is not None
     _, evalue, _ = format_failure(err, "test-cell")
     assert "picky(tensor([-1.0], dtype=torch.float32, device=cpu))" in evalue, evalue
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jupytext
 import nbformat
 import pytest
-from conftest import MODULE, TINY_SOURCE
 
 from mlcraft.classroom.grading.notebooks import (
     InvalidNotebookError,
@@ -19,6 +19,11 @@ from mlcraft.classroom.grading.notebooks import (
     read_notebook,
     strip_solution_markers,
 )
+
+if TYPE_CHECKING:  # mypy knows tests/grading/conftest.py by its full module name
+    from tests.grading.conftest import MODULE, TINY_SOURCE
+else:  # pytest puts tests/grading on sys.path and imports the file as `conftest`
+    from conftest import MODULE, TINY_SOURCE
 
 
 def _pair(folder: Path, text: str = TINY_SOURCE) -> tuple[Path, Path]:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import MODULE
 
 from mlcraft.classroom.grading.release import check_release, release, resolve_modules
+
+if TYPE_CHECKING:  # mypy knows tests/grading/conftest.py by its full module name
+    from tests.grading.conftest import MODULE
+else:  # pytest puts tests/grading on sys.path and imports the file as `conftest`
+    from conftest import MODULE
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mlcraft.classroom.grading import sandbox as sandbox_module
 from mlcraft.classroom.grading.execute import honest_grade
 from mlcraft.classroom.grading.limits import LimitSettings, shim_command
 from mlcraft.classroom.grading.sandbox import (
@@ -79,7 +79,7 @@ def test_bwrap_command_refuses_an_environment_inside_a_secret_folder(tmp_path: P
 
 def test_sandbox_status_off_and_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sandbox_status("off") == ("", "sandbox turned off (--sandbox off)")
-    monkeypatch.setattr(sandbox_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # the same shutil module the sandbox code uses
     if sys.platform.startswith("linux"):
         executable, reason = sandbox_status("auto")
         assert executable == "" and "apt-get install bubblewrap" in reason
@@ -206,7 +206,7 @@ def test_limits_shim_rejects_bad_usage() -> None:
 
 
 def _test_cell(outputs: list[dict[str, object]]) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_code_cell("assert f() == 1")
+    cell: nbformat.NotebookNode = nbformat.v4.new_code_cell("assert f() == 1")
     cell.metadata["nbgrader"] = {"grade": True, "grade_id": "t", "points": 2, "solution": False, "locked": True}
     cell.outputs = [nbformat.from_dict(o) for o in outputs]
     return cell

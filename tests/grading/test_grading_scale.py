@@ -15,11 +15,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import ANSWERS, MODULE, answered
 
 from mlcraft.classroom.grading.classroom import GradeSettings, Status, SubmissionResult, grade_classroom
+
+if TYPE_CHECKING:  # mypy knows tests/grading/conftest.py by its full module name
+    from tests.grading.conftest import ANSWERS, MODULE, answered
+else:  # pytest puts tests/grading on sys.path and imports the file as `conftest`
+    from conftest import ANSWERS, MODULE, answered
 
 pytestmark = pytest.mark.slow
 

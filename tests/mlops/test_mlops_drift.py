@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-import scipy.special
-import scipy.stats
+import scipy.special  # type: ignore[import-untyped]  # no scipy-stubs in the environment
+import scipy.stats  # type: ignore[import-untyped]
 
 from mlcraft.data.tabular import FEATURE_NAMES, make_tabular_data
 from mlcraft.mlops.drift import (
@@ -61,8 +62,10 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "make"), CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("bins", [2, 10, 20])
-def test_psi_matches_float64_loop(name: str, make: object, bins: int) -> None:
-    reference, live = make(np.random.default_rng(bins))  # type: ignore[operator]
+def test_psi_matches_float64_loop(
+    name: str, make: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], bins: int
+) -> None:
+    reference, live = make(np.random.default_rng(bins))
     expected = _psi_loop(reference, live, bins, 1e-4)
     got = psi(reference, live, bins=bins)
     assert math.isclose(got, expected, rel_tol=1e-12, abs_tol=1e-12), f"{name}: psi {got} != loop {expected}"

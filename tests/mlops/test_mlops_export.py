@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import sys
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import onnx
@@ -55,7 +56,7 @@ def test_parity_with_eager_on_every_row_and_batch_size(
 def test_parity_catches_a_model_that_differs(trained_model: TabularMLP, onnx_path: Path, live_rows: np.ndarray) -> None:
     changed = copy.deepcopy(trained_model)
     with torch.no_grad():
-        changed.net[-1].bias[0] += 1e-3
+        cast(torch.nn.Linear, changed.net[-1]).bias[0] += 1e-3  # the output layer
     report = check_onnx_parity(changed, onnx_path, live_rows)
     assert not report.passed and report.max_abs_error == pytest.approx(1e-3, rel=1e-2), str(report)
 
@@ -65,7 +66,7 @@ def test_parity_checks_all_rows_not_just_the_first(
 ) -> None:
     class WrongAfterFirstRow(torch.nn.Module):  # right on row 0, wrong on every other row
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out = trained_model(x)
+            out: torch.Tensor = trained_model(x)
             out[1:] += 0.5
             return out
 

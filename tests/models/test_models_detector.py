@@ -142,7 +142,7 @@ def _torchvision_fcos_loss(
         matched.extend(matched_idxs)
         return real_head_loss(tv_targets, head_outputs, anchors, matched_idxs)
 
-    head.compute_loss = spy  # type: ignore[method-assign]
+    head.compute_loss = spy
     fake = SimpleNamespace(center_sampling_radius=radius, head=head)
     half = outputs["strides"][:, None] / 2
     anchors = torch.cat([outputs["points"] - half, outputs["points"] + half], dim=1)  # (L, 4)
@@ -153,7 +153,7 @@ def _torchvision_fcos_loss(
         "bbox_regression": outputs["box_regression"] / outputs["strides"][None, :, None],
         "bbox_ctrness": outputs["centerness"][..., None],
     }
-    losses = FCOS.compute_loss(fake, tv_targets, head_outputs, [anchors] * batch, [anchors.shape[0]])  # type: ignore[arg-type]
+    losses = FCOS.compute_loss(fake, tv_targets, head_outputs, [anchors] * batch, [anchors.shape[0]])
     return losses, matched
 
 

@@ -4,14 +4,14 @@ load_hf_gpt2_weights, against Hugging Face's GPT2LMHeadModel built from a tiny r
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
 from pydantic import ValidationError
 
 from mlcraft.classroom.testing import assert_close
-from mlcraft.models.gpt import GPT, GPTConfig, load_hf_gpt2_weights
+from mlcraft.models.gpt import GPT, Block, GPTConfig, load_hf_gpt2_weights
 
 VOCAB, BLOCK, WIDTH, LAYERS, HEADS = 61, 16, 32, 2, 4
 
@@ -91,13 +91,18 @@ def test_config_rejects_out_of_range_fields(bad: dict[str, Any]) -> None:
 def test_config_is_frozen_and_strict() -> None:
     config = GPTConfig()
     with pytest.raises(ValidationError):
-        config.d_model = 64  # type: ignore[misc]
+        config.d_model = 64
     assert config.d_model == 128
     with pytest.raises(ValidationError):
         GPTConfig(n_embd=64)  # type: ignore[call-arg]  # HF's name, not ours
 
 
 # --------------------------------------------------------------------------- structure
+
+
+def _block(model: GPT, index: int) -> Block:
+    """``model.blocks[index]``, typed: ``nn.ModuleList`` indexing gives a plain ``nn.Module``."""
+    return cast(Block, model.blocks[index])
 
 
 def test_weight_tying() -> None:
@@ -120,10 +125,10 @@ def test_residual_projections_use_scaled_init() -> None:
     torch.manual_seed(0)
     model = GPT(_config(d_model=64, n_layer=8))
     scaled = 0.02 / math.sqrt(16)
-    assert model.blocks[0].attn.proj.weight.std().item() == pytest.approx(scaled, rel=0.1)
-    assert model.blocks[3].mlp.proj.weight.std().item() == pytest.approx(scaled, rel=0.1)
-    assert model.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
-    assert torch.equal(model.blocks[0].attn.qkv.bias, torch.zeros_like(model.blocks[0].attn.qkv.bias))
+    assert _block(model, 0).attn.proj.weight.std().item() == pytest.approx(scaled, rel=0.1)
+    assert _block(model, 3).mlp.proj.weight.std().item() == pytest.approx(scaled, rel=0.1)
+    assert _block(model, 0).attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    assert torch.equal(_block(model, 0).attn.qkv.bias, torch.zeros_like(_block(model, 0).attn.qkv.bias))
 
 
 def test_forward_shapes_and_dtype() -> None:
@@ -213,9 +218,9 @@ def test_load_hf_keeps_weights_tied_and_copies_values() -> None:
     assert ours.lm_head.weight is ours.wte.weight
     assert torch.equal(ours.wte.weight, hf.transformer.wte.weight)
     # Conv1D stores (in, out): ours is the transpose.
-    assert torch.equal(ours.blocks[1].attn.qkv.weight, hf.transformer.h[1].attn.c_attn.weight.t())
-    assert torch.equal(ours.blocks[0].mlp.proj.weight, hf.transformer.h[0].mlp.c_proj.weight.t())
-    assert torch.equal(ours.blocks[0].ln2.bias, hf.transformer.h[0].ln_2.bias)
+    assert torch.equal(_block(ours, 1).attn.qkv.weight, hf.transformer.h[1].attn.c_attn.weight.t())
+    assert torch.equal(_block(ours, 0).mlp.proj.weight, hf.transformer.h[0].mlp.c_proj.weight.t())
+    assert torch.equal(_block(ours, 0).ln2.bias, hf.transformer.h[0].ln_2.bias)
 
 
 def test_parameter_count_matches_hugging_face() -> None:

@@ -7,6 +7,7 @@ and Hugging Face's LLaMA rotary code (``apply_rotary_pos_emb``, ``LlamaRotaryEmb
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import pytest
 import torch
@@ -20,7 +21,13 @@ from mlcraft.models.positional import (
     sinusoidal_encoding,
 )
 
-F64 = {"rtol": 1e-12, "atol": 1e-12}
+
+class Tolerances(TypedDict):
+    rtol: float
+    atol: float
+
+
+F64: Tolerances = {"rtol": 1e-12, "atol": 1e-12}
 
 # --------------------------------------------------------------------------- sinusoidal
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pytest
 import torch
@@ -41,7 +43,7 @@ def test_mlp_standardizes_inside_like_a_float64_reference() -> None:
     model.fit_normalization(data.features)
     x = torch.from_numpy(data.features.astype(np.float64))
     mean, std = x.mean(0), x.std(0)
-    lin1, lin2 = model.net[0], model.net[3]
+    lin1, lin2 = cast(torch.nn.Linear, model.net[0]), cast(torch.nn.Linear, model.net[3])
     z = (x - mean) / std
     expected = torch.nn.functional.gelu(z @ lin1.weight.T + lin1.bias) @ lin2.weight.T + lin2.bias
     assert_close(model(x), expected, msg="MLP forward with built-in standardization")
@@ -85,4 +87,5 @@ def test_the_recipe_is_seeded_once_by_the_training_config(tabular: tuple[Tabular
     other = train_tabular_mlp(train, training_config=small.model_copy(update={"seed": 4}))
     for name, value in first.state_dict().items():
         assert torch.equal(value, second.state_dict()[name]), name
-    assert not torch.equal(first.net[0].weight, other.net[0].weight), "a different seed gives different weights"
+    first_layer, other_layer = cast(torch.nn.Linear, first.net[0]), cast(torch.nn.Linear, other.net[0])
+    assert not torch.equal(first_layer.weight, other_layer.weight), "a different seed gives different weights"

@@ -49,7 +49,7 @@ def test_evaluate_detector_equals_coco_evaluate_of_predict() -> None:
     images, targets = collate_detection([data[i] for i in range(5)])
     expected = coco_evaluate([{"boxes": t["boxes"], "labels": t["labels"]} for t in targets], model.predict(images))
     for name in ("AP", "AP50", "AR100"):
-        assert metrics[name] == pytest.approx(expected[name], abs=1e-12), name  # type: ignore[literal-required]
+        assert metrics[name] == pytest.approx(expected[name], abs=1e-12), name
     with pytest.raises(ValueError, match="batch_size"):
         evaluate_detector(model, data, batch_size=0)
 

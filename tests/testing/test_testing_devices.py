@@ -118,7 +118,8 @@ def test_pytest_configure_registers_gpu_marker() -> None:
 def test_modifyitems_skips_gpu_items_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(plugin, "cuda_available", lambda: False)
     gpu_item, cpu_item = _FakeItem("test_a", "gpu"), _FakeItem("test_b")
-    plugin.pytest_collection_modifyitems(_FakeConfig(), [gpu_item, cpu_item])  # type: ignore[arg-type]
+    # Duck-typed stand-ins for pytest's Config and Items.
+    plugin.pytest_collection_modifyitems(_FakeConfig(), [gpu_item, cpu_item])  # type: ignore[arg-type, list-item]
     assert [m.mark.name for m in gpu_item.markers] == ["skip"]
     assert "CUDA" in gpu_item.markers[0].mark.kwargs["reason"]
     assert cpu_item.markers == []
@@ -127,7 +128,7 @@ def test_modifyitems_skips_gpu_items_without_cuda(monkeypatch: pytest.MonkeyPatc
 def test_modifyitems_keeps_gpu_items_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(plugin, "cuda_available", lambda: True)
     gpu_item = _FakeItem("test_a", "gpu")
-    plugin.pytest_collection_modifyitems(_FakeConfig(), [gpu_item])  # type: ignore[arg-type]
+    plugin.pytest_collection_modifyitems(_FakeConfig(), [gpu_item])  # type: ignore[arg-type, list-item]
     assert gpu_item.markers == []
 
 

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import math
 import operator
 import statistics
 import sys
 import types
+from collections.abc import Callable
 from math import fsum as aliased_fsum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the environment
 import pytest
-import scipy.stats
+import scipy.stats  # type: ignore[import-untyped]  # no scipy-stubs in the environment
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional spelling learners use
 from numpy.linalg import norm as aliased_norm
@@ -75,13 +77,17 @@ def logits() -> torch.Tensor:
 
 
 @pytest.mark.parametrize("fn", [lse_direct, lse_alias, lse_method, lse_nested], ids=lambda f: f.__name__)
-def test_call_without_catches_logsumexp_spellings(fn, logits: torch.Tensor) -> None:
+def test_call_without_catches_logsumexp_spellings(
+    fn: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor
+) -> None:
     with pytest.raises(ForbiddenCallError, match=rf"^{fn.__name__} calls torch\.logsumexp: "):
         call_without(fn, logits, forbidden=("torch.logsumexp",))
 
 
 @pytest.mark.parametrize("fn", [softmax_functional, softmax_method], ids=lambda f: f.__name__)
-def test_call_without_catches_functional_softmax(fn, logits: torch.Tensor) -> None:
+def test_call_without_catches_functional_softmax(
+    fn: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor
+) -> None:
     with pytest.raises(ForbiddenCallError, match=r"calls torch\.nn\.functional\.softmax"):
         call_without(fn, logits, forbidden=["torch.nn.functional.softmax"])
 
@@ -159,7 +165,8 @@ def test_call_without_with_no_forbidden_targets() -> None:
 
 def test_other_torch_functions_are_not_flagged(logits: torch.Tensor) -> None:
     def uses_neighbours(x: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(x, -1).exp().sum(-1) + torch.special.expit(x).mean(-1)
+        out: torch.Tensor = torch.log_softmax(x, -1).exp().sum(-1) + torch.special.expit(x).mean(-1)
+        return out
 
     out = call_without(uses_neighbours, logits, forbidden=("torch.logsumexp", "torch.nn.functional.softmax"))
     assert out.shape == (4,)
@@ -195,13 +202,13 @@ def norm_np_alias(v: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("fn", [total_fsum, total_fsum_alias], ids=lambda f: f.__name__)
-def test_math_fsum_is_caught(fn) -> None:
+def test_math_fsum_is_caught(fn: Callable[[list[float]], float]) -> None:
     with pytest.raises(ForbiddenCallError, match=rf"^{fn.__name__} calls math\.fsum"):
         call_without(fn, [0.1] * 10, forbidden=("math.fsum",))
 
 
 @pytest.mark.parametrize("fn", [norm_np, norm_np_alias], ids=lambda f: f.__name__)
-def test_numpy_linalg_norm_is_caught(fn) -> None:
+def test_numpy_linalg_norm_is_caught(fn: Callable[[np.ndarray], float]) -> None:
     with pytest.raises(ForbiddenCallError, match=rf"^{fn.__name__} calls numpy\.linalg\.norm"):
         call_without(fn, np.array([3.0, 4.0]), forbidden=("numpy.linalg.norm",))
 
@@ -242,7 +249,7 @@ def test_math_hand_written_sum_passes() -> None:
     ],
     ids=["direct", "alias", "method", "F.softmax", "softmax-method", "math.fsum", "np.linalg.norm"],
 )
-def test_forbid_calls_records_only_inside_the_block(target: str, call) -> None:
+def test_forbid_calls_records_only_inside_the_block(target: str, call: Callable[[], object]) -> None:
     with forbid_calls(target) as calls:
         assert calls == []
         call()
@@ -268,7 +275,7 @@ def test_forbid_calls_records_only_inside_the_block(target: str, call) -> None:
         ),
     ],
 )
-def test_forbid_calls_one_entry_per_call(call) -> None:
+def test_forbid_calls_one_entry_per_call(call: Callable[[], object]) -> None:
     # forbid_calls documents "one entry per call"
     with forbid_calls("torch.logsumexp") as calls:
         call()
@@ -286,7 +293,7 @@ def test_forbid_calls_one_entry_per_call(call) -> None:
         ),
     ],
 )
-def test_forbid_calls_one_entry_per_softmax_call(call) -> None:
+def test_forbid_calls_one_entry_per_softmax_call(call: Callable[[], object]) -> None:
     with forbid_calls("torch.nn.functional.softmax") as calls:
         call()
     assert calls == ["torch.nn.functional.softmax"]
@@ -458,7 +465,7 @@ def test_a_look_alike_function_of_the_learners_own_is_not_the_library_one(
     source = "def helper(x):\n    if abs(x) > 3.0:\n        raise ValueError(f'{x} too large')\n    return x\n"
     (tmp_path / "mlcraft_lib_probe.py").write_text(source, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
-    import mlcraft_lib_probe
+    mlcraft_lib_probe = importlib.import_module("mlcraft_lib_probe")  # written just above, unknown to mypy
 
     learner: dict[str, Any] = {}
     exec(compile(source, "<learner cell>", "exec"), learner)  # the same text, written in a notebook
@@ -470,7 +477,7 @@ def test_a_look_alike_function_of_the_learners_own_is_not_the_library_one(
 
 
 # --- every way to reach a forbidden function -------------------------------------------------
-def _in_a_thread(fn):  # type: ignore[no-untyped-def]
+def _in_a_thread(fn: Callable[[], object]) -> Callable[[], None]:
     import threading
 
     def run() -> None:
@@ -480,7 +487,7 @@ def _in_a_thread(fn):  # type: ignore[no-untyped-def]
 
 
 class _Holder:
-    def p50(self, x):  # type: ignore[no-untyped-def]
+    def p50(self, x: list[float]) -> Any:  # numpy types np.median as Any
         return np.median(x)
 
 
@@ -519,7 +526,9 @@ _QUANTILE = forbidden_family("quantile")
         ("code object copy", lambda: _copied_percentile()(_X, 90), ("numpy.percentile",)),
     ],
 )
-def test_every_way_to_reach_a_forbidden_function_is_seen(label: str, fn, forbidden: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+def test_every_way_to_reach_a_forbidden_function_is_seen(
+    label: str, fn: Callable[[], object], forbidden: tuple[str, ...]
+) -> None:
     import time
 
     with pytest.raises(ForbiddenCallError):
@@ -528,7 +537,7 @@ def test_every_way_to_reach_a_forbidden_function_is_seen(label: str, fn, forbidd
         raise AssertionError(f"{label}: not seen")
 
 
-def _copied_percentile():  # type: ignore[no-untyped-def]
+def _copied_percentile() -> types.FunctionType:
     import types
 
     plain = inspect.unwrap(np.percentile)
@@ -538,8 +547,8 @@ def _copied_percentile():  # type: ignore[no-untyped-def]
 
 
 def test_the_same_work_written_out_is_not_flagged() -> None:
-    def p90(values):  # type: ignore[no-untyped-def]
-        ordered = []
+    def p90(values: list[float]) -> float:
+        ordered: list[float] = []
         for v in values:
             ordered.insert(sum(1 for o in ordered if o <= v), v)
         return ordered[int(0.9 * (len(ordered) - 1))]

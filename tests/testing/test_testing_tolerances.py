@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import numpy as np
 import pytest
 import torch
 
 from mlcraft.classroom.testing.tolerances import assert_close, default_tolerances
+
+
+class AssertCloseOptions(TypedDict, total=False):
+    """Keyword arguments of ``assert_close`` that tests pass through ``**kwargs`` (all but ``msg``)."""
+
+    rtol: float | None
+    atol: float | None
+    check_dtype: bool
+    check_device: bool
+
 
 # The documented defaults: torch.testing.assert_close's per-dtype values on the CPU
 # (https://pytorch.org/docs/stable/testing.html), float32 loosened to 1e-4 on accelerators.
@@ -142,7 +153,7 @@ def test_explicit_tolerances_override_defaults(device: torch.device) -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"rtol": 1e-3}, {"atol": 1e-3}, {"rtol": 0.0}, {"atol": 0.0}], ids=str)
-def test_only_one_tolerance_raises(kwargs: dict[str, float]) -> None:
+def test_only_one_tolerance_raises(kwargs: AssertCloseOptions) -> None:
     x = torch.ones(3)
     with pytest.raises(ValueError, match="pass both rtol and atol or neither"):
         assert_close(x, x, **kwargs)
@@ -347,7 +358,7 @@ def test_msg_appears_in_error() -> None:
     ids=["shape", "dtype"],
 )
 def test_msg_prefixes_structural_errors(
-    actual: torch.Tensor, expected: torch.Tensor, kwargs: dict[str, object], what: str
+    actual: torch.Tensor, expected: torch.Tensor, kwargs: AssertCloseOptions, what: str
 ) -> None:
     with pytest.raises(AssertionError, match=rf"^exercise 3: {what}"):
         assert_close(actual, expected, msg="exercise 3", **kwargs)

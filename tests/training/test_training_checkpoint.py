@@ -6,13 +6,12 @@ import os
 import pickle
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
 import torch
 
-from mlcraft.training import checkpoint as checkpoint_module
 from mlcraft.training.checkpoint import (
     FORMAT_VERSION,
     capture_rng_state,
@@ -117,7 +116,7 @@ def test_failed_replace_leaves_no_temp_files(tmp_path: Path, monkeypatch: pytest
     def failing_replace(src: Any, dst: Any) -> None:
         raise PermissionError("target locked")
 
-    monkeypatch.setattr(checkpoint_module.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)  # the same os module the checkpoint code uses
     with pytest.raises(PermissionError, match="target locked"):
         save_checkpoint(target, {"step": 2})
     monkeypatch.undo()
@@ -135,7 +134,7 @@ def test_save_writes_to_temp_file_in_target_folder_then_replaces(
         calls.append((str(src), str(dst)))
         real_replace(src, dst)
 
-    monkeypatch.setattr(checkpoint_module.os, "replace", recording_replace)
+    monkeypatch.setattr(os, "replace", recording_replace)
     save_checkpoint(tmp_path / "x.pt", {"step": 3})
     assert len(calls) == 1
     src, dst = calls[0]
@@ -299,7 +298,8 @@ def test_captured_state_matches_the_generators() -> None:
     np.random.seed(21)
     _prime_pending_gaussians()
     state = capture_rng_state()
-    legacy = np.random.get_state()
+    # Legacy MT19937 state, a tuple (numpy's stub types the no-argument call as the dict form).
+    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     assert np.array_equal(state["numpy"]["key"].numpy().astype(np.uint32), legacy[1])
     assert state["numpy"]["pos"] == legacy[2]
     assert state["numpy"]["gauss"] == legacy[4]

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DistributedSampler, TensorDataset
 
 from mlcraft.classroom.testing import assert_close
 from mlcraft.config.training import TrainingConfig
@@ -116,14 +117,16 @@ def _namespace() -> dict[str, Any]:
     return namespace
 
 
-def _reference(make_data: Any, make_model: Any) -> nn.Module:
+def _reference(make_data: Callable[..., TensorDataset], make_model: Callable[[], nn.Module]) -> nn.Module:
     """SGD on the union of both ranks' micro-batches of each accumulation group, in float64."""
     train = make_data(N_TRAIN, seed=1)
     model = make_model()
     for epoch in range(EPOCHS):
         orders = []
         for rank in range(WORLD):
-            sampler = DistributedSampler(train, num_replicas=WORLD, rank=rank, shuffle=True, seed=SEED)
+            sampler: DistributedSampler[int] = DistributedSampler(
+                train, num_replicas=WORLD, rank=rank, shuffle=True, seed=SEED
+            )
             sampler.set_epoch(epoch)
             orders.append(list(sampler))
         assert sorted(orders[0] + orders[1]) == list(range(N_TRAIN))
@@ -134,8 +137,10 @@ def _reference(make_data: Any, make_model: Any) -> nn.Module:
             x, y = train[idx]
             loss = F.mse_loss(model(x), y)  # equal-sized micro-batches: the mean over all of them
             grads = torch.autograd.grad(loss, list(model.parameters()))
+            # Typed as plain tensors: ``-=`` on a Parameter is typed as returning a Tensor.
+            params: Iterator[torch.Tensor] = model.parameters()
             with torch.no_grad():
-                for p, g in zip(model.parameters(), grads, strict=True):
+                for p, g in zip(params, grads, strict=True):
                     p -= LR * g
     return model
 

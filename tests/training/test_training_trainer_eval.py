@@ -38,7 +38,8 @@ class Probe(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.grad_enabled.append(torch.is_grad_enabled())
         self.training_seen.append(self.net[2].training)
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypedDict
 
 import pytest
 import torch
@@ -19,7 +19,13 @@ from mlcraft.config.training import TrainingConfig
 from mlcraft.training import Trainer, lr_multiplier
 from mlcraft.training import trainer as trainer_module
 
-TIGHT = {"rtol": 1e-12, "atol": 1e-14}
+
+class Tolerances(TypedDict):
+    rtol: float
+    atol: float
+
+
+TIGHT: Tolerances = {"rtol": 1e-12, "atol": 1e-14}
 
 ConfigFactory = Callable[..., TrainingConfig]
 
@@ -47,8 +53,10 @@ def _grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Ten
 
 
 def _sgd_step(model: nn.Module, grads: list[torch.Tensor], lr: float) -> None:
+    # Typed as plain tensors: ``-=`` on a Parameter is typed as returning a Tensor.
+    params: Iterator[torch.Tensor] = model.parameters()
     with torch.no_grad():
-        for p, g in zip(model.parameters(), grads, strict=True):
+        for p, g in zip(params, grads, strict=True):
             p -= lr * g
 
 
@@ -236,7 +244,7 @@ def test_non_finite_update_is_skipped_and_training_continues(make_config: Config
         assert all(p.grad is None for p in model.parameters())  # grads cleared, skipped or not
         return result
 
-    trainer._update = spy  # type: ignore[method-assignment]
+    trainer._update = spy  # type: ignore[method-assign]  # deliberately wraps the method with a spy
     batches = list(trainer._train_loader(0))
     history = trainer.fit()
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
 from mlcraft.utils.device import amp_dtype, best_device, needs_grad_scaler
 
 
-def _fake_bf16(supported: bool, seen: list[dict[str, object]] | None = None):
+def _fake_bf16(supported: bool, seen: list[dict[str, object]] | None = None) -> Callable[..., bool]:
     """A stand-in for ``torch.cuda.is_bf16_supported`` that records how it was called."""
 
     def is_bf16_supported(including_emulation: bool = True) -> bool:

@@ -22,7 +22,9 @@ def test_draws_boxes_with_captions() -> None:
     rects = [p for p in ax.patches if isinstance(p, Rectangle)]
     assert [(r.get_x(), r.get_y(), r.get_width(), r.get_height()) for r in rects] == [(1, 2, 10, 20), (5, 5, 4, 4)]
     assert [t.get_text() for t in ax.texts] == ["a 0.90", "c 0.25"]
-    assert len(ax.images) == 1 and ax.images[0].get_array().shape == (32, 32, 3)
+    assert len(ax.images) == 1
+    pixels = ax.images[0].get_array()
+    assert pixels is not None and pixels.shape == (32, 32, 3)
     plt.close(fig)
 
 
@@ -30,7 +32,8 @@ def test_accepts_hwc_uint8_images_and_no_labels() -> None:
     fig, ax = plt.subplots()
     draw_boxes(ax, torch.full((16, 16, 3), 255, dtype=torch.uint8), torch.zeros(0, 4), color="white")
     assert not ax.patches and not ax.texts
-    assert float(ax.images[0].get_array().max()) == 1.0
+    pixels = ax.images[0].get_array()
+    assert pixels is not None and float(pixels.max()) == 1.0
     plt.close(fig)
 
 

@@ -243,7 +243,8 @@ def test_deterministic_contexts_nest() -> None:
 def test_deterministic_context_is_in_effect_for_torch() -> None:
     # In deterministic mode PyTorch fills uninitialized memory (torch.empty) with NaN.
     _set_flags(False, False, False, False)
-    assert torch.utils.deterministic.fill_uninitialized_memory
+    # torch defines this flag as a property of the module's class, which mypy cannot see.
+    assert torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
     with deterministic():
         assert torch.empty(64).isnan().all()
         assert torch.equal(torch.empty(4, dtype=torch.int64), torch.full((4,), torch.iinfo(torch.int64).max))
