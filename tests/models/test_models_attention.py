@@ -9,7 +9,7 @@ separate them), and ``torch.nn.attention.bias.causal_lower_right`` for the KV-ca
 from __future__ import annotations
 
 import math
-from typing import TypedDict, cast
+from typing import TypedDict
 
 import pytest
 import torch
@@ -34,8 +34,6 @@ class Tolerances(TypedDict):
 
 F64: Tolerances = {"rtol": 1e-12, "atol": 1e-12}
 NEG_INF = float("-inf")
-# ``scaled_dot_product_attention`` is typed ``Tensor | tuple[Tensor, Tensor]``: the pair comes
-# only with ``return_weights=True``, so calls without it are cast to the single tensor they return.
 
 
 pytestmark = pytest.mark.usefixtures("isolate_torch")
@@ -112,7 +110,7 @@ def test_sdpa_no_mask_matches_torch(device: torch.device, shape: tuple[int, ...]
     _f64(device)
     gen = torch.Generator().manual_seed(0)
     q, k, v = (_randn(gen, *shape, device=device) for _ in range(3))
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v))
+    out = scaled_dot_product_attention(q, k, v)
     assert out.shape == shape
     assert out.dtype == torch.float64
     assert_close(out, F.scaled_dot_product_attention(q, k, v), **F64)
@@ -125,10 +123,10 @@ def test_sdpa_boolean_mask_matches_torch(device: torch.device) -> None:
     mask = torch.rand(2, 3, 5, 5, generator=gen) < 0.5
     mask |= torch.eye(5, dtype=torch.bool)  # every query sees at least one key
     mask = mask.to(device)
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **F64)
     # The mask does something: the result differs from the unmasked one.
-    assert not torch.allclose(out, cast(torch.Tensor, scaled_dot_product_attention(q, k, v)))
+    assert not torch.allclose(out, scaled_dot_product_attention(q, k, v))
 
 
 def test_sdpa_float_mask_with_neg_inf_matches_torch(device: torch.device) -> None:
@@ -138,20 +136,20 @@ def test_sdpa_float_mask_with_neg_inf_matches_torch(device: torch.device) -> Non
     bias = torch.randn(2, 3, 5, 5, generator=gen, dtype=torch.float64)  # finite additive part
     blocked = (torch.rand(2, 3, 5, 5, generator=gen) < 0.4) & ~torch.eye(5, dtype=torch.bool)
     mask = bias.masked_fill(blocked, NEG_INF).to(device)
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **F64)
 
 
 def test_sdpa_is_causal_matches_torch_for_square_scores(device: torch.device) -> None:
     _f64(device)
     q, k, v = _qkv(device, t_q=6)
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, is_causal=True))
+    out = scaled_dot_product_attention(q, k, v, is_causal=True)
     assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True), **F64)
     # Causality: changing the last key/value leaves every earlier query's output unchanged.
     k2, v2 = k.clone(), v.clone()
     k2[..., -1, :] += 3.0
     v2[..., -1, :] -= 5.0
-    out2 = cast(torch.Tensor, scaled_dot_product_attention(q, k2, v2, is_causal=True))
+    out2 = scaled_dot_product_attention(q, k2, v2, is_causal=True)
     assert torch.equal(out2[..., :-1, :], out[..., :-1, :])
     assert not torch.allclose(out2[..., -1, :], out[..., -1, :])
 
@@ -164,7 +162,7 @@ def test_sdpa_causal_combined_with_padding_mask(device: torch.device, kind: str)
     keep = (torch.arange(6)[None, :] < lengths[:, None])[:, None, None, :]  # (B, 1, 1, T)
     pad = keep if kind == "bool" else torch.zeros(keep.shape, dtype=torch.float64).masked_fill(~keep, NEG_INF)
     pad = pad.to(device)
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, attn_mask=pad, is_causal=True))
+    out = scaled_dot_product_attention(q, k, v, attn_mask=pad, is_causal=True)
     combined = keep & torch.ones(6, 6, dtype=torch.bool).tril()
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=combined.to(device))
     assert_close(out, expected, **F64)
@@ -183,23 +181,23 @@ def test_sdpa_mask_broadcasting(device: torch.device, kind: str, mask_shape: tup
     else:
         mask = torch.randn(*mask_shape, generator=gen, dtype=torch.float64).masked_fill(~keep, NEG_INF)
     mask = mask.to(device)
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert out.shape == (2, 3, 5, 8)
     assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **F64)
     # Same as the mask expanded by hand.
     full = mask.expand(2, 3, 5, 5).contiguous()
-    assert_close(out, cast(torch.Tensor, scaled_dot_product_attention(q, k, v, attn_mask=full)), **F64)
+    assert_close(out, scaled_dot_product_attention(q, k, v, attn_mask=full), **F64)
 
 
 def test_sdpa_cross_attention_unequal_lengths(device: torch.device) -> None:
     _f64(device)
     q, k, v = _qkv(device, t_q=3, t_k=7, d_v=5)
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v))
+    out = scaled_dot_product_attention(q, k, v)
     assert out.shape == (2, 3, 3, 5)
     assert_close(out, F.scaled_dot_product_attention(q, k, v), **F64)
     mask = (torch.arange(7)[None, :] % 3 != 1).expand(3, 7).to(device)
     assert_close(
-        cast(torch.Tensor, scaled_dot_product_attention(q, k, v, attn_mask=mask)),
+        scaled_dot_product_attention(q, k, v, attn_mask=mask),
         F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
         **F64,
     )
@@ -212,7 +210,7 @@ def test_sdpa_is_causal_with_cache_uses_bottom_right_alignment(device: torch.dev
     is sdpa with the explicit lower-right mask."""
     _f64(device)
     q, k, v = _qkv(device, t_q=t_q, t_k=t_k)
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, is_causal=True))
+    out = scaled_dot_product_attention(q, k, v, is_causal=True)
     explicit = causal_lower_right(t_q, t_k)._materialize().to(device)
     assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=explicit), **F64)
     # Equivalently: the last T_q rows of full causal attention over the T_k positions.
@@ -233,7 +231,7 @@ def test_sdpa_is_causal_with_more_queries_than_keys_raises() -> None:
 def test_sdpa_custom_scale(device: torch.device, scale: float) -> None:
     _f64(device)
     q, k, v = _qkv(device)
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, scale=scale, is_causal=True))
+    out = scaled_dot_product_attention(q, k, v, scale=scale, is_causal=True)
     assert_close(out, F.scaled_dot_product_attention(q, k, v, scale=scale, is_causal=True), **F64)
 
 
@@ -241,13 +239,13 @@ def test_sdpa_default_scale_is_inverse_sqrt_head_dim(device: torch.device) -> No
     _f64(device)
     q, k, v = _qkv(device, d=16)
     assert_close(
-        cast(torch.Tensor, scaled_dot_product_attention(q, k, v)),
-        cast(torch.Tensor, scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(16))),
+        scaled_dot_product_attention(q, k, v),
+        scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(16)),
         **F64,
     )
     assert not torch.allclose(
-        cast(torch.Tensor, scaled_dot_product_attention(q, k, v)),
-        cast(torch.Tensor, scaled_dot_product_attention(q, k, v, scale=1.0)),
+        scaled_dot_product_attention(q, k, v),
+        scaled_dot_product_attention(q, k, v, scale=1.0),
     )
 
 
@@ -285,7 +283,7 @@ def test_sdpa_every_row_masked_gives_zeros(device: torch.device) -> None:
     _f64(device)
     q, k, v = _qkv(device)
     mask = torch.zeros(5, 5, dtype=torch.bool, device=device)
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert torch.equal(out, torch.zeros_like(out))
 
 
@@ -294,27 +292,24 @@ def test_sdpa_is_shift_invariant_in_scores(device: torch.device) -> None:
     computed stably, not as exp(s) / sum(exp(s)), which would overflow."""
     _f64(device)
     q, k, v = _qkv(device)
-    plain = cast(torch.Tensor, scaled_dot_product_attention(q, k, v))
-    shifted = cast(
-        torch.Tensor,
-        scaled_dot_product_attention(q, k, v, attn_mask=torch.full((5, 5), 1000.0, dtype=torch.float64, device=device)),
+    plain = scaled_dot_product_attention(q, k, v)
+    shifted = scaled_dot_product_attention(
+        q, k, v, attn_mask=torch.full((5, 5), 1000.0, dtype=torch.float64, device=device)
     )
     assert torch.isfinite(shifted).all()
     assert_close(shifted, plain, **F64)
     # Same in float32, where exp(1000) would be inf.
     q32, k32, v32 = q.float(), k.float(), v.float()
-    shifted32 = cast(
-        torch.Tensor, scaled_dot_product_attention(q32, k32, v32, attn_mask=torch.full((5, 5), 1000.0, device=device))
-    )
+    shifted32 = scaled_dot_product_attention(q32, k32, v32, attn_mask=torch.full((5, 5), 1000.0, device=device))
     assert torch.isfinite(shifted32).all()
-    assert_close(shifted32, cast(torch.Tensor, scaled_dot_product_attention(q32, k32, v32)), rtol=1e-4, atol=1e-4)
+    assert_close(shifted32, scaled_dot_product_attention(q32, k32, v32), rtol=1e-4, atol=1e-4)
 
 
 def test_sdpa_huge_scores_are_stable(device: torch.device) -> None:
     _f64(device)
     q, k, v = _qkv(device)
     q = q + 1000.0  # scores of order 1e3 * sqrt(D): far beyond exp's range
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, is_causal=True))
+    out = scaled_dot_product_attention(q, k, v, is_causal=True)
     assert torch.isfinite(out).all()
     assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True), **F64)
 
@@ -333,7 +328,7 @@ def test_sdpa_huge_scores_are_stable(device: torch.device) -> None:
 def test_sdpa_low_precision_inputs(device: torch.device, dtype: torch.dtype, rtol: float, atol: float) -> None:
     _f64(device)
     q, k, v = (t.to(dtype) for t in _qkv(device, t_q=6))
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, is_causal=True))
+    out = scaled_dot_product_attention(q, k, v, is_causal=True)
     assert out.dtype == dtype
     # Oracle: float64 attention on the same (already rounded) inputs.
     expected = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), is_causal=True)
@@ -344,7 +339,7 @@ def test_sdpa_float32_mask_with_float64_inputs(device: torch.device) -> None:
     _f64(device)
     q, k, v = _qkv(device)
     mask = torch.zeros(5, 5, device=device).masked_fill(~torch.eye(5, dtype=torch.bool, device=device), NEG_INF)
-    out = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert out.dtype == torch.float64
     assert_close(out, v, **F64)  # each query sees only its own key
 
@@ -382,11 +377,11 @@ def test_sdpa_without_return_weights_returns_a_tensor() -> None:
 
 def test_sdpa_dropout_changes_output_reproducibly() -> None:
     q, k, v = _qkv(torch.device("cpu"))
-    plain = cast(torch.Tensor, scaled_dot_product_attention(q, k, v))
+    plain = scaled_dot_product_attention(q, k, v)
     torch.manual_seed(0)
     a, wa = scaled_dot_product_attention(q, k, v, dropout_p=0.5, return_weights=True)
     torch.manual_seed(0)
-    b = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, dropout_p=0.5))
+    b = scaled_dot_product_attention(q, k, v, dropout_p=0.5)
     assert torch.equal(a, b)  # same seed, same draw
     assert not torch.allclose(a, plain)
     # Inverted dropout: each weight is either dropped or scaled by 1 / (1 - p).
@@ -411,7 +406,7 @@ def test_sdpa_dropout_preserves_expected_value() -> None:
     q, k, v = (torch.randn(1, 1, 4, 10 if i == 2 else 3, generator=gen, dtype=torch.float64) for i in range(3))
     ref, w = scaled_dot_product_attention(q, k, v, return_weights=True)
     torch.manual_seed(123)
-    draws = cast(torch.Tensor, scaled_dot_product_attention(q.expand(n, 1, 4, 3), k.expand(n, 1, 4, 3), v, dropout_p=p))
+    draws = scaled_dot_product_attention(q.expand(n, 1, 4, 3), k.expand(n, 1, 4, 3), v, dropout_p=p)
     mean = draws.mean(dim=0, keepdim=True)
     var = p / (1 - p) * (w.squeeze(0).squeeze(0) ** 2 @ v.squeeze(0).squeeze(0) ** 2)  # (T, D_v)
     stderr = (var / n).sqrt()
@@ -430,8 +425,8 @@ def test_sdpa_invalid_dropout_raises(p: float) -> None:
 def test_sdpa_zero_dropout_is_deterministic() -> None:
     q, k, v = _qkv(torch.device("cpu"))
     assert torch.equal(
-        cast(torch.Tensor, scaled_dot_product_attention(q, k, v, dropout_p=0.0)),
-        cast(torch.Tensor, scaled_dot_product_attention(q, k, v)),
+        scaled_dot_product_attention(q, k, v, dropout_p=0.0),
+        scaled_dot_product_attention(q, k, v),
     )
 
 

@@ -15,6 +15,7 @@ fused kernels may return NaN there).
 from __future__ import annotations
 
 import math
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the conventional alias)
@@ -35,6 +36,46 @@ def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | N
     if t_q < 0 or t_k < t_q:
         raise ValueError(f"need 0 <= T_q <= T_k, got T_q={t_q}, T_k={t_k}")
     return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
+
+
+@overload
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    return_weights: Literal[False] = False,
+) -> torch.Tensor: ...
+
+
+@overload
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    *,
+    return_weights: Literal[True],
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    return_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def scaled_dot_product_attention(
@@ -149,7 +190,7 @@ class MultiHeadAttention(nn.Module):
             if self.fused:
                 out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=t_q > 1)  # (B, H, T, D)
             else:
-                out = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=t_q > 1)  # type: ignore[assignment]
+                out = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=t_q > 1)
             projected_fast: torch.Tensor = self.proj(merge_heads(out))  # (B, T, C)
             return projected_fast, (k, v)
         if self.causal:
@@ -162,6 +203,6 @@ class MultiHeadAttention(nn.Module):
         if self.fused:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # (B, H, T, D)
         else:
-            out = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # type: ignore[assignment]
+            out = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         projected: torch.Tensor = self.proj(merge_heads(out))  # (B, T, C)
         return projected, (k, v)
