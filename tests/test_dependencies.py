@@ -116,17 +116,12 @@ def test_without_the_classroom_extra_the_command_says_what_to_install() -> None:
 
 
 def test_private_api_libraries_are_bounded_as_the_run_time_check_says() -> None:
+    requirements = [
+        *PYPROJECT["dependencies"],
+        *(r for group in PYPROJECT["optional-dependencies"].values() for r in group),
+    ]
     for name, (low, high) in SUPPORTED.items():
-        requirement = (
-            next(
-                r
-                for group in PYPROJECT["optional-dependencies"].values()
-                for r in group
-                if _requirement_name(r) == name
-            )
-            if name != "structlog"
-            else next(r for r in PYPROJECT["dependencies"] if _requirement_name(r) == name)
-        )
+        requirement = next(r for r in requirements if _requirement_name(r) == name)
         assert requirement.replace(" ", "").startswith(f"{name}>={low},<{high}"), (requirement, low, high)
 
 

@@ -65,19 +65,6 @@ def scaled_dot_product_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
-@overload
-def scaled_dot_product_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-    scale: float | None = None,
-    return_weights: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
-
-
 def scaled_dot_product_attention(
     q: torch.Tensor,
     k: torch.Tensor,

@@ -14,13 +14,11 @@ from tqdm.auto import tqdm
 from mlcraft.config.training import TrainingConfig
 from mlcraft.data.detection import collate_detection
 from mlcraft.evaluation.coco import CocoMetrics, coco_evaluate
-from mlcraft.models.detector import DetectorConfig, ShapesDetector
+from mlcraft.models.detector import Detections, DetectorConfig, ShapesDetector
 from mlcraft.training.callbacks import Callback
 from mlcraft.training.trainer import Trainer
 
 __all__ = ["DEFAULT_DETECTOR_TRAINING", "evaluate_detector", "train_detector"]
-
-Detections = list[dict[str, torch.Tensor]]
 
 DEFAULT_DETECTOR_TRAINING = TrainingConfig(
     lr=3e-3, weight_decay=1e-4, batch_size=32, max_steps=400, warmup_steps=40, grad_clip_norm=10.0, log_every=50
