@@ -24,6 +24,7 @@ DISTRIBUTIONS = {
     "jupyter_core": "jupyter-core",
     "jupyter_server": "jupyter-server",
     "mlflow": "mlflow-skinny",
+    "sklearn": "scikit-learn",
     "yaml": "pyyaml",
     "zmq": "pyzmq",
 }

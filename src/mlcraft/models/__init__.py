@@ -1,6 +1,6 @@
-"""Models: attention and a small GPT (02_attention), an FCOS-style detector (03_detection), a tabular
-MLP (07_mlops). Models import ops, config and utils only; their training runs are in
-:mod:`mlcraft.recipes`."""
+"""Models: attention and a small GPT (02_attention), an FCOS-style detector (03_detection), gradient
+boosting, an FT-Transformer and an anomaly autoencoder (05_tabular), a tabular MLP (07_mlops).
+Models import ops, config and utils only; their training runs are in :mod:`mlcraft.recipes`."""
 
 from mlcraft.models.anchors import BACKGROUND, IGNORE, base_anchors, grid_anchors, match_anchors
 from mlcraft.models.attention import (
@@ -10,6 +10,8 @@ from mlcraft.models.attention import (
     scaled_dot_product_attention,
     split_heads,
 )
+from mlcraft.models.autoencoder import TabularAutoencoder, TabularAutoencoderConfig
+from mlcraft.models.boosting import GradientBoosting, GradientBoostingConfig
 from mlcraft.models.detection_loss import (
     FcosTargets,
     detection_loss,
@@ -18,6 +20,13 @@ from mlcraft.models.detection_loss import (
     sigmoid_focal_loss,
 )
 from mlcraft.models.detector import DetectorConfig, ShapesDetector, fasterrcnn_for_shapes, feature_points, postprocess
+from mlcraft.models.ft_transformer import (
+    FeatureAttention,
+    FeatureTokenizer,
+    FTTransformer,
+    FTTransformerConfig,
+    load_rtdl_weights,
+)
 from mlcraft.models.gpt import GPT, GPTConfig, load_hf_gpt2_weights
 from mlcraft.models.positional import (
     LearnedPositionalEmbedding,
@@ -33,12 +42,20 @@ __all__ = [
     "GPT",
     "IGNORE",
     "DetectorConfig",
+    "FTTransformer",
+    "FTTransformerConfig",
     "FcosTargets",
+    "FeatureAttention",
+    "FeatureTokenizer",
     "GPTConfig",
+    "GradientBoosting",
+    "GradientBoostingConfig",
     "LearnedPositionalEmbedding",
     "MultiHeadAttention",
     "RotaryEmbedding",
     "ShapesDetector",
+    "TabularAutoencoder",
+    "TabularAutoencoderConfig",
     "TabularMLP",
     "TabularMLPConfig",
     "apply_rotary",
@@ -51,6 +68,7 @@ __all__ = [
     "feature_points",
     "grid_anchors",
     "load_hf_gpt2_weights",
+    "load_rtdl_weights",
     "match_anchors",
     "merge_heads",
     "postprocess",
