@@ -94,6 +94,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_detector.py
 	$(BIN)/python benchmarks/bench_onnx.py
 	$(BIN)/python benchmarks/bench_serving.py
+	$(BIN)/python benchmarks/bench_classification.py
+	$(BIN)/python benchmarks/bench_boosting.py
+	$(BIN)/python benchmarks/bench_tuning.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
