@@ -111,6 +111,20 @@ MODULES: dict[str, CourseModule] = {
             ("tests/ops", "tests/data", "tests/models", "tests/evaluation", "tests/recipes"),
         ),
         CourseModule(
+            "05_tabular",
+            "Tabular ML: honest splits, leakage, boosting by hand and in libraries, calibration, FT-Transformer",
+            (
+                "data/splits.py",
+                "data/target_encoding.py",
+                "data/subscriptions.py",
+                "models/boosting.py",
+                "models/ft_transformer.py",
+                "models/autoencoder.py",
+                "evaluation/classification.py",
+            ),
+            ("tests/data", "tests/models", "tests/evaluation"),
+        ),
+        CourseModule(
             "07_mlops",
             "MLOps: tracking, registry, ONNX export, serving, load tests and drift",
             (
