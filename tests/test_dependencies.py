@@ -25,6 +25,7 @@ DISTRIBUTIONS = {
     "jupyter_server": "jupyter-server",
     "mlflow": "mlflow-skinny",
     "sklearn": "scikit-learn",
+    "xgboost": "xgboost-cpu",
     "yaml": "pyyaml",
     "zmq": "pyzmq",
 }
@@ -55,14 +56,18 @@ def _declared(*groups: str) -> set[str]:
 
 
 def _third_party_imports(*folders: str) -> set[str]:
+    return _imports_of([p for folder in folders for p in (REPO / "src" / "mlcraft" / folder).rglob("*.py")])
+
+
+def _imports_of(paths: list[Path]) -> set[str]:
+    """Distribution names of the third-party modules the files at ``paths`` import."""
     found: set[str] = set()
-    for folder in folders:
-        for path in (REPO / "src" / "mlcraft" / folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    found.add(node.module.split(".")[0])
-                elif isinstance(node, ast.Import):
-                    found |= {alias.name.split(".")[0] for alias in node.names}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
     return {
         DISTRIBUTIONS.get(name, name).lower().replace("_", "-")
         for name in found - set(sys.stdlib_module_names) - {"mlcraft", "__future__"} - RUNNER
@@ -85,6 +90,14 @@ ML_LAYERS = ("utils", "config", "ops", "data", "models", "training", "evaluation
 def test_everything_src_imports_is_declared(folders: tuple[str, ...], groups: tuple[str, ...]) -> None:
     missing = _third_party_imports(*folders) - _declared(*groups)
     assert not missing, f"imported by src/mlcraft/{{{','.join(folders)}}} but not declared: {sorted(missing)}"
+
+
+def test_everything_lessons_and_exercises_import_is_in_the_course_extra() -> None:
+    """A learner installs ``mlcraft[course]`` (the Colab cell of every notebook): that must run them all."""
+    notebooks = [*(REPO / "course").glob("[0-9][0-9]_*.py"), *(REPO / "solutions").glob("*/[0-9][0-9]_*.py")]
+    assert len(notebooks) >= 2
+    missing = _imports_of(notebooks) - _declared("course")
+    assert not missing, f"imported by a lesson or exercise but not in mlcraft[course]: {sorted(missing)}"
 
 
 def test_the_serving_extra_leaves_out_the_classroom_stack() -> None:

@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import Field
-from scipy.special import expit, logit  # type: ignore[import-untyped]
-from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
-from sklearn.tree import DecisionTreeRegressor  # type: ignore[import-untyped]
 
 from mlcraft.config.base import FrozenConfig
 from mlcraft.utils.logging import get_logger
+
+if TYPE_CHECKING:  # scikit-learn is in mlcraft[course]: imported when a model is fitted, so that
+    # `import mlcraft.models` works in the serving install (mlcraft[mlops]) too
+    from sklearn.tree import DecisionTreeRegressor  # type: ignore[import-untyped]
 
 __all__ = ["GradientBoosting", "GradientBoostingConfig"]
 
@@ -99,6 +100,8 @@ def _initial_raw(loss: Loss, y: NDArray[np.float64]) -> float:
         return float(np.mean(y))
     eps = np.finfo(np.float64).eps
     prior = np.clip(np.count_nonzero(y == 1.0) / len(y), eps, 1 - eps)
+    from scipy.special import logit  # type: ignore[import-untyped]  # lazy, see the imports
+
     return float(logit(prior))
 
 
@@ -174,6 +177,9 @@ class GradientBoosting:
             ValueError: empty or non-finite ``x``, ``y`` of the wrong length, labels other than 0/1
                 for log loss, or a validation split that leaves one class out of training.
         """
+        from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]  # lazy, see the imports
+        from sklearn.tree import DecisionTreeRegressor
+
         cfg = self.config
         features = _check_features(x)
         if features.shape[0] < 1 or features.shape[1] < 1:
@@ -289,5 +295,7 @@ class GradientBoosting:
         """Class probabilities ``(N, 2)`` float64, ``[1 - sigmoid(F), sigmoid(F)]`` (log loss only)."""
         if self.config.loss != "log_loss":
             raise ValueError(f"predict_proba needs loss='log_loss', this model has loss={self.config.loss!r}")
+        from scipy.special import expit  # lazy, see the imports
+
         p1 = expit(self.decision_function(x))
         return np.stack([1 - p1, p1], axis=1)

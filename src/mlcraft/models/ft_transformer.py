@@ -24,8 +24,6 @@ module's :func:`split_heads`, :func:`scaled_dot_product_attention` and :func:`me
 
 from __future__ import annotations
 
-from typing import cast
-
 import torch
 import torch.nn.functional as F  # noqa: N812
 from pydantic import Field, model_validator
@@ -161,7 +159,7 @@ class FeatureAttention(nn.Module):
         k = split_heads(self.k(x_kv), self.n_heads)  # (B, H, T, D/H)
         v = split_heads(self.v(x_kv), self.n_heads)  # (B, H, T, D/H)
         dropout_p = self.dropout if self.training else 0.0
-        attended = cast(torch.Tensor, scaled_dot_product_attention(q, k, v, dropout_p=dropout_p))  # (B, H, T_q, D/H)
+        attended = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (B, H, T_q, D/H)
         out = merge_heads(attended)  # (B, T_q, D)
         if self.out is not None:
             out = self.out(out)  # (B, T_q, D)
