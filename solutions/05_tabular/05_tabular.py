@@ -105,7 +105,7 @@ print(f"numpy {np.__version__}, scikit-learn {sklearn.__version__}")
 #   `test_fraction * N`. If two values of `c` are equally close, take the smaller `c`.
 # - `train_idx` and `test_idx` are `int64` arrays of row indices, each in increasing order;
 #   together they hold every row exactly once, so no group has rows on both sides.
-# - Raise `ValueError` if `test_fraction` is not strictly between 0 and 1, if `groups` and
+# - Raise `ValueError` if `test_fraction` is not strictly between 0 and 1 (NaN included), if `groups` and
 #   `times` have different lengths, or if there are fewer than 2 distinct groups.
 #
 # Do not call `mlcraft.data.splits.group_time_split`, the course package's version.
@@ -206,7 +206,7 @@ _split_cases = {
 for _name, (_g, _t, _f) in _split_cases.items():
     _check_split(_name, _g, _t, _f)
 
-for _bad in (0.0, 1.0, -0.2, 1.5):
+for _bad in (0.0, 1.0, -0.2, 1.5, float("nan")):  # NaN is not between 0 and 1 either
     try:
         group_time_split(groups_1, times_1, _bad)
     except ValueError:
@@ -289,15 +289,18 @@ def target_encode_oof(categories, y, folds, smooth: float = 10.0) -> np.ndarray:
 # %% nbgrader={"grade": true, "grade_id": "test-target-encode", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 cats_2 = np.array(["a", "a", "b", "b", "a", "c"])
 y_2 = np.array([1, 0, 1, 1, 1, 0])
-folds_2 = [(np.array([2, 3, 4, 5]), np.array([0, 1])), (np.array([0, 1, 5]), np.array([2, 3, 4]))]
+folds_2 = [(np.array([2, 3, 4]), np.array([0, 1, 5])), (np.array([0, 1, 5]), np.array([2, 3, 4]))]
 enc_2 = target_encode_oof(cats_2, y_2, folds_2, smooth=1.0)
 assert isinstance(enc_2, np.ndarray) and enc_2.dtype == np.float64 and enc_2.shape == (6,), (
     "a float64 array of length N"
 )
-# Fold 1 trains on rows 2-5: prior 3/4; a: (1 + 0.75) / 2; c of row 5 is not encoded in this fold.
-assert_close(enc_2[0], (1 + 0.75) / 2, rtol=1e-12, atol=1e-12, msg="row 0 (a), fold 1")
-# Fold 2 trains on rows 0, 1, 5: prior 1/3; b is unseen there, so rows 2 and 3 get the prior.
+# Fold 1 trains on rows 2-4 (b, b, a; all labels 1): prior 1; a: (1 + 1 * 1) / (1 + 1) = 1.
+assert_close(enc_2[0], 1.0, rtol=1e-12, atol=1e-12, msg="row 0 (a), fold 1")
+assert_close(enc_2[5], 1.0, rtol=1e-12, atol=1e-12, msg="row 5 (c, unseen in fold 1's train rows) gets the prior")
+# Fold 2 trains on rows 0, 1, 5 (a, a, c; labels 1, 0, 0): prior 1/3; b is unseen there, so rows 2 and 3
+# get the prior, and row 4 (a) gets (1 + 1/3) / (2 + 1).
 assert_close(enc_2[2], 1 / 3, rtol=1e-12, atol=1e-12, msg="row 2 (b, unseen in fold 2's train rows) gets the prior")
+assert_close(enc_2[4], 4 / 9, rtol=1e-12, atol=1e-12, msg="row 4 (a), fold 2")
 _x2 = np.random.default_rng(0).integers(0, 8, 200)
 _y2 = np.random.default_rng(1).integers(0, 2, 200)
 _folds2 = list(KFold(5, shuffle=True, random_state=0).split(_x2))
@@ -453,14 +456,17 @@ print("target_encode_oof: tests passed")
 #   values `a < b` of `x`, computed in float64 (also for a float32 `x`). A threshold `t` sends the
 #   rows with `x <= t` left and the rest right.
 # - `impurity` is the weighted Gini impurity of the two sides, `(n_left * G_left + n_right *
-#   G_right) / N`; return the threshold with the smallest one. Two impurities that differ by less
-#   than `1e-12` count as equal: return the **smallest** such threshold.
+#   G_right) / N`. With `best` the smallest impurity of all candidates, return the **smallest**
+#   threshold whose impurity is below `best + 1e-12` (so rounding cannot decide between thresholds
+#   that are equally good on paper), together with that threshold's own impurity.
 # - Raise `ValueError` if `x` has fewer than two distinct values (there is nothing to split).
-# - Do not modify the inputs. N can be 100 000: sort once, then count with cumulative sums,
-#   rather than recounting the rows for every threshold.
+# - Do not modify the inputs. N can be 1 000 000 (with as many distinct values): sort once, then
+#   count with cumulative sums, rather than recounting the rows for every threshold.
 #
-# On data where a depth-1 `DecisionTreeClassifier(max_depth=1)` splits, your threshold equals
-# its `tree_.threshold[0]`. Do not fit a scikit-learn tree.
+# Where one threshold is clearly best, it equals the `tree_.threshold[0]` of a fitted
+# `DecisionTreeClassifier(max_depth=1)` (up to the tree's float32 arithmetic; on near-ties the
+# tree, which has no tolerance, may pick another). No two values of `x` in the tests are
+# neighbouring floating-point numbers. Do not fit a scikit-learn tree.
 
 
 # %% nbgrader={"grade": false, "grade_id": "gini-split-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -582,9 +588,10 @@ _gini_cases = {
 for _name, (_x, _y, _tree) in _gini_cases.items():
     _check_gini(_name, _x, _y, _tree)
 
-_big = _rng.normal(size=100_000)
+# a million distinct values: a loop that recounts the rows for each threshold runs out of time
+_big = _rng.normal(size=1_000_000)
 _t, _g = best_gini_split(_big, (_big > 0.25).astype(np.int64))
-assert abs(_t - 0.25) < 1e-3 and _g == 0.0, f"100 000 rows split at 0.25: got ({_t}, {_g})"
+assert abs(_t - 0.25) < 1e-3 and _g == 0.0, f"1 000 000 rows split at 0.25: got ({_t}, {_g})"
 
 for _name, (_x, _y) in {
     "constant feature": (np.array([2.0, 2.0, 2.0]), np.array([0, 1, 0])),
@@ -903,7 +910,7 @@ print("roc_auc: tests passed")
 #   (0, 0.25, 0.5, 0.75, 1 for instance).
 # - Empty bins contribute nothing.
 # - `n_bins` is an integer `>= 1`; raise `ValueError` for a smaller one, and for any probability
-#   outside `[0, 1]`.
+#   outside `[0, 1]` (NaN included).
 #
 # Do not call the course package's `mlcraft.evaluation.classification` functions.
 
@@ -915,7 +922,7 @@ def expected_calibration_error(y_true, probs, n_bins: int = 10) -> float:
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     p = np.asarray(probs)
-    if np.any((p < 0) | (p > 1)):
+    if not np.all((p >= 0) & (p <= 1)):  # NaN fails both comparisons
         raise ValueError("probabilities must be in [0, 1]")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     bins = np.searchsorted(edges[1:-1], p)  # (N,) in [0, n_bins): p on an inner edge goes below
@@ -993,6 +1000,7 @@ for _name, (_y, _pp, _kw) in {
     "n_bins=0": (y_6, p_6, {"n_bins": 0}),
     "a probability above 1": (np.array([0, 1]), np.array([0.5, 1.01]), {}),
     "a negative probability": (np.array([0, 1]), np.array([-0.01, 0.5]), {}),
+    "a NaN probability": (np.array([0, 1]), np.array([0.5, np.nan]), {}),
 }.items():
     try:
         expected_calibration_error(_y, _pp, **_kw)

@@ -9,7 +9,7 @@ import numpy as np
 
 def group_time_split(groups, times, test_fraction):
     groups, times = list(np.asarray(groups).tolist()), np.asarray(times)
-    if test_fraction <= 0 or test_fraction >= 1:
+    if not (test_fraction > 0 and test_fraction < 1):  # NaN fails both
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if len(groups) != len(times):
         raise ValueError("groups and times differ in length")
@@ -143,7 +143,7 @@ def expected_calibration_error(y_true, probs, n_bins=10):
         raise ValueError("n_bins must be at least 1")
     y = np.asarray(y_true).astype(np.float64)
     p = np.asarray(probs).astype(np.float64)
-    if p.min() < 0 or p.max() > 1:
+    if np.isnan(p).any() or p.min() < 0 or p.max() > 1:
         raise ValueError("probabilities outside [0, 1]")
     bins = np.clip(np.ceil(p * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
     ece = 0.0

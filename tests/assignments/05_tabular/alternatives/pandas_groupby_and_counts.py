@@ -118,7 +118,7 @@ def expected_calibration_error(y_true, probs, n_bins=10):
         raise ValueError("n_bins must be >= 1")
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(y_true, dtype=np.float64)
-    if ((p < 0.0) | (p > 1.0)).any():
+    if ((p < 0.0) | (p > 1.0) | np.isnan(p)).any():
         raise ValueError("each probability must lie in [0, 1]")
     inner = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
     bins = np.digitize(p, inner, right=True)

@@ -1,0 +1,25 @@
+"""Wrong: a group's start is the time of its FIRST ROW (in row order), not the earliest time among its rows."""
+# fails: test-group-time-split
+
+# %% grade_id=group-time-split-answer
+import numpy as np
+
+
+def group_time_split(groups, times, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    if not (0 < test_fraction < 1):
+        raise ValueError("test_fraction must be in (0, 1)")
+    groups = np.asarray(groups)
+    times = np.asarray(times)
+    if len(groups) != len(times):
+        raise ValueError("length mismatch")
+    _, first_idx, inv = np.unique(groups, return_index=True, return_inverse=True)
+    G = len(first_idx)
+    if G < 2:
+        raise ValueError("need two groups")
+    starts = times[first_idx]
+    order = np.lexsort((first_idx, starts))
+    sizes = np.bincount(inv)[order]
+    tail = np.cumsum(sizes[::-1])[: G - 1]
+    c = int(np.argmin(np.abs(tail - test_fraction * len(groups)))) + 1
+    test_mask = np.isin(inv, order[G - c :])
+    return np.flatnonzero(~test_mask).astype(np.int64), np.flatnonzero(test_mask).astype(np.int64)
