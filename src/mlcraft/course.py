@@ -111,6 +111,26 @@ MODULES: dict[str, CourseModule] = {
             ("tests/ops", "tests/data", "tests/models", "tests/evaluation", "tests/recipes"),
         ),
         CourseModule(
+            "04_nlp",
+            "NLP: bytes, BPE, TF-IDF and BM25, recurrent and transformer encoders, LoRA, entities, retrieval",
+            (
+                "data/bpe.py",
+                "data/text_batching.py",
+                "data/text_features.py",
+                "data/ner.py",
+                "data/intents.py",
+                "models/pooling.py",
+                "models/encoder.py",
+                "models/lora.py",
+                "models/recurrent.py",
+                "models/sentence_encoder.py",
+                "evaluation/ner.py",
+                "evaluation/retrieval.py",
+                "inference/retrieval.py",
+            ),
+            ("tests/data", "tests/models", "tests/evaluation", "tests/inference"),
+        ),
+        CourseModule(
             "05_tabular",
             "Tabular ML: honest splits, leakage, boosting by hand and in libraries, calibration, FT-Transformer",
             (

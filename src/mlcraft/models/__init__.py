@@ -1,6 +1,8 @@
-"""Models: attention and a small GPT (02_attention), an FCOS-style detector (03_detection), gradient
-boosting, an FT-Transformer and an anomaly autoencoder (05_tabular), a tabular MLP (07_mlops).
-Models import ops, config and utils only; their training runs are in :mod:`mlcraft.recipes`."""
+"""Models: attention and a small GPT (02_attention), an FCOS-style detector (03_detection), a
+BERT-style encoder, pooling, LoRA and LSTM/GRU text models (04_nlp; the packaged MiniLM loads from
+:mod:`mlcraft.models.sentence_encoder`), gradient boosting, an FT-Transformer and an anomaly
+autoencoder (05_tabular), a tabular MLP (07_mlops). Models import ops, config and utils only; their
+training runs are in :mod:`mlcraft.recipes`."""
 
 from mlcraft.models.anchors import BACKGROUND, IGNORE, base_anchors, grid_anchors, match_anchors
 from mlcraft.models.attention import (
@@ -20,6 +22,15 @@ from mlcraft.models.detection_loss import (
     sigmoid_focal_loss,
 )
 from mlcraft.models.detector import DetectorConfig, ShapesDetector, fasterrcnn_for_shapes, feature_points, postprocess
+from mlcraft.models.encoder import (
+    Encoder,
+    EncoderBlock,
+    EncoderConfig,
+    SequenceClassifier,
+    TokenClassifier,
+    encoder_config_from_hf,
+    load_hf_bert_weights,
+)
 from mlcraft.models.ft_transformer import (
     FeatureAttention,
     FeatureTokenizer,
@@ -28,6 +39,8 @@ from mlcraft.models.ft_transformer import (
     load_rtdl_weights,
 )
 from mlcraft.models.gpt import GPT, GPTConfig, load_hf_gpt2_weights
+from mlcraft.models.lora import LoRALinear, apply_lora, count_parameters, merge_lora
+from mlcraft.models.pooling import cls_pool, last_token_pool, masked_mean_pool
 from mlcraft.models.positional import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
@@ -35,6 +48,7 @@ from mlcraft.models.positional import (
     rotate_half,
     sinusoidal_encoding,
 )
+from mlcraft.models.recurrent import RNNClassifier, RNNTagger
 from mlcraft.models.tabular import TabularMLP, TabularMLPConfig, predict_proba
 
 __all__ = [
@@ -42,6 +56,9 @@ __all__ = [
     "GPT",
     "IGNORE",
     "DetectorConfig",
+    "Encoder",
+    "EncoderBlock",
+    "EncoderConfig",
     "FTTransformer",
     "FTTransformerConfig",
     "FcosTargets",
@@ -51,26 +68,39 @@ __all__ = [
     "GradientBoosting",
     "GradientBoostingConfig",
     "LearnedPositionalEmbedding",
+    "LoRALinear",
     "MultiHeadAttention",
+    "RNNClassifier",
+    "RNNTagger",
     "RotaryEmbedding",
+    "SequenceClassifier",
     "ShapesDetector",
     "TabularAutoencoder",
     "TabularAutoencoderConfig",
     "TabularMLP",
     "TabularMLPConfig",
+    "TokenClassifier",
+    "apply_lora",
     "apply_rotary",
     "base_anchors",
     "causal_mask",
+    "cls_pool",
+    "count_parameters",
     "detection_loss",
     "detection_losses",
+    "encoder_config_from_hf",
     "fasterrcnn_for_shapes",
     "fcos_targets",
     "feature_points",
     "grid_anchors",
+    "last_token_pool",
+    "load_hf_bert_weights",
     "load_hf_gpt2_weights",
     "load_rtdl_weights",
+    "masked_mean_pool",
     "match_anchors",
     "merge_heads",
+    "merge_lora",
     "postprocess",
     "predict_proba",
     "rotate_half",

@@ -1,0 +1,32 @@
+"""Starts each chunk from the code points (ord) of its characters rather than its UTF-8 bytes: identical on ASCII, but 'é' becomes id 233 and an emoji an id far above 255."""
+
+# fails: test-train-bpe
+# %% grade_id=train-bpe-answer
+def train_bpe(text: str, num_merges: int) -> list[tuple[int, int]]:
+    if num_merges < 0:
+        raise ValueError("num_merges must be >= 0")
+    chunks = [[ord(ch) for ch in c] for c in pretokenize(text)]
+    merges = []
+    while len(merges) < num_merges:
+        counts = {}
+        for toks in chunks:
+            for p in zip(toks, toks[1:]):
+                counts[p] = counts.get(p, 0) + 1
+        if not counts:
+            break
+        best = min(counts, key=lambda p: (-counts[p], p))
+        new_id = 256 + len(merges)
+        merges.append(best)
+        new_chunks = []
+        for toks in chunks:
+            out, i = [], 0
+            while i < len(toks):
+                if i + 1 < len(toks) and (toks[i], toks[i + 1]) == best:
+                    out.append(new_id)
+                    i += 2
+                else:
+                    out.append(toks[i])
+                    i += 1
+            new_chunks.append(out)
+        chunks = new_chunks
+    return merges
