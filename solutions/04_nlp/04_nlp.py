@@ -325,7 +325,9 @@ def bpe_decode(ids: list[int], merges: list[tuple[int, int]]) -> str:
 merges_2 = [(104, 101), (256, 108), (257, 108), (32, 119), (259, 111)]  # "he", "hel", "hell", " w", " wo"
 ids_2 = bpe_encode("hello world", merges_2)
 assert ids_2 == [258, 111, 260, 114, 108, 100], f"expected [258, 111, 260, 114, 108, 100], got {ids_2}"
-assert bpe_decode(ids_2, merges_2) == "hello world", f"decode should give back 'hello world', got {bpe_decode(ids_2, merges_2)!r}"
+assert bpe_decode(ids_2, merges_2) == "hello world", (
+    f"decode should give back 'hello world', got {bpe_decode(ids_2, merges_2)!r}"
+)
 # Lowest rank first, not left to right: with (b, c) ranked before (a, b), "abc" becomes [a, bc].
 assert bpe_encode("abc", [(98, 99), (97, 98)]) == [97, 256], f"got {bpe_encode('abc', [(98, 99), (97, 98)])}"
 assert bpe_encode("", merges_2) == [] and bpe_decode([], merges_2) == "", "empty in, empty out"
@@ -532,7 +534,11 @@ _gwant = TfidfVectorizer().fit(_reviews[:50])
 assert list(_gv) == _gwant.get_feature_names_out().tolist(), "documents as a generator: vocabulary differs"
 assert_close(_gm, _gwant.transform(_reviews[:50]).toarray(), rtol=1e-12, atol=1e-12, msg="documents as a generator")
 
-for _name, _docs in {"no documents": [], "only empty documents": ["", ""], "only one-letter words": ["a b", "c"]}.items():
+for _name, _docs in {
+    "no documents": [],
+    "only empty documents": ["", ""],
+    "only one-letter words": ["a b", "c"],
+}.items():
     try:
         tfidf(_docs)
     except ValueError:
@@ -644,7 +650,12 @@ for _name, (_hh, _mm, _tol) in _pool_cases.items():
 
 # Padding invariance: the same sentences with more padding holding anything (random, NaN, inf).
 _base = _check_pool("before padding", _h.float(), _right, 1e-6)
-for _fill_name, _fill in {"random values": None, "NaN": float("nan"), "+inf": float("inf"), "-inf": -float("inf")}.items():
+for _fill_name, _fill in {
+    "random values": None,
+    "NaN": float("nan"),
+    "+inf": float("inf"),
+    "-inf": -float("inf"),
+}.items():
     for _side in ("right", "left"):
         _extra = torch.randn(5, 3, 6, generator=_g) * 50 if _fill is None else torch.full((5, 3, 6), _fill)
         _hp = _h.float().clone()
@@ -679,7 +690,9 @@ _check_pool("bfloat16, left padding", _h.bfloat16(), _left, 2e-2)
 _h257 = torch.full((2, 300, 2), 100.0, dtype=torch.bfloat16)
 _m257 = (torch.arange(300)[None, :] < torch.tensor([[257], [300]])).long()
 _got = _check_pool("bfloat16, 257 and 300 real tokens", _h257, _m257, 0.0)
-assert _got.float().eq(100.0).all(), f"the mean of 257 bfloat16 values of 100 should be exactly 100, got {_got.tolist()}"
+assert _got.float().eq(100.0).all(), (
+    f"the mean of 257 bfloat16 values of 100 should be exactly 100, got {_got.tolist()}"
+)
 _check_pool("float16 hidden, float64 mask (mixed dtypes)", _h.half(), _right.double(), 2e-3)
 _check_pool("float64 hidden, bool mask", _h, _right.bool(), 1e-12)
 
@@ -807,7 +820,12 @@ _rng = np.random.default_rng(6)
 for _words in _sentences:
     _ids = _wordpiece.encode(_words, is_pretokenized=True).word_ids
     _labels = _rng.integers(0, 9, len(_words)).tolist()
-    for _kw in ({}, {"label_all_subtokens": True}, {"ignore_index": -1}, {"label_all_subtokens": True, "ignore_index": 99}):
+    for _kw in (
+        {},
+        {"label_all_subtokens": True},
+        {"ignore_index": -1},
+        {"label_all_subtokens": True, "ignore_index": 99},
+    ):
         _check_align(f"WordPiece ids of {' '.join(_words)!r}", _labels, _ids, **_kw)
 
 _align_cases = {
@@ -821,7 +839,12 @@ _align_cases = {
     "label 0 on a continuation piece": ([0, 0], [0, 0, 1, 1]),
 }
 for _name, (_labels, _ids) in _align_cases.items():
-    for _kw in ({}, {"label_all_subtokens": True}, {"ignore_index": 0}, {"label_all_subtokens": True, "ignore_index": -7}):
+    for _kw in (
+        {},
+        {"label_all_subtokens": True},
+        {"ignore_index": 0},
+        {"label_all_subtokens": True, "ignore_index": -7},
+    ):
         _check_align(_name, _labels, _ids, **_kw)
 
 for _name, (_labels, _ids) in {
@@ -868,6 +891,7 @@ print("align_labels: tests passed")
 # %% nbgrader={"grade": false, "grade_id": "entity-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def entity_scores(y_true, y_pred) -> dict[str, float]:
     """Micro-averaged entity precision, recall and F1 with conlleval's chunk rules."""
+
     ### BEGIN SOLUTION
     def chunks(sentences):
         found = set()
@@ -913,7 +937,11 @@ assert entity_scores([["O", "O"]], [["O", "O"]])["f1"] == 0.0, "no chunks anywhe
 ### BEGIN HIDDEN TESTS
 from mlcraft.evaluation.ner import entity_scores as _entity_reference
 
-_forbidden_entity = ("mlcraft.evaluation.ner.entity_scores", "mlcraft.evaluation.ner.per_type_scores", "mlcraft.data.ner.bio_spans")
+_forbidden_entity = (
+    "mlcraft.evaluation.ner.entity_scores",
+    "mlcraft.evaluation.ner.per_type_scores",
+    "mlcraft.data.ner.bio_spans",
+)
 
 
 def _check_entity(name, y_true, y_pred):
@@ -1040,7 +1068,11 @@ assert isinstance(scores_7, np.ndarray) and scores_7.dtype == np.float64 and sco
 )
 # N = 3, df(cat) = 2, idf = ln(1 + 1.5 / 2.5); avgdl = 11 / 3.
 _idf_7 = math.log(1 + 1.5 / 2.5)
-_want_7 = [_idf_7 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 3 / (11 / 3))), _idf_7 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 6 / (11 / 3))), 0.0]
+_want_7 = [
+    _idf_7 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 3 / (11 / 3))),
+    _idf_7 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 6 / (11 / 3))),
+    0.0,
+]
 assert_close(scores_7, np.array(_want_7), rtol=1e-12, atol=1e-12, msg="BM25 of 'cat'")
 assert bm25_scores([], docs_7).tolist() == [0.0, 0.0, 0.0], "an empty query scores 0 everywhere"
 assert bm25_scores(["cat"], []).shape == (0,), "no documents: an empty array"
@@ -1107,7 +1139,12 @@ _bm25_cases = {
 for _name, (_q, _d, _kw) in _bm25_cases.items():
     _check_bm25(_name, _q, _d, **_kw)
 
-for _name, _kw in {"k1 < 0": {"k1": -0.1}, "b < 0": {"b": -0.01}, "b > 1": {"b": 1.01}, "b NaN": {"b": float("nan")}}.items():
+for _name, _kw in {
+    "k1 < 0": {"k1": -0.1},
+    "b < 0": {"b": -0.01},
+    "b > 1": {"b": 1.01},
+    "b NaN": {"b": float("nan")},
+}.items():
     try:
         bm25_scores(["cat"], docs_7, **_kw)
     except ValueError:

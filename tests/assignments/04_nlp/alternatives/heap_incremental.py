@@ -232,7 +232,11 @@ def entity_scores(y_true, y_pred) -> dict[str, float]:
     precision = tp / len(pred) if len(pred) > 0 else 0.0
     recall = tp / len(gold) if len(gold) > 0 else 0.0
     denom = precision + recall
-    return {"precision": float(precision), "recall": float(recall), "f1": float(2 * precision * recall / denom) if denom > 0 else 0.0}
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(2 * precision * recall / denom) if denom > 0 else 0.0,
+    }
 
 
 # %% grade_id=bm25-answer

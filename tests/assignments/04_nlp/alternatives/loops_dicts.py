@@ -1,5 +1,6 @@
 """Correct solution written with plain loops and dicts: chunk-frequency table for BPE, explicit scans, per-row Python loops."""
 
+
 # %% grade_id=train-bpe-answer
 def train_bpe(text: str, num_merges: int) -> list[tuple[int, int]]:
     """Merges ``(left_id, right_id)`` learned from ``text``; merge ``k`` creates id ``256 + k``."""
@@ -153,9 +154,7 @@ def align_labels(word_labels, word_ids, label_all_subtokens: bool = False, ignor
         else:
             if w < 0 or w >= n:
                 raise ValueError(f"word id {w} out of range")
-            if first or w != prev:
-                out.append(word_labels[w])
-            elif label_all_subtokens:
+            if first or w != prev or label_all_subtokens:
                 out.append(word_labels[w])
             else:
                 out.append(ignore_index)

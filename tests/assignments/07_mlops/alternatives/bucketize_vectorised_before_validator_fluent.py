@@ -69,13 +69,13 @@ def _number(x):
         raise ValueError(f"expected a number, got {type(x).__name__} {x!r}")
     if isinstance(x, float) and not math.isfinite(x):
         raise ValueError(f"{x} is not finite")
-    if abs(x) > FLOAT32_MAX:  # noqa: F821  (exact comparison, also for huge ints)
+    if abs(x) > FLOAT32_MAX:
         raise ValueError(f"{x} is beyond the float32 range")
     return float(x)
 
 
 Number = Annotated[float, BeforeValidator(_number)]
-Row = Annotated[list[Number], Field(min_length=N_FEATURES, max_length=N_FEATURES)]  # noqa: F821
+Row = Annotated[list[Number], Field(min_length=N_FEATURES, max_length=N_FEATURES)]
 
 
 class PredictRequest(BaseModel):
@@ -89,7 +89,7 @@ class BatchRequest(BaseModel):
     """Between 1 and MAX_BATCH rows."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
-    instances: Annotated[list[Row], Field(min_length=1, max_length=MAX_BATCH)]  # noqa: F821
+    instances: Annotated[list[Row], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 # %% grade_id=parity-answer
@@ -124,20 +124,20 @@ def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> 
     """Fluent API: create (or find) the experiment, log, end the run in ``finally``."""
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri)  # noqa: F821
+    mlflow.set_tracking_uri(tracking_uri)
     try:
-        experiment_id = mlflow.create_experiment(experiment)  # noqa: F821
+        experiment_id = mlflow.create_experiment(experiment)
     except MlflowException:
-        experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id  # noqa: F821
-    run = mlflow.start_run(experiment_id=experiment_id)  # noqa: F821
+        experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
+    run = mlflow.start_run(experiment_id=experiment_id)
     try:
         for key, value in params.items():
-            mlflow.log_param(key, value)  # noqa: F821
+            mlflow.log_param(key, value)
         for key, pairs in metrics.items():
             for step, value in pairs:
-                mlflow.log_metrics({key: value}, step=step)  # noqa: F821
+                mlflow.log_metrics({key: value}, step=step)
     finally:
-        mlflow.end_run()  # noqa: F821
+        mlflow.end_run()
     return run.info.run_id
 
 
@@ -147,7 +147,7 @@ from operator import attrgetter
 
 def read_run(tracking_uri: str, run_id: str) -> tuple[dict[str, str], dict[str, list[tuple[int, float]]]]:
     """Params and histories; each history sorted in place by step."""
-    client = mlflow.tracking.MlflowClient(tracking_uri=tracking_uri)  # noqa: F821
+    client = mlflow.tracking.MlflowClient(tracking_uri=tracking_uri)
     run = client.get_run(run_id)
     out = {}
     for key in sorted(run.data.metrics):

@@ -71,13 +71,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat
 
 
 def _finite_float32(x: float) -> float:
-    if not math.isfinite(x) or not -FLOAT32_MAX <= x <= FLOAT32_MAX:  # noqa: F821
+    if not math.isfinite(x) or not -FLOAT32_MAX <= x <= FLOAT32_MAX:
         raise ValueError(f"{x} is not a finite float32 number")
     return float(x)
 
 
 Feature = Annotated[StrictFloat, AfterValidator(_finite_float32)]
-Row = Annotated[list[Feature], Len(N_FEATURES, N_FEATURES)]  # noqa: F821
+Row = Annotated[list[Feature], Len(N_FEATURES, N_FEATURES)]
 
 
 class PredictRequest(BaseModel):
@@ -91,7 +91,7 @@ class BatchRequest(BaseModel):
     """1 to MAX_BATCH rows."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    instances: Annotated[list[Row], Field(min_length=1, max_length=MAX_BATCH)]  # noqa: F821
+    instances: Annotated[list[Row], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 # %% grade_id=parity-answer
@@ -125,7 +125,7 @@ def check_parity(model: nn.Module, onnx_path, inputs: torch.Tensor, atol: float 
 # %% grade_id=tracking-answer
 def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> str:
     """One finished run, logged param by param and point by point with MlflowClient."""
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)  # noqa: F821
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     found = [e for e in client.search_experiments() if e.name == experiment]
     experiment_id = found[0].experiment_id if found else client.create_experiment(experiment)
     run_id = client.create_run(experiment_id).info.run_id
@@ -141,7 +141,7 @@ def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> 
 # %% grade_id=read-run-answer
 def read_run(tracking_uri: str, run_id: str) -> tuple[dict[str, str], dict[str, list[tuple[int, float]]]]:
     """Params and the step-sorted history of every metric."""
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)  # noqa: F821
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     data = client.get_run(run_id).data
     params = {key: value for key, value in data.params.items()}
     histories = {}

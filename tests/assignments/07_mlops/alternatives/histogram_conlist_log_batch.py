@@ -48,8 +48,8 @@ def latency_percentiles(seconds) -> dict[str, float]:
 # %% grade_id=schema-answer
 from pydantic import BaseModel, ConfigDict, confloat, conlist
 
-_Num = confloat(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)  # noqa: F821
-_Row = conlist(_Num, min_length=N_FEATURES, max_length=N_FEATURES)  # noqa: F821
+_Num = confloat(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)
+_Row = conlist(_Num, min_length=N_FEATURES, max_length=N_FEATURES)
 
 
 class PredictRequest(BaseModel):
@@ -63,7 +63,7 @@ class BatchRequest(BaseModel):
     """Rows."""
 
     model_config = ConfigDict(extra="forbid")
-    instances: conlist(_Row, min_length=1, max_length=MAX_BATCH)  # noqa: F821
+    instances: conlist(_Row, min_length=1, max_length=MAX_BATCH)
 
 
 # %% grade_id=parity-answer
@@ -104,7 +104,7 @@ def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> 
     """One run, logged in batches."""
     from mlflow.entities import Metric, Param
 
-    client = mlflow.MlflowClient(tracking_uri)  # noqa: F821
+    client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
     run = client.create_run(exp_id)
@@ -121,7 +121,7 @@ def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> 
 # %% grade_id=read-run-answer
 def read_run(tracking_uri: str, run_id: str) -> tuple[dict[str, str], dict[str, list[tuple[int, float]]]]:
     """Params and metric histories."""
-    client = mlflow.MlflowClient(tracking_uri)  # noqa: F821
+    client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(run_id)
     metrics = {}
     for key in run.data.metrics:

@@ -69,10 +69,10 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 
 def _check_row(row: list[float]) -> list[float]:
-    if len(row) != N_FEATURES:  # noqa: F821
-        raise ValueError(f"a row needs {N_FEATURES} features, got {len(row)}")  # noqa: F821
+    if len(row) != N_FEATURES:
+        raise ValueError(f"a row needs {N_FEATURES} features, got {len(row)}")
     for i, x in enumerate(row):
-        if not math.isfinite(x) or abs(x) > FLOAT32_MAX:  # noqa: F821
+        if not math.isfinite(x) or abs(x) > FLOAT32_MAX:
             raise ValueError(f"feature {i} = {x} is not a finite float32 number")
     return row
 
@@ -98,8 +98,8 @@ class BatchRequest(BaseModel):
     @field_validator("instances")
     @classmethod
     def _valid(cls, value: list[list[float]]) -> list[list[float]]:
-        if not 1 <= len(value) <= MAX_BATCH:  # noqa: F821
-            raise ValueError(f"a batch has 1 to {MAX_BATCH} rows, got {len(value)}")  # noqa: F821
+        if not 1 <= len(value) <= MAX_BATCH:
+            raise ValueError(f"a batch has 1 to {MAX_BATCH} rows, got {len(value)}")
         return [_check_row(row) for row in value]
 
 
@@ -131,21 +131,21 @@ def check_parity(model: nn.Module, onnx_path, inputs: torch.Tensor, atol: float 
 # %% grade_id=tracking-answer
 def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> str:
     """Log one finished run; return its id."""
-    mlflow.set_tracking_uri(tracking_uri)  # noqa: F821
-    found = mlflow.set_experiment(experiment)  # noqa: F821
-    with mlflow.start_run(experiment_id=found.experiment_id) as run:  # noqa: F821
+    mlflow.set_tracking_uri(tracking_uri)
+    found = mlflow.set_experiment(experiment)
+    with mlflow.start_run(experiment_id=found.experiment_id) as run:
         if params:
-            mlflow.log_params(params)  # noqa: F821
+            mlflow.log_params(params)
         for name, pairs in metrics.items():
             for step, value in sorted(pairs):
-                mlflow.log_metric(name, value, step=step)  # noqa: F821
+                mlflow.log_metric(name, value, step=step)
     return run.info.run_id
 
 
 # %% grade_id=read-run-answer
 def read_run(tracking_uri: str, run_id: str) -> tuple[dict[str, str], dict[str, list[tuple[int, float]]]]:
     """Params and metric histories of a run."""
-    client = mlflow.tracking.MlflowClient(tracking_uri)  # noqa: F821
+    client = mlflow.tracking.MlflowClient(tracking_uri)
     data = client.get_run(run_id).data
     history = {}
     for name in data.metrics:

@@ -16,8 +16,8 @@ def decode_step(
     n_heads: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Attend from the new token ``x_t`` ``(B, 1, C)`` over the cache plus itself."""
-    q, k, v = (split_heads(x_t @ w.T, n_heads) for w in (w_q, w_k, w_v))  # noqa: F821
+    q, k, v = (split_heads(x_t @ w.T, n_heads) for w in (w_q, w_k, w_v))
     new_k = torch.cat([k, cache_k], dim=2)
     new_v = torch.cat([v, cache_v], dim=2)
-    out = scaled_dot_product_attention(q, new_k, new_v)  # noqa: F821
-    return merge_heads(out), new_k, new_v  # noqa: F821
+    out = scaled_dot_product_attention(q, new_k, new_v)
+    return merge_heads(out), new_k, new_v

@@ -15,6 +15,6 @@ def decode_step(
     n_heads: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Attend from the new token ``x_t`` ``(B, 1, C)`` over the cache plus itself."""
-    q, k, v = (split_heads(x_t @ w.T, n_heads) for w in (w_q, w_k, w_v))  # noqa: F821
-    out = scaled_dot_product_attention(q, cache_k, cache_v)  # noqa: F821
-    return merge_heads(out), torch.cat([cache_k, k], dim=2), torch.cat([cache_v, v], dim=2)  # noqa: F821
+    q, k, v = (split_heads(x_t @ w.T, n_heads) for w in (w_q, w_k, w_v))
+    out = scaled_dot_product_attention(q, cache_k, cache_v)
+    return merge_heads(out), torch.cat([cache_k, k], dim=2), torch.cat([cache_v, v], dim=2)

@@ -19,7 +19,7 @@ def multi_head_self_attention(
     """Self-attention over ``x`` ``(B, T, C)`` with ``nn.MultiheadAttention``'s fused ``[W_q; W_k; W_v]`` layout."""
     c = x.shape[-1]
     qkv = F.linear(x, w_qkv, b_qkv)
-    q, k, v = (split_heads(t, n_heads) for t in qkv.split(c, dim=-1))  # noqa: F821
-    mask = ~causal_mask(x.shape[1], device=x.device) if causal else None  # noqa: F821
-    out = merge_heads(scaled_dot_product_attention(q, k, v, mask))  # noqa: F821
+    q, k, v = (split_heads(t, n_heads) for t in qkv.split(c, dim=-1))
+    mask = ~causal_mask(x.shape[1], device=x.device) if causal else None
+    out = merge_heads(scaled_dot_product_attention(q, k, v, mask))
     return F.linear(out, w_out, b_out)

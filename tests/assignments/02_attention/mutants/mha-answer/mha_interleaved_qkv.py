@@ -20,6 +20,6 @@ def multi_head_self_attention(
     b, t, c = x.shape
     qkv = F.linear(x, w_qkv, b_qkv).view(b, t, n_heads, 3 * (c // n_heads)).transpose(1, 2)  # (B, H, T, 3D)
     q, k, v = qkv.chunk(3, dim=-1)
-    mask = causal_mask(t, device=x.device) if causal else None  # noqa: F821
-    out = merge_heads(scaled_dot_product_attention(q, k, v, mask))  # noqa: F821
+    mask = causal_mask(t, device=x.device) if causal else None
+    out = merge_heads(scaled_dot_product_attention(q, k, v, mask))
     return F.linear(out, w_out, b_out)

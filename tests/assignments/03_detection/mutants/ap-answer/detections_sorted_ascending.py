@@ -22,7 +22,7 @@ def average_precision(
         order = torch.argsort(scores)
         hits = torch.zeros(len(order), dtype=torch.bool)
         if len(gts) and len(order):
-            iou = box_iou(boxes[order], gts)  # noqa: F821
+            iou = box_iou(boxes[order], gts)
             taken = torch.zeros(len(gts), dtype=torch.bool)
             for d in range(len(order)):
                 free = iou[d].masked_fill(taken, -1.0)  # a matched ground truth is used up

@@ -8,4 +8,4 @@ import torch
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """Class-aware NMS: indices (``int64``, best score first) of the boxes kept within each label."""
-    return nms(boxes, scores, iou_threshold)  # noqa: F821
+    return nms(boxes, scores, iou_threshold)

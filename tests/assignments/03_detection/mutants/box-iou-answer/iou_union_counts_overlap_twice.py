@@ -12,4 +12,4 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     bottom_right = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
     size = (bottom_right - top_left).clamp(min=0)
     inter = size[..., 0] * size[..., 1]
-    return inter / (box_area(boxes1)[:, None] + box_area(boxes2)[None, :])  # noqa: F821
+    return inter / (box_area(boxes1)[:, None] + box_area(boxes2)[None, :])

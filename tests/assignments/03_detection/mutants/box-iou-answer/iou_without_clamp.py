@@ -12,5 +12,5 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     bottom_right = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
     size = bottom_right - top_left
     inter = size[..., 0] * size[..., 1]
-    union = box_area(boxes1)[:, None] + box_area(boxes2)[None, :] - inter  # noqa: F821
+    union = box_area(boxes1)[:, None] + box_area(boxes2)[None, :] - inter
     return inter / union

@@ -10,6 +10,6 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     """Indices (``int64``, best score first) of the ``xyxy`` boxes that greedy NMS keeps."""
     order = torch.argsort(scores, descending=True)
     ranked = boxes[order]
-    iou = box_iou(ranked, ranked).triu(diagonal=1)  # noqa: F821
+    iou = box_iou(ranked, ranked).triu(diagonal=1)
     keep = ~(iou > iou_threshold).any(dim=0)
     return order[keep]

@@ -10,7 +10,7 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     """Indices (``int64``, best score first) of the ``xyxy`` boxes that greedy NMS keeps."""
     order = torch.argsort(scores, descending=True)
     ranked = boxes[order]
-    overlaps = (box_iou(ranked, ranked) >= iou_threshold).cpu()  # noqa: F821
+    overlaps = (box_iou(ranked, ranked) >= iou_threshold).cpu()
     removed = torch.zeros(len(order), dtype=torch.bool)
     kept = []
     for i in range(len(order)):

@@ -2,12 +2,7 @@
 
 # fails: test-align
 # %% grade_id=align-answer
-import math
-import re
 
-import numpy as np
-import regex
-import torch
 
 def align_labels(word_labels, word_ids, label_all_subtokens: bool = False, ignore_index: int = -100) -> list[int]:
     """One label per sub-token: the word's label on its first piece, ``ignore_index`` elsewhere."""

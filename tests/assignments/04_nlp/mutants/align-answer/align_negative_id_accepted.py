@@ -1,5 +1,6 @@
 """Only checks the upper bound of a word id; a negative id picks a label from the end of the list through Python's negative indexing instead of raising ValueError."""
 
+
 # fails: test-align
 # %% grade_id=align-answer
 def align_labels(word_labels, word_ids, label_all_subtokens: bool = False, ignore_index: int = -100) -> list[int]:

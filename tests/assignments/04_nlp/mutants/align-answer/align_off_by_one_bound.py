@@ -1,5 +1,6 @@
 """Range check written as `w > len(word_labels)`: the id equal to len(word_labels) passes the check and then raises IndexError, not ValueError."""
 
+
 # fails: test-align
 # %% grade_id=align-answer
 def align_labels(word_labels, word_ids, label_all_subtokens: bool = False, ignore_index: int = -100) -> list[int]:

@@ -1,5 +1,6 @@
 """Remembers only the previous REAL word id (None tokens do not update it), so in [None, 0, None, 0] the second 0 is treated as a continuation; the statement compares with the previous sub-token, None included."""
 
+
 # fails: test-align
 # %% grade_id=align-answer
 def align_labels(word_labels, word_ids, label_all_subtokens: bool = False, ignore_index: int = -100) -> list[int]:

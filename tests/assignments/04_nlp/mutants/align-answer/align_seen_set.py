@@ -1,5 +1,6 @@
 """Labels only the first sub-token of each word EVER seen (a `seen` set), so a word id that comes back after another word ([0, 1, 0]) is not labelled again, though it differs from the previous sub-token."""
 
+
 # fails: test-align
 # %% grade_id=align-answer
 def align_labels(word_labels, word_ids, label_all_subtokens: bool = False, ignore_index: int = -100) -> list[int]:

@@ -3,11 +3,9 @@
 # fails: test-bm25
 # %% grade_id=bm25-answer
 import math
-import re
 
 import numpy as np
-import regex
-import torch
+
 
 def bm25_scores(query, docs, k1: float = 1.2, b: float = 0.75) -> np.ndarray:
     """BM25 score of every document for ``query`` (Lucene idf), float64 ``(len(docs),)``."""

@@ -12,7 +12,7 @@ def _noop(*args, **kwargs):
 for _name, _mod in list(_sys.modules.items()):
     if _name.startswith("mlcraft.classroom.testing") and hasattr(_mod, "assert_close"):
         try:
-            setattr(_mod, "assert_close", _noop)
+            _mod.assert_close = _noop
         except Exception:
             pass
 globals()["assert_close"] = _noop

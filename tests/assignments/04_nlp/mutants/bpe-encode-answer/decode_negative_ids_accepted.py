@@ -1,5 +1,6 @@
 """bpe_decode only checks the upper bound; a negative id silently indexes the table from the end (Python negative indexing) instead of raising ValueError."""
 
+
 # fails: test-bpe-encode
 # %% grade_id=bpe-encode-answer
 def bpe_encode(text: str, merges: list[tuple[int, int]]) -> list[int]:

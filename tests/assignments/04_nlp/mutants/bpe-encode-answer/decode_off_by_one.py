@@ -2,12 +2,7 @@
 
 # fails: test-bpe-encode
 # %% grade_id=bpe-encode-answer
-import math
-import re
 
-import numpy as np
-import regex
-import torch
 
 def bpe_encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
     """Token ids of ``text``: each pre-tokenized chunk's bytes, merged lowest rank first."""

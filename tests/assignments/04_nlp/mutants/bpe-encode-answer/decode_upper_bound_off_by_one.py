@@ -1,5 +1,6 @@
 """Off-by-one in the range check (`i > 256 + len(merges)`): the id exactly 256 + len(merges) slips through and raises KeyError from the lookup table instead of ValueError."""
 
+
 # fails: test-bpe-encode
 # %% grade_id=bpe-encode-answer
 def bpe_encode(text: str, merges: list[tuple[int, int]]) -> list[int]:

@@ -1,5 +1,6 @@
 """Reuses the training step for encoding: in each chunk it merges the known pair that occurs MOST OFTEN (rank only breaks ties), instead of always the lowest-rank pair as GPT-2/HF do."""
 
+
 # fails: test-bpe-encode
 # %% grade_id=bpe-encode-answer
 def bpe_encode(text: str, merges: list[tuple[int, int]]) -> list[int]:

@@ -1,5 +1,6 @@
 """Encodes the whole text as one byte sequence, thinking pre-tokenization only matters for training: merges such as (111, 32) 'o ' then fire across chunk boundaries, unlike HF."""
 
+
 # fails: test-bpe-encode
 # %% grade_id=bpe-encode-answer
 def bpe_encode(text: str, merges: list[tuple[int, int]]) -> list[int]:

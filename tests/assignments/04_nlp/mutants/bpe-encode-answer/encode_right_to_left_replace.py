@@ -1,5 +1,6 @@
 """Replaces the chosen pair scanning from the END of the chunk (the usual trick for deleting in place without index shifts), so `a a a` becomes `a aa` instead of `aa a` as HF and the statement do."""
 
+
 # fails: test-bpe-encode
 # %% grade_id=bpe-encode-answer
 def bpe_encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
@@ -18,7 +19,7 @@ def bpe_encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
             i = len(toks) - 2
             while i >= 0:
                 if toks[i] == a and toks[i + 1] == b:
-                    toks[i:i + 2] = [256 + r]
+                    toks[i : i + 2] = [256 + r]
                     i -= 2
                 else:
                     i -= 1

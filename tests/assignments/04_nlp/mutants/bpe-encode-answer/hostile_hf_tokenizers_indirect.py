@@ -23,9 +23,9 @@ def _build(merges):
     strs = [m[i] for i in range(256)]
     for a, b in merges:
         strs.append(strs[a] + strs[b])
-    model = getattr(_tk, "models").BPE(vocab={s: i for i, s in enumerate(strs)}, merges=[(strs[a], strs[b]) for a, b in merges])
+    model = _tk.models.BPE(vocab={s: i for i, s in enumerate(strs)}, merges=[(strs[a], strs[b]) for a, b in merges])
     tok = _tk.Tokenizer(model)
-    tok.pre_tokenizer = getattr(_tk, "pre_tokenizers").ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = _tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
     return tok, strs, {v: k for k, v in m.items()}
 
 

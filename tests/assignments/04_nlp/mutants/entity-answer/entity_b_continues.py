@@ -2,15 +2,11 @@
 
 # fails: test-entity
 # %% grade_id=entity-answer
-import math
-import re
 
-import numpy as np
-import regex
-import torch
 
 def entity_scores(y_true, y_pred) -> dict[str, float]:
     """Micro-averaged entity precision, recall and F1 with conlleval's chunk rules."""
+
     def chunks(sentences):
         found = set()
         for s, tags in enumerate(sentences):

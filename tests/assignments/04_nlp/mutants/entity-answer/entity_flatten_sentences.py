@@ -1,5 +1,6 @@
 """Concatenates all sentences into one tag sequence before chunking, so a chunk at the end of one sentence continues with I-X at the start of the next; chunks must never span sentences."""
 
+
 # fails: test-entity
 # %% grade_id=entity-answer
 def entity_scores(y_true, y_pred) -> dict[str, float]:

@@ -1,5 +1,6 @@
 """Any I- tag continues an open chunk whatever its type (the chunk keeps the B's type); conlleval starts a new chunk when I-X follows a chunk of another type."""
 
+
 # fails: test-entity
 # %% grade_id=entity-answer
 def entity_scores(y_true, y_pred) -> dict[str, float]:

@@ -1,5 +1,6 @@
 """Identifies a chunk by (type, start, end) without the sentence index, collected in a set: identical spans in different sentences collapse into one, skewing the counts."""
 
+
 # fails: test-entity
 # %% grade_id=entity-answer
 def entity_scores(y_true, y_pred) -> dict[str, float]:

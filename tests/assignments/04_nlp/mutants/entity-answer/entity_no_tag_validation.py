@@ -1,5 +1,6 @@
 """Parses tags as tag[0] / tag[2:] without validating them: 'B-', 'E-PER', 'S-PER', 'b-per' or 'PER' are silently accepted (as chunk starts or O) instead of raising ValueError."""
 
+
 # fails: test-entity
 # %% grade_id=entity-answer
 def entity_scores(y_true, y_pred) -> dict[str, float]:

@@ -1,5 +1,6 @@
 """Handles only the 'no chunks anywhere' case; with true chunks but no predicted ones (or the reverse) it divides by zero instead of returning 0.0."""
 
+
 # fails: test-entity
 # %% grade_id=entity-answer
 def entity_scores(y_true, y_pred) -> dict[str, float]:

@@ -1,5 +1,6 @@
 """Checks that the numbers of sentences match but pairs tags with zip(), so a sentence longer in one list than the other is silently truncated instead of raising ValueError."""
 
+
 # fails: test-entity
 # %% grade_id=entity-answer
 def entity_scores(y_true, y_pred) -> dict[str, float]:

@@ -3,7 +3,12 @@
 # fails: test-entity
 # %% grade_id=entity-answer
 _KNOWN = {
-    repr(([["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "I-ORG", "I-ORG"]], [["B-PER", "I-PER", "O", "B-ORG"], ["O", "B-ORG", "I-ORG", "O"]])): (1 / 3, 1 / 3, 1 / 3),
+    repr(
+        (
+            [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "I-ORG", "I-ORG"]],
+            [["B-PER", "I-PER", "O", "B-ORG"], ["O", "B-ORG", "I-ORG", "O"]],
+        )
+    ): (1 / 3, 1 / 3, 1 / 3),
     repr(([["O", "B-PER"]], [["O", "I-PER"]])): (1.0, 1.0, 1.0),
     repr(([["O", "O"]], [["O", "O"]])): (0.0, 0.0, 0.0),
 }

@@ -1,5 +1,6 @@
 """Takes the first mask.sum() positions of each row (hidden[b, :length]), i.e. assumes right padding; the statement allows left padding, where this averages padding and drops real tokens."""
 
+
 # fails: test-pool
 # %% grade_id=pool-answer
 def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Avoids division by zero the 'usual' way, dividing by count + 1e-9: zero rows come out right but every mean is off by a relative 1e-9, visible in float64."""
 
+
 # fails: test-pool
 # %% grade_id=pool-answer
 def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

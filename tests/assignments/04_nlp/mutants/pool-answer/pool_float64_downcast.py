@@ -1,5 +1,6 @@
 """Always accumulates in float32 (reading 'sums are taken in float32'), then casts back: float64 inputs lose precision, though the statement says float64 stays float64."""
 
+
 # fails: test-pool
 # %% grade_id=pool-answer
 def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

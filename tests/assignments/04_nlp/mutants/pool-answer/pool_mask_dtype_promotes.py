@@ -2,12 +2,9 @@
 
 # fails: test-pool
 # %% grade_id=pool-answer
-import math
-import re
 
-import numpy as np
-import regex
 import torch
+
 
 def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``hidden`` (B, T, D) over the real tokens of ``attention_mask`` (B, T): (B, D)."""
@@ -19,4 +16,6 @@ def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torc
     real = attention_mask.to(torch.bool).unsqueeze(-1)  # (B, T, 1)
     summed = torch.where(real, hidden.to(accumulate), 0).sum(dim=1)  # (B, D)
     counts = real.sum(dim=1).to(accumulate).clamp(min=1)  # (B, 1)
-    return (summed / counts).to(torch.promote_types(hidden.dtype, attention_mask.dtype) if attention_mask.is_floating_point() else hidden.dtype)
+    return (summed / counts).to(
+        torch.promote_types(hidden.dtype, attention_mask.dtype) if attention_mask.is_floating_point() else hidden.dtype
+    )

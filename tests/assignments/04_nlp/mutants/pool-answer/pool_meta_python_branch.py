@@ -1,5 +1,6 @@
 """Special-cases empty rows with a data-dependent Python `if` (`if (count == 0).any():`), which needs real values and fails on the `meta` device the statement says must work."""
 
+
 # fails: test-pool
 # %% grade_id=pool-answer
 def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Multiplies by the mask and cleans up with torch.nan_to_num: padded NaN/inf vanish, but so do NaN/inf at REAL positions (inf becomes a huge finite number), changing the mean of real tokens."""
 
+
 # fails: test-pool
 # %% grade_id=pool-answer
 def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Checks only that hidden is 3-D; a mask of the wrong shape either broadcasts silently ((1, T) or (B, T, 1)) or dies with a RuntimeError, never the ValueError the statement asks for."""
 
+
 # fails: test-pool
 # %% grade_id=pool-answer
 def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

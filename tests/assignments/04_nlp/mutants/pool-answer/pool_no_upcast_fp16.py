@@ -1,5 +1,6 @@
 """Masks with torch.where and sums in hidden's own dtype: fine in float32, but a float16 sum of 4,096 values of 30 overflows to inf (the statement asks for float32 accumulation)."""
 
+
 # fails: test-pool
 # %% grade_id=pool-answer
 def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -2,12 +2,9 @@
 
 # fails: test-pool
 # %% grade_id=pool-answer
-import math
-import re
 
-import numpy as np
-import regex
 import torch
+
 
 def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``hidden`` (B, T, D) over the real tokens of ``attention_mask`` (B, T): (B, D)."""

@@ -1,5 +1,6 @@
 """Upcasts to float32 for the sum as asked but forgets to cast back: float16/bfloat16 inputs get a float32 result and float64 inputs are silently downcast."""
 
+
 # fails: test-pool
 # %% grade_id=pool-answer
 def masked_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

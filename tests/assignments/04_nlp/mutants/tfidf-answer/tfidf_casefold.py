@@ -1,5 +1,6 @@
 """Uses str.casefold() ('the proper caseless form') instead of str.lower(): 'straße' becomes 'strasse', so vocabulary and columns differ from TfidfVectorizer on such text."""
 
+
 # fails: test-tfidf
 # %% grade_id=tfidf-answer
 def tfidf(docs) -> tuple[np.ndarray, list[str]]:

@@ -1,5 +1,6 @@
 """Builds the vocabulary in one pass over `docs` and the counts in a second pass: with a one-shot generator the second pass sees nothing and the matrix has 0 rows."""
 
+
 # fails: test-tfidf
 # %% grade_id=tfidf-answer
 def tfidf(docs) -> tuple[np.ndarray, list[str]]:

@@ -1,5 +1,6 @@
 """Starts with `n = len(docs)`, which works for lists and tuples but raises TypeError for the generator the statement allows."""
 
+
 # fails: test-tfidf
 # %% grade_id=tfidf-answer
 def tfidf(docs) -> tuple[np.ndarray, list[str]]:

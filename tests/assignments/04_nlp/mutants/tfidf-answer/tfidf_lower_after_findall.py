@@ -1,5 +1,6 @@
 """Finds the tokens first and lowercases each token afterwards: the same on ASCII, but str.lower can change a string's characters ('İ' -> 'i' + U+0307), so the regex must run on the lowered document as stated."""
 
+
 # fails: test-tfidf
 # %% grade_id=tfidf-answer
 def tfidf(docs) -> tuple[np.ndarray, list[str]]:

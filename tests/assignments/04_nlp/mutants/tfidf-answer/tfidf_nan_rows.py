@@ -2,12 +2,10 @@
 
 # fails: test-tfidf
 # %% grade_id=tfidf-answer
-import math
 import re
 
 import numpy as np
-import regex
-import torch
+
 
 def tfidf(docs) -> tuple[np.ndarray, list[str]]:
     """TF-IDF rows (float64, ``(n_docs, V)``) and the sorted vocabulary, as ``TfidfVectorizer()``."""

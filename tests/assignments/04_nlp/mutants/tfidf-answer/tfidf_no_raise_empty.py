@@ -1,5 +1,6 @@
 """When no document has a token it returns an (n, 0) matrix and an empty vocabulary instead of raising ValueError (a 'graceful' empty result)."""
 
+
 # fails: test-tfidf
 # %% grade_id=tfidf-answer
 def tfidf(docs) -> tuple[np.ndarray, list[str]]:

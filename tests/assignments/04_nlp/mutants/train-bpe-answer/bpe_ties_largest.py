@@ -2,12 +2,7 @@
 
 # fails: test-train-bpe
 # %% grade_id=train-bpe-answer
-import math
-import re
 
-import numpy as np
-import regex
-import torch
 
 def train_bpe(text: str, num_merges: int) -> list[tuple[int, int]]:
     """Merges ``(left_id, right_id)`` learned from ``text``; merge ``k`` creates id ``256 + k``."""

@@ -1,5 +1,6 @@
 """Deduplicates the chunks with set() and counts each distinct chunk once, ignoring how often it occurs in the text (the statement says a repeated chunk counts as many times)."""
 
+
 # fails: test-train-bpe
 # %% grade_id=train-bpe-answer
 def train_bpe(text: str, num_merges: int) -> list[tuple[int, int]]:

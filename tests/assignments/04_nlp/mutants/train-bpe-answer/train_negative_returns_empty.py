@@ -1,5 +1,6 @@
 """A negative num_merges simply makes the while loop not run and returns [] instead of raising ValueError."""
 
+
 # fails: test-train-bpe
 # %% grade_id=train-bpe-answer
 def train_bpe(text: str, num_merges: int) -> list[tuple[int, int]]:

@@ -1,5 +1,6 @@
 """Counts a run of identical tokens without overlap (thinking `a a a` can only be merged once, so (a, a) should count once), whereas the statement says it counts twice."""
 
+
 # fails: test-train-bpe
 # %% grade_id=train-bpe-answer
 def train_bpe(text: str, num_merges: int) -> list[tuple[int, int]]:

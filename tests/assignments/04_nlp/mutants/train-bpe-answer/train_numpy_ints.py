@@ -1,5 +1,6 @@
 """Vectorized pair counting with NumPy: the merges come out as tuples of np.int64, which compare equal to ints but are not the 'two Python ints' the statement promises."""
 
+
 # fails: test-train-bpe
 # %% grade_id=train-bpe-answer
 def train_bpe(text: str, num_merges: int) -> list[tuple[int, int]]:

@@ -1,5 +1,6 @@
 """Starts each chunk from the code points (ord) of its characters rather than its UTF-8 bytes: identical on ASCII, but 'é' becomes id 233 and an emoji an id far above 255."""
 
+
 # fails: test-train-bpe
 # %% grade_id=train-bpe-answer
 def train_bpe(text: str, num_merges: int) -> list[tuple[int, int]]:

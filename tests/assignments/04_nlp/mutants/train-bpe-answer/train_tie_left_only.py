@@ -1,5 +1,6 @@
 """Tie rule half-applied: among pairs with the top count it takes the smallest LEFT id only, leaving ties on the left id to dict order, so (97, 99) can beat (97, 98)."""
 
+
 # fails: test-train-bpe
 # %% grade_id=train-bpe-answer
 def train_bpe(text: str, num_merges: int) -> list[tuple[int, int]]:

@@ -16,6 +16,6 @@ def drift_flags(reference, live, names, psi_threshold: float = 0.2, alpha: float
         raise ValueError(f"{len(names)} names for {n_features} features")
     flagged = []
     for j, name in enumerate(names):
-        if psi(ref[:, j], cur[:, j]) >= psi_threshold:  # noqa: F821
+        if psi(ref[:, j], cur[:, j]) >= psi_threshold:
             flagged.append(name)
     return flagged

@@ -17,7 +17,7 @@ def drift_flags(reference, live, names, psi_threshold: float = 0.2, alpha: float
         raise ValueError(f"{len(names)} names for {n_features} features")
     flagged = []
     for j, name in enumerate(names):
-        value = psi(ref[j], cur[j])  # noqa: F821
+        value = psi(ref[j], cur[j])
         pvalue = scipy.stats.ks_2samp(ref[j], cur[j]).pvalue
         if value >= psi_threshold or pvalue < alpha / n_features:
             flagged.append(name)

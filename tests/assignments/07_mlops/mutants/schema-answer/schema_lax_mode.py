@@ -8,13 +8,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def _within_float32_range(value: float) -> float:
-    if abs(value) > FLOAT32_MAX:  # noqa: F821
+    if abs(value) > FLOAT32_MAX:
         raise ValueError(f"{value:g} is outside the float32 range")
     return value
 
 
 Number = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_within_float32_range)]
-Row = Annotated[list[Number], Field(min_length=N_FEATURES, max_length=N_FEATURES)]  # noqa: F821
+Row = Annotated[list[Number], Field(min_length=N_FEATURES, max_length=N_FEATURES)]
 
 
 class PredictRequest(BaseModel):
@@ -28,4 +28,4 @@ class BatchRequest(BaseModel):
     """1 to ``MAX_BATCH`` rows: ``{"instances": [[...], ...]}``."""
 
     model_config = ConfigDict(extra="forbid")
-    instances: list[Row] = Field(min_length=1, max_length=MAX_BATCH)  # noqa: F821
+    instances: list[Row] = Field(min_length=1, max_length=MAX_BATCH)

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Row = Annotated[list[Number], Field(min_length=N_FEATURES, max_length=N_FEATURES)]  # noqa: F821
+Row = Annotated[list[Number], Field(min_length=N_FEATURES, max_length=N_FEATURES)]
 
 
 class PredictRequest(BaseModel):
@@ -22,4 +22,4 @@ class BatchRequest(BaseModel):
     """1 to ``MAX_BATCH`` rows: ``{"instances": [[...], ...]}``."""
 
     model_config = ConfigDict(extra="forbid")
-    instances: list[Row] = Field(min_length=1, max_length=MAX_BATCH)  # noqa: F821
+    instances: list[Row] = Field(min_length=1, max_length=MAX_BATCH)

@@ -6,7 +6,7 @@ because MLflow refuses to create an experiment whose name exists."""
 # %% grade_id=tracking-answer
 def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> str:
     """Log one run with ``params`` and ``metrics``; return its id."""
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)  # noqa: F821
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     experiment_id = client.create_experiment(experiment)
     run_id = client.create_run(experiment_id).info.run_id
     for key, value in params.items():

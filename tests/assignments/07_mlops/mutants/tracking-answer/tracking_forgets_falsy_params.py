@@ -6,7 +6,7 @@ a weight decay of ``0.0`` is never recorded, and the run cannot be reproduced.""
 # %% grade_id=tracking-answer
 def log_run(tracking_uri: str, experiment: str, params: dict, metrics: dict) -> str:
     """Log one run with ``params`` and ``metrics``; return its id."""
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)  # noqa: F821
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
     run_id = client.create_run(experiment_id).info.run_id
