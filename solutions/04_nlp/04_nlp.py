@@ -1145,12 +1145,14 @@ for _name, _kw in {
     "b > 1": {"b": 1.01},
     "b NaN": {"b": float("nan")},
 }.items():
-    try:
-        bm25_scores(["cat"], docs_7, **_kw)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError(f"{_name}: bm25_scores should raise ValueError")
+    # Invalid parameters are invalid whatever the documents: also with none, or only empty ones.
+    for _docs in (docs_7, [], [[], []]):
+        try:
+            bm25_scores(["cat"], _docs, **_kw)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"{_name}, {len(_docs)} documents: bm25_scores should raise ValueError")
 ### END HIDDEN TESTS
 print("bm25_scores: tests passed")
 
