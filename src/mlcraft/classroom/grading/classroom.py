@@ -45,9 +45,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -60,9 +57,10 @@ from typing import Any
 import nbformat
 from nbgrader.api import Gradebook
 
+from mlcraft.classroom.grading.launcher import ForkServerPool, kill_group
 from mlcraft.classroom.grading.notebooks import InvalidNotebookError, read_notebook_bytes
 from mlcraft.classroom.grading.paths import grading_dir
-from mlcraft.classroom.grading.process import python_env, tail
+from mlcraft.classroom.grading.process import python_env
 from mlcraft.classroom.grading.release import resolve_modules
 from mlcraft.classroom.grading.sandbox import MISSING_PROTECTIONS, sandbox_status
 from mlcraft.classroom.grading.settings import GradeSettings
@@ -114,46 +112,40 @@ class SubmissionResult:
     seconds: float = 0.0  # wall-clock time spent grading
 
 
-def _run_job(job: WorkerJob, limit: float, run: _Run | None = None) -> tuple[int | None, str]:
+def _run_job(job: WorkerJob, limit: float, run: _Run) -> tuple[int | None, str]:
     """Run a worker on ``job``; ``(exit code or None when stopped at limit, stderr tail)``."""
     job.workspace.mkdir(parents=True, exist_ok=True)
     job_file = job.workspace / JOB_FILE
     job_file.write_text(job.model_dump_json(indent=1), encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlcraft.classroom.grading.worker", str(job_file)],
-        cwd=job.workspace,
-        env=python_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, killed as one
-    )
-    if run is not None:
+    pid = 0
+
+    def started(child: int) -> None:
+        nonlocal pid
+        pid = child
         with run.lock:
+            run.children.add(child)
             if run.stopping:
-                _kill_group(proc)
-            run.procs[proc.pid] = proc
+                kill_group(child)
+
     try:
-        _, stderr = proc.communicate(timeout=limit)
-        return proc.returncode, tail(stderr or "", 5)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
-        return None, ""
+        outcome = run.servers.run(job_file, limit, started)
+    except ConnectionError as err:
+        return 1, f"the grading process could not run: {err}"
     finally:
-        _kill_group(proc)  # anything the grader left behind
-        if run is not None:
-            with run.lock:
-                run.procs.pop(proc.pid, None)
+        with run.lock:
+            run.children.discard(pid)
+    return outcome.code, outcome.stderr
 
 
-def _prepare_template(out_dir: Path, source_dir: Path, modules: list[str], settings: GradeSettings) -> Path:
+def _prepare_template(run: _Run, modules: list[str]) -> Path:
     """A fresh gradebook that knows each module's graded cells; returns its path."""
-    template = out_dir / "template"
+    template = run.out_dir / "template"
     if template.exists():
         shutil.rmtree(template)
-    job = WorkerJob(command="prepare", modules=modules, workspace=template, source_dir=source_dir, settings=settings)
-    code, stderr = _run_job(job, limit=600)
+    job = WorkerJob(
+        command="prepare", modules=modules, workspace=template, source_dir=run.source_dir, settings=run.settings
+    )
+    code, stderr = _run_job(job, 600, run)
     if code != 0:
         raise RuntimeError(f"could not load the sources of {', '.join(modules)} into the gradebook:\n{stderr}")
     return template / "gradebook.db"
@@ -222,18 +214,20 @@ class _Run:
     course_root: Path
     out_dir: Path
     source_dir: Path
-    gradebook: Path
     settings: GradeSettings
     bwrap: str
     secret: tuple[str, ...]
-    max_scores: dict[str, float]
-    procs: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
+    servers: ForkServerPool
+    gradebook: Path = Path()
+    max_scores: dict[str, float] = field(default_factory=dict)
+    children: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: bool = False
 
 
 def _grade_one(run: _Run, student: str, module: str, data: bytes, nb: Any) -> SubmissionResult:
-    """Grade one submission in its own workspace (a private copy of the gradebook)."""
+    """Grade one notebook in its own workspace (a private copy of the gradebook); here or on a
+    Dask worker (:mod:`mlcraft.classroom.grading.cluster`)."""
     started = time.monotonic()
     workspace = run.out_dir / "work" / module / student
     if workspace.exists():
@@ -248,8 +242,6 @@ def _grade_one(run: _Run, student: str, module: str, data: bytes, nb: Any) -> Su
         nbformat.write(notebook, target)  # converted to nbformat 4
     else:
         target.write_bytes(data)
-    folder = run.submissions / student / module
-    extra = sorted(p.name for p in folder.iterdir() if p.name != f"{module}.ipynb")
     job = WorkerJob(
         command="grade",
         modules=[module],
@@ -267,11 +259,6 @@ def _grade_one(run: _Run, student: str, module: str, data: bytes, nb: Any) -> Su
     result.max_score = result.max_score or run.max_scores[module]
     if version != 4:
         result.flags.append(f"converted from nbformat {version}")
-    if extra:
-        links = [name for name in extra if (folder / name).is_symlink()]
-        result.flags.append(f"extra files ignored: {', '.join(extra)}")
-        if links:
-            result.flags.append(f"symlinks ignored: {', '.join(links)}")
     if not run.bwrap:
         result.flags.append("no sandbox")
     if result.feedback:
@@ -281,6 +268,19 @@ def _grade_one(run: _Run, student: str, module: str, data: bytes, nb: Any) -> Su
         result.feedback = str(feedback)
     result.seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _beside_flags(submissions: Path, student: str, module: str) -> list[str]:
+    """Flags for files submitted beside the notebook (never copied, never importable)."""
+    folder = submissions / student / module
+    extra = sorted(p.name for p in folder.iterdir() if p.name != f"{module}.ipynb")
+    if not extra:
+        return []
+    flags = [f"extra files ignored: {', '.join(extra)}"]
+    links = [name for name in extra if (folder / name).is_symlink()]
+    if links:
+        flags.append(f"symlinks ignored: {', '.join(links)}")
+    return flags
 
 
 def _read_events(path: Path) -> list[dict[str, Any]]:
@@ -362,11 +362,6 @@ def _result_from_events(
     return result
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def _max_scores(gradebook_path: Path, modules: list[str]) -> dict[str, float]:
     with Gradebook(f"sqlite:///{gradebook_path}") as gradebook:
         return {m: float(gradebook.find_assignment(m).max_score) for m in modules}
@@ -419,9 +414,14 @@ def grade_classroom(
     on_result: Callable[[SubmissionResult], None] | None = None,
     *,
     force: bool = False,
+    scheduler: str | None = None,
 ) -> list[SubmissionResult]:
     """Autograde every student folder in ``submissions`` for ``modules`` (default: every module
     that at least one student submitted, among those the course has).
+
+    With ``scheduler`` (a Dask scheduler's address, ``tcp://HOST:8786``) each notebook is sent
+    to the cluster's workers and graded there (:mod:`mlcraft.classroom.grading.cluster`);
+    everything else (reading, resuming, reports, feedback pages) happens here.
 
     Submissions with a result in ``out_dir`` from an earlier run (same notebook, source and
     limits) are not graded again unless ``force``. ``on_result`` is called after each
@@ -431,6 +431,7 @@ def grade_classroom(
         FileNotFoundError: if ``submissions`` is not a folder.
         ValueError: for an unknown module, an empty classroom, or ``out_dir`` inside ``submissions``.
         RuntimeError: if ``settings.sandbox`` is ``"bwrap"`` and no sandbox can be built here.
+        OSError: if ``scheduler`` cannot be reached.
     """
     settings = settings or GradeSettings()
     submissions, out_dir = submissions.resolve(), out_dir.resolve()
@@ -458,28 +459,60 @@ def grade_classroom(
         chosen = [m for m in resolve_modules(source_dir, None) if m in submitted]
         if not chosen:
             raise ValueError(f"{submissions}: no student folder holds a known module; name one with --module")
+    jobs = [(module, student) for module in chosen for student in students]
+    with contextlib.ExitStack() as stack:
+        client = None
+        if scheduler:  # reached first: an address that is wrong fails before anything starts
+            from mlcraft.classroom.grading.cluster import connect
+
+            client = stack.enter_context(connect(scheduler))
+        run = open_run(submissions, course_root, out_dir, chosen, settings, servers=1 if scheduler else len(jobs))
+        stack.callback(run.servers.close)
+        return _grade_all(run, jobs, force, on_result, client)
+
+
+def open_run(
+    submissions: Path, course_root: Path, out_dir: Path, modules: list[str], settings: GradeSettings, servers: int
+) -> _Run:
+    """What grading needs before the first submission: the sandbox, up to ``settings.workers``
+    fork servers (at most ``servers``) and the template gradebook of ``modules``. The caller
+    closes ``run.servers``.
+
+    Raises:
+        RuntimeError: if ``settings.sandbox`` is ``"bwrap"`` and no sandbox can be built here,
+            or the sources cannot be loaded.
+    """
     bwrap, reason = sandbox_status(settings.sandbox)
     if settings.sandbox == "bwrap" and not bwrap:
         raise RuntimeError(f"--sandbox bwrap was asked for, but {reason}")
     if not bwrap:
         log.warning("grading without a sandbox", reason=reason, missing=MISSING_PROTECTIONS)
+    source_dir = course_root / "solutions"
     secret = tuple(str(p) for p in (source_dir, out_dir, submissions, grading_dir()))
-    gradebook = _prepare_template(out_dir, source_dir, chosen, settings)
-    run = _Run(
-        submissions,
-        course_root,
-        out_dir,
-        source_dir,
-        gradebook,
-        settings,
-        bwrap,
-        secret,
-        _max_scores(gradebook, chosen),
-    )
-    jobs = [(module, student) for module in chosen for student in students]
+    # Grading processes are forked from servers that did their imports once (see ``launcher``).
+    pool = ForkServerPool(max(1, min(settings.workers, servers)), env=python_env())
+    try:
+        run = _Run(submissions, course_root, out_dir, source_dir, settings, bwrap, secret, pool)
+        run.gradebook = _prepare_template(run, modules)
+        run.max_scores = _max_scores(run.gradebook, modules)
+    except BaseException:
+        pool.close()
+        raise
+    return run
+
+
+def _grade_all(
+    run: _Run,
+    jobs: list[tuple[str, str]],
+    force: bool,
+    on_result: Callable[[SubmissionResult], None] | None,
+    client: Any,
+) -> list[SubmissionResult]:
+    submissions, out_dir, source_dir, settings = run.submissions, run.out_dir, run.source_dir, run.settings
     limit_bytes = settings.max_notebook_mb * 2**20
 
-    def grade(job: tuple[str, str]) -> SubmissionResult:
+    def inspect(job: tuple[str, str]) -> _Pending:
+        """Read and check one submission; its earlier result when it is unchanged."""
         module, student = job
         data, problem = _read_submission(submissions, student, module, limit_bytes)
         nb = None
@@ -488,28 +521,51 @@ def grade_classroom(
         if nb is not None and len(nb[0].cells) > settings.max_cells:
             detail = f"{len(nb[0].cells)} cells, more than the limit of {settings.max_cells} (--max-cells)"
             problem = SubmissionResult(student, module, Status.INVALID, detail=detail)
-        path = _result_path(out_dir, student, module)
         seen = data if problem is None else f"{problem.status.value}\0{problem.detail}".encode() + data
         fingerprint = _fingerprint(seen, source_dir, module, settings)
-        result = None if force else _load_result(path, fingerprint)
+        done = None if force else _load_result(_result_path(out_dir, student, module), fingerprint)
+        if done is None and problem is not None:
+            problem.max_score = run.max_scores[module]
+            done = _record(problem, fingerprint)
+        return _Pending(module, student, data, nb, fingerprint, done)
+
+    def _record(result: SubmissionResult, fingerprint: str) -> SubmissionResult:
+        path = _result_path(out_dir, result.student, result.module)
+        _write_atomic(path, json.dumps({**_result_json(result), "fingerprint": fingerprint}, indent=1))
+        log.info(
+            "submission", student=result.student, module=result.module, status=result.status.value, score=result.score
+        )
+        return result
+
+    def finish(pending: _Pending, result: SubmissionResult) -> SubmissionResult:
+        """A freshly graded submission: flags for what was beside it, then saved."""
+        result.flags += _beside_flags(submissions, pending.student, pending.module)
+        return _record(result, pending.fingerprint)
+
+    def failed(pending: _Pending, err: BaseException) -> SubmissionResult:
+        detail = f"{type(err).__name__}: {err}"
+        return SubmissionResult(
+            pending.student, pending.module, Status.ERROR, max_score=run.max_scores[pending.module], detail=detail
+        )
+
+    if client is not None:
+        from mlcraft.classroom.grading.cluster import grade_on_cluster
+
+        return grade_on_cluster(run, jobs, client, inspect, finish, failed, on_result)
+
+    def grade(job: tuple[str, str]) -> SubmissionResult:
+        pending = inspect(job)
+        result = pending.done
         if result is None:
             if run.stopping:
                 raise KeyboardInterrupt
-            if problem is not None:
-                result = problem
-                result.max_score = run.max_scores[module]
-            else:
-                try:
-                    result = _grade_one(run, student, module, data, nb)
-                except Exception as err:
-                    detail = f"{type(err).__name__}: {err}"
-                    result = SubmissionResult(
-                        student, module, Status.ERROR, max_score=run.max_scores[module], detail=detail
-                    )
-                if run.stopping:  # interrupted while grading: nothing is recorded, it is graded next run
-                    raise KeyboardInterrupt
-            _write_atomic(path, json.dumps({**_result_json(result), "fingerprint": fingerprint}, indent=1))
-            log.info("submission", student=student, module=module, status=result.status.value, score=result.score)
+            try:
+                result = _grade_one(run, pending.student, pending.module, pending.data, pending.nb)
+            except Exception as err:
+                result = failed(pending, err)
+            if run.stopping:  # interrupted while grading: nothing is recorded, it is graded next run
+                raise KeyboardInterrupt
+            result = finish(pending, result)
         if on_result is not None:
             on_result(result)
         return result
@@ -522,13 +578,25 @@ def grade_classroom(
         # Ctrl-C or an error: stop every grading process now; finished results are on disk.
         with run.lock:
             run.stopping = True
-            for proc in run.procs.values():
-                _kill_group(proc)
+            for child in run.children:
+                kill_group(child)
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
     write_reports(results, out_dir)
     return results
+
+
+@dataclass
+class _Pending:
+    """One submission, read and checked; ``done`` when it needs no grading."""
+
+    module: str
+    student: str
+    data: bytes
+    nb: Any
+    fingerprint: str
+    done: SubmissionResult | None
 
 
 def write_reports(results: list[SubmissionResult], out_dir: Path) -> tuple[Path, Path]:
