@@ -242,3 +242,28 @@ def test_honest_grade(outputs: list[dict[str, object]], points: float) -> None:
 def test_honest_grade_rejects_an_ungraded_cell() -> None:
     with pytest.raises(ValueError, match="not a graded cell"):
         honest_grade(nbformat.v4.new_code_cell("x = 1"))
+
+
+@needs_bwrap
+def test_an_environment_under_tmp_stays_visible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python environment in /tmp (a CI runner's checkout) must not be hidden by the scratch
+    tmpfs mounted at /tmp; it stays read-only."""
+    from mlcraft.classroom.grading import sandbox
+
+    env_dir = tmp_path / "venv-under-tmp"
+    env_dir.mkdir()
+    (env_dir / "marker.txt").write_text("visible", encoding="utf-8")
+    assert str(env_dir).startswith("/tmp/"), "this test needs pytest's folder under /tmp"
+    roots = sandbox.import_roots()
+    monkeypatch.setattr(sandbox, "import_roots", lambda: (*roots, env_dir))
+    probe = (
+        "import os, sys; path = sys.argv[1]; print(open(path + '/marker.txt').read());"
+        "print(os.access(path, os.W_OK)); print(sorted(os.listdir('/tmp')))"
+    )
+    limits = LimitSettings(memory_bytes=4 * 2**30, file_size_bytes=64 * 2**20, processes=48)
+    with sandboxed(BWRAP, _layout(tmp_path), limits, [sys.executable, "-c", probe, str(env_dir)]) as (argv, kwargs):
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, **kwargs)
+    assert proc.returncode == 0, proc.stderr
+    marker, writable, listing = proc.stdout.strip().splitlines()[-3:]
+    assert marker == "visible" and writable == "False"
+    assert "work" in listing, "the kernel's working folder is still in the scratch"

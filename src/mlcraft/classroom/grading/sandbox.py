@@ -254,22 +254,38 @@ def bwrap_command(
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for name in ("passwd", "group"):
         args += ["--ro-bind", str(layout.private / name), f"/etc/{name}"]
-    # The Python environment, read-only, each root at its own path (readable parents).
-    made: set[str] = {"/usr", "/etc"}
-    for root in import_roots():
+    # The Python environment, read-only, each root at its own path (readable parents). A root
+    # under the scratch folder (a CI runner's environment in /tmp) is bound after the scratch
+    # tmpfs is mounted, which would otherwise hide it.
+    scratch = protocol.SANDBOX_SCRATCH
+    roots = import_roots()
+    for root in roots:
         if any(_inside(root, s) or _inside(s, root) for s in secret):
             raise ValueError(f"the Python environment folder {root} overlaps {secret}; install it elsewhere")
+        if _inside(Path(protocol.KERNEL_WORKDIR), root) or _inside(root, Path(protocol.KERNEL_WORKDIR)):
+            raise ValueError(f"the Python environment folder {root} overlaps the kernel's working folder")
+    early = [r for r in roots if not _inside(r, Path(scratch))]
+    late = [r for r in roots if _inside(r, Path(scratch))]
+    made: set[str] = {"/usr", "/etc"}
+
+    def bind(root: Path) -> list[str]:
+        out = []
         for parent in _parents(root):
             if parent not in made:
                 made.add(parent)
-                args += ["--perms", "0755", "--dir", parent]
-        args += ["--ro-bind", str(root), str(root)]
+                out += ["--perms", "0755", "--dir", parent]
+        return [*out, "--ro-bind", str(root), str(root)]
+
+    for root in early:
+        args += bind(root)
     args += ["--proc", "/proc"]
     # One writable tmpfs, of scratch_bytes: working folder, shared memory and sockets.
-    scratch = protocol.SANDBOX_SCRATCH
     args += ["--perms", "01777", "--size", str(layout.scratch_bytes), "--tmpfs", scratch]
+    made = {p for p in made if not _inside(Path(p), Path(scratch))} | {scratch}
     for folder in (protocol.KERNEL_WORKDIR, _SHM, str(Path(protocol.KERNEL_IP).parent)):
         args += ["--perms", "01777", "--dir", folder]
+    for root in late:
+        args += bind(root)
     if layout.connection_file is not None:
         args += ["--ro-bind", str(layout.connection_file), protocol.KERNEL_CONNECTION_FILE]
     for data in layout.data_files:
