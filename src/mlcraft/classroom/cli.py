@@ -1,4 +1,4 @@
-"""The ``mlcraft`` command: doctor, release, verify, check, grade.
+"""The ``mlcraft`` command: doctor, release, verify, check, mutate, grade, export-learner.
 
 Every command exits non-zero on failure and prints one line naming the problem and the fix;
 ``check`` and ``grade`` print a table. Exit codes: 0 success, 1 a check found problems,
@@ -269,6 +269,23 @@ def mutate(
         raise typer.Exit(EXIT_PROBLEMS)
 
 
+@app.command("export-learner")
+def export_learner_command(
+    folder: Annotated[Path, typer.Argument(help="New folder for the learners' copy, outside the course.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace the folder if it exists.")] = False,
+) -> None:
+    """Write the course as learners get it: lessons, exercises, package; no solutions, hidden
+    tests or instructor checks (the result is searched for each of their lines)."""
+    from mlcraft.classroom.export import ExportError, export_learner
+
+    root = _course_root()
+    try:
+        count = export_learner(root, folder, force=force)
+    except ExportError as err:
+        _fail(str(err))
+    console.print(f"wrote {count} files to {folder}: give learners this folder, keep {root} private")
+
+
 def grades_table(results: list[SubmissionResult]) -> Table:
     """The summary of a grading run. Details carry text from the submissions (cell ids, error
     messages): it is printed as text, never read as markup."""
@@ -366,6 +383,13 @@ def grade(
         typer.Option(help="Workspace for gradebook, feedback and reports; default under the grading folder."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Grade again submissions already graded in --out.")] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler (tcp://HOST:8786): grade on its workers, each with the course installed; "
+            "default: grade on this machine."
+        ),
+    ] = None,
     *,
     settings: GradeSettings,
 ) -> None:
@@ -396,9 +420,13 @@ def grade(
         console.print(f"  [{done}] {result.student} / {result.module}: {result.status.value}")
 
     try:
-        results = grade_classroom(submissions, root, out_dir, module, settings, on_result=progress, force=force)
-    except (FileNotFoundError, ValueError) as err:
+        results = grade_classroom(
+            submissions, root, out_dir, module, settings, on_result=progress, force=force, scheduler=scheduler
+        )
+    except (FileNotFoundError, ValueError, ImportError) as err:
         _fail(str(err))
+    except OSError as err:  # the scheduler cannot be reached
+        _fail(str(err), EXIT_PROBLEMS)
     except RuntimeError as err:
         _fail(str(err), EXIT_PROBLEMS)
     except KeyboardInterrupt:
