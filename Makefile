@@ -8,6 +8,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/mlcraft.json5
+SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 LAB_ARGS ?=
 # Jupyter refuses to run as root (containers, Binder-like images) unless told it may.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
@@ -43,13 +45,24 @@ help:
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlcraft needs Python >= 3.11; set PYTHON=python3.X")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@echo "mlcraft: installing the course and its tools into $(VENV): about 2-3 minutes, once (again only when pyproject.toml changes)"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e ".[dev]" & pid=$$!; trap 'kill $$pid 2>/dev/null; exit 130' INT TERM; \
+	  s=0; while kill -0 $$pid 2>/dev/null; do sleep 1; s=$$((s + 1)); [ $$((s % 15)) -ne 0 ] || echo "  installing... $$s s"; done; \
+	  wait $$pid && echo "mlcraft: installed in $$s s"
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# What the course ships for JupyterLab: defaults without the news pop-up (jupyter/overrides.json5),
+# and the contents manager that pairs notebooks and opens them unmodified (mlcraft.classroom.lab).
+$(LAB_OVERRIDES): jupyter/overrides.json5 $(STAMP)
+	install -D -m 644 jupyter/overrides.json5 $@
 
-lab: $(STAMP)
+$(SERVER_CONFIG): jupyter/jupyter_server_config.json $(STAMP)
+	install -D -m 644 jupyter/jupyter_server_config.json $@
+
+setup: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
+
+lab: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_ARGS) $(LAB_ARGS) course/00_orientation.ipynb
 
 sync: $(STAMP)
@@ -67,10 +80,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
 	$(TEST_ENV) MLCRAFT_GRADING_DIR=$(TEST_GRADING_DIR) $(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS) tests
 
-unit-fast: $(STAMP)
+unit-fast: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
 	$(TEST_ENV) MLCRAFT_GRADING_DIR=$(TEST_GRADING_DIR) $(BIN)/pytest -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS) tests
 
 notebooks: $(STAMP)
@@ -97,6 +110,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_classification.py
 	$(BIN)/python benchmarks/bench_boosting.py
 	$(BIN)/python benchmarks/bench_tuning.py
+	$(BIN)/python benchmarks/bench_bpe.py
+	$(BIN)/python benchmarks/bench_lora.py
+	$(BIN)/python benchmarks/bench_retrieval.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -52,9 +52,12 @@ c = get_config()  # noqa: F821
 c.Exchange.root = {exchange!r}
 c.Execute.timeout = 120
 """
-#: JupyterLab settings: no news or update pop-up over the page.
-LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+#: What the course ships for JupyterLab and `make setup` installs into the environment (defaults
+#: without the news pop-up; the contents manager that opens notebooks unmodified): shipped file,
+#: installed path. The server reads them from there, as `make lab` does.
+SHIPPED_CONFIG = {
+    REPO / "jupyter" / "overrides.json5": Path(sys.prefix, "share/jupyter/lab/settings/overrides.d/mlcraft.json5"),
+    REPO / "jupyter" / "jupyter_server_config.json": Path(sys.prefix, "etc/jupyter/jupyter_server_config.json"),
 }
 
 
@@ -176,10 +179,10 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         shutil.copy(REPO / name, root / name)
     (home / "exchange").mkdir()
     (root / "nbgrader_config.py").write_text(NBGRADER_CONFIG.format(exchange=str(home / "exchange")), encoding="utf-8")
-    settings = home / "lab-settings"
-    for name, values in LAB_SETTINGS.items():
-        (settings / name).parent.mkdir(parents=True, exist_ok=True)
-        (settings / name).write_text(json.dumps(values), encoding="utf-8")
+    for shipped, installed in SHIPPED_CONFIG.items():
+        if not installed.is_file() or installed.read_bytes() != shipped.read_bytes():
+            pytest.fail(f"{installed} is missing or older than {shipped}: run `make setup`")
+    settings = home / "lab-settings"  # a learner's own settings: none yet
 
     server = LabServer(root=root, port=_free_port(), token=secrets.token_hex(24), log=home / "lab.log")
     env = {

@@ -183,3 +183,25 @@ def test_assignment_list_opens(page: Page, shots: Shots) -> None:
     # The list loaded from the (empty) exchange of the lab's nbgrader_config.py, not an error.
     panel.get_by_text("There are no assignments to fetch.").wait_for()
     shots.take(page, "assignment-list")
+
+
+def is_dirty(page: Page, name: str) -> bool:
+    """Whether the dock tab of ``name`` shows the unsaved-changes dot."""
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=name)
+    return "jp-mod-dirty" in (tab.get_attribute("class") or "")
+
+
+def test_the_lab_opens_clean(page: Page, shots: Shots) -> None:
+    """No news pop-up over the page, and neither a lesson nor an exercise is modified by opening it
+    and starting its kernel (before any edit)."""
+    for path in (LESSON, EXERCISE):
+        page.locator(".jp-BreadCrumbs-home").click()  # the file browser back at the lab's root
+        open_from_file_browser(page, path)
+        wait_for_idle_kernel(page)
+        page.wait_for_timeout(3_000)  # metadata from the kernel (language_info) arrives after it is idle
+        name = path.rsplit("/", 1)[-1]
+        shots.take(page, f"opened-{name.removesuffix('.ipynb')}")
+        assert not is_dirty(page, name), f"{path} is marked modified right after opening it"
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").click()
+    assert page.get_by_text("official Jupyter news").count() == 0, "the news pop-up is shown"
+    assert page.locator(".Toastify__toast").count() == 0, page.locator(".Toastify__toast").all_inner_texts()

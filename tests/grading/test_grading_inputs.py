@@ -56,13 +56,14 @@ def test_broken_notebooks_say_what_is_wrong(data: bytes, message: str) -> None:
 
 def _graded_source(tiny_course: Path) -> tuple[str, nbformat.NotebookNode]:
     """A gradebook that knows the tiny course (built by a prepare job) and its release."""
-    from mlcraft.classroom.grading.classroom import _prepare_template
+    from mlcraft.classroom.grading.classroom import open_run
     from mlcraft.classroom.grading.settings import GradeSettings
 
     out = tiny_course.parent / "prepared"
     gradebook = out / "template" / "gradebook.db"
     if not gradebook.exists():
-        _prepare_template(out, tiny_course / "solutions", [MODULE], GradeSettings())
+        run = open_run(tiny_course / "submissions", tiny_course, out, [MODULE], GradeSettings(workers=1), servers=1)
+        run.servers.close()
     release = nbformat.read(tiny_course / "exercises" / MODULE / f"{MODULE}.ipynb", as_version=4)
     return f"sqlite:///{gradebook}", release
 

@@ -30,7 +30,17 @@ __all__ = ["LEARNER_FILES", "ExportError", "Leak", "export_learner", "find_leaks
 log = get_logger(__name__)
 
 #: What a learner's tree holds: folders copied whole (caches aside), then single files.
-LEARNER_FILES = ("course", "exercises", "src", "binder", "pyproject.toml", "README.md", "LICENSE", "nbgrader_config.py")
+LEARNER_FILES = (
+    "course",
+    "exercises",
+    "src",
+    "binder",
+    "jupyter",
+    "pyproject.toml",
+    "README.md",
+    "LICENSE",
+    "nbgrader_config.py",
+)
 _SKIP_DIRS = {
     ".git",
     ".venv",
@@ -57,6 +67,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/mlcraft.json5
+SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NB ?=
 
@@ -71,13 +83,24 @@ help:
 
 $(STAMP): pyproject.toml
 \t@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-\t$(BIN)/python -m pip install --quiet --upgrade pip
-\t$(BIN)/python -m pip install --quiet -e ".[course]"
+\t@echo "mlcraft: installing the course into $(VENV): about 2-3 minutes, once (again only when pyproject.toml changes)"
+\t@$(BIN)/python -m pip install --quiet --upgrade pip
+\t@$(BIN)/python -m pip install --quiet -e ".[lab]" & pid=$$!; trap 'kill $$pid 2>/dev/null; exit 130' INT TERM; \\
+\t  s=0; while kill -0 $$pid 2>/dev/null; do sleep 1; s=$$((s + 1)); [ $$((s % 15)) -ne 0 ] || echo "  installing... $$s s"; done; \\
+\t  wait $$pid && echo "mlcraft: installed in $$s s"
 \t@touch $(STAMP)
 
-setup: $(STAMP)
+# What the course ships for JupyterLab: defaults without the news pop-up (jupyter/overrides.json5),
+# and the contents manager that pairs notebooks and opens them unmodified (mlcraft.classroom.lab).
+$(LAB_OVERRIDES): jupyter/overrides.json5 $(STAMP)
+\tinstall -D -m 644 jupyter/overrides.json5 $@
 
-lab: $(STAMP)
+$(SERVER_CONFIG): jupyter/jupyter_server_config.json $(STAMP)
+\tinstall -D -m 644 jupyter/jupyter_server_config.json $@
+
+setup: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
+
+lab: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
 \t$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_ARGS) course/00_orientation.ipynb
 
 check: $(STAMP)
