@@ -9,9 +9,11 @@ kind of instructor-only text in a copy of the export.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,9 @@ from mlcraft.classroom.grading.paths import list_modules
 
 REPO = Path(__file__).resolve().parents[1]
 MODULES = list_modules(REPO / "solutions")
+PYPROJECT_EXTRAS = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+    "optional-dependencies"
+]
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +144,23 @@ def test_cli_export_and_check_in_the_learner_tree(tmp_path: Path) -> None:
     assert "keep" in done.stdout and str(target) in done.stdout.replace("\n", "")
     again = subprocess.run([str(mlcraft), "export-learner", str(target)], cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_the_learners_make_lab_installs_jupyterlab_and_the_course_settings(exported: Path) -> None:
+    """The learner's `make lab` installs the [lab] extra (JupyterLab, nbgrader's Validate button,
+    `mlcraft check`) and the JupyterLab settings the course ships, then opens the first lesson."""
+    for name in ("overrides.json5", "jupyter_server_config.json"):
+        assert (exported / "jupyter" / name).read_bytes() == (REPO / "jupyter" / name).read_bytes()
+    assert "jupyterlab" in {r.split(">")[0] for r in PYPROJECT_EXTRAS["lab"]}
+    plan = subprocess.run(
+        ["make", "-n", "-B", "lab"],
+        cwd=exported,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": "python3"},
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert 'pip install --quiet -e ".[lab]"' in plan.stdout
+    assert "jupyter/overrides.json5 .venv/share/jupyter/lab/settings/overrides.d/mlcraft.json5" in plan.stdout
+    assert "jupyter/jupyter_server_config.json .venv/etc/jupyter/jupyter_server_config.json" in plan.stdout
+    assert plan.stdout.rstrip().splitlines()[-1].endswith("course/00_orientation.ipynb")

@@ -70,6 +70,7 @@ STAMP  := $(VENV)/.installed
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/mlcraft.json5
 SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+LAB_ARGS ?=
 NB ?=
 
 .DEFAULT_GOAL := help
@@ -101,7 +102,7 @@ $(SERVER_CONFIG): jupyter/jupyter_server_config.json $(STAMP)
 setup: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
 
 lab: $(STAMP) $(LAB_OVERRIDES) $(SERVER_CONFIG)
-\t$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_ARGS) course/00_orientation.ipynb
+\t$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_ARGS) $(LAB_ARGS) course/00_orientation.ipynb
 
 check: $(STAMP)
 \t@test -n "$(NB)" || { echo "usage: make check NB=exercises/NN_topic/NN_topic.ipynb"; exit 2; }
