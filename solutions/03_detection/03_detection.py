@@ -97,7 +97,7 @@ import torch
 import torchvision
 from torchvision.models.detection._utils import BoxCoder, Matcher
 
-from mlcraft.classroom.testing import DEVICE, assert_close, call_without
+from mlcraft.classroom.testing import DEVICE, assert_close, call_without, grading_seed
 
 # Apple MPS has no float64: the float64 checks run on the CPU there.
 DEVICE64 = torch.device("cpu") if DEVICE.type == "mps" else DEVICE
@@ -211,7 +211,7 @@ def _convert(boxes_, src, dst):
     return result
 
 
-_g = torch.Generator().manual_seed(10)
+_g = torch.Generator().manual_seed(grading_seed("test-box-convert", 10))
 _xyxy64 = random_boxes(50, _g)
 _xyxy32 = random_boxes(50, _g, max_xy=500.0, max_wh=200.0, dtype=torch.float32, device=DEVICE)
 for _src in _formats:
@@ -437,7 +437,7 @@ def _area(b):
     return result
 
 
-_g = torch.Generator().manual_seed(20)
+_g = torch.Generator().manual_seed(grading_seed("test-box-iou", 20))
 # Crowded boxes (most pairs overlap) and spread-out boxes (most pairs are apart, in x, y or both).
 for _max_xy, _what in ((30.0, "crowded"), (400.0, "spread out")):
     _b1, _b2 = random_boxes(40, _g, max_xy=_max_xy), random_boxes(30, _g, max_xy=_max_xy)
@@ -617,7 +617,7 @@ def _clusters(n_centres, per_centre, generator, dtype, device):
     return b.to(device=device, dtype=dtype), s.to(device=device, dtype=dtype)
 
 
-_g = torch.Generator().manual_seed(30)
+_g = torch.Generator().manual_seed(grading_seed("test-nms", 30))
 for _t in (0.3, 0.5, 0.7):
     _b, _s = _clusters(12, 15, _g, torch.float64, DEVICE64)
     _check_nms(_b, _s, _t, f"180 boxes in 12 clusters, iou_threshold {_t}, float64")
@@ -739,7 +739,7 @@ def _check_batched(b, s, lab, t, what):
     assert torch.equal(got.cpu(), want), f"{what}: expected {want.tolist()}, got {got.cpu().tolist()}"
 
 
-_g = torch.Generator().manual_seed(40)
+_g = torch.Generator().manual_seed(grading_seed("test-batched-nms", 40))
 # Integer coordinates keep every IoU exact in float32, whichever way it is computed.
 _centres = (random_boxes(10, _g, max_xy=150.0, min_wh=10.0, max_wh=50.0, device="cpu")).round()
 _b = (_centres.repeat_interleave(12, dim=0) + torch.randint(-3, 4, (120, 4), generator=_g)).clamp(min=0)
@@ -903,7 +903,7 @@ def _check_match(a, gt, high, low, what):
         )
 
 
-_g = torch.Generator().manual_seed(50)
+_g = torch.Generator().manual_seed(grading_seed("test-match-anchors", 50))
 # A 12 x 12 grid of stride 16 (a 192 x 192 image), sizes 32 and 64, three aspect ratios: 864 anchors.
 _anchors = grid_anchors((12, 12), (16, 16), (32.0, 64.0), (0.5, 1.0, 2.0), dtype=torch.float64)
 for _n_gt, _high, _low in ((6, 0.5, 0.4), (3, 0.7, 0.3), (8, 0.5, 0.5)):
@@ -1056,7 +1056,7 @@ def _check_decode(d, a, weights, what, rtol=1e-12, atol=1e-9):
     return got
 
 
-_g = torch.Generator().manual_seed(60)
+_g = torch.Generator().manual_seed(grading_seed("test-decode", 60))
 _a = random_boxes(60, _g, max_xy=300.0, min_wh=4.0, max_wh=120.0)
 _d = (torch.randn(60, 4, generator=_g, dtype=torch.float64) * 0.5).to(DEVICE64)
 _check_decode(_d, _a, (1.0, 1.0, 1.0, 1.0), "60 random deltas, weights (1, 1, 1, 1)")
@@ -1325,7 +1325,7 @@ def _scene(generator, n_images, dtype, device):
     return move(boxes), move(scores), move(gts)
 
 
-_g = torch.Generator().manual_seed(70)
+_g = torch.Generator().manual_seed(grading_seed("test-ap", 70))
 for _seed_images, _thr, _dtype, _dev in (
     (6, 0.5, torch.float64, DEVICE64),
     (10, 0.5, torch.float64, DEVICE64),
