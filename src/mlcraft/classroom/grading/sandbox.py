@@ -65,8 +65,8 @@ __all__ = [
 
 #: What a submission can do when no sandbox is available (printed once per grading run).
 MISSING_PROTECTIONS = (
-    "student code can read the instructor's sources and hidden tests, the gradebook and other "
-    "students' submissions, can write where the grader can, can use the network, and can leave "
+    "student code can read the instructor's sources and hidden tests, the grading secret, the "
+    "gradebook and other students' submissions, can write where the grader can, can use the network, and can leave "
     "processes running in a new session"
 )
 
