@@ -43,7 +43,7 @@ def _table(seed: int, n: int = 40) -> pd.DataFrame:
         {
             "user": rng.integers(0, 5, n),
             "amount": x,
-            "city": pd.Series(rng.choice(["Oslo", "Lima", None], size=n), dtype=object),
+            "city": pd.Series(rng.choice(np.array(["Oslo", "Lima", None], dtype=object), size=n), dtype=object),
             "at": pd.to_datetime(rng.integers(0, 4, n), unit="D", utc=True),
             "flag": pd.array(rng.choice([True, False], size=n), dtype="boolean"),
         }

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcraft.data.joins import JoinError, assert_point_in_time, asof_join, safe_merge
+from mlcraft.data.joins import JoinError, asof_join, assert_point_in_time, safe_merge
 
 DAY = pd.Timedelta("1D")
 
@@ -34,7 +34,9 @@ def _labels_and_features(seed: int, n_left: int = 60, n_right: int = 80) -> tupl
     return left, right
 
 
-def _reference_asof(left, right, max_age, exact):  # type: ignore[no-untyped-def]
+def _reference_asof(
+    left: pd.DataFrame, right: pd.DataFrame, max_age: pd.Timedelta | None, exact: bool
+) -> list[tuple[pd.Timestamp, float]]:
     """The latest right row of the same user at or before (or strictly before) each left row's time."""
     rows = []
     for _, row in left.iterrows():
@@ -124,7 +126,9 @@ def test_safe_merge_equals_pandas_when_the_keys_keep_their_promise() -> None:
 def test_safe_merge_names_the_offending_keys_and_counts() -> None:
     orders = pd.DataFrame({"user": [1, 1, 2], "amount": [5.0, 6.0, 7.0]})
     users = pd.DataFrame({"user": [1, 1, 1, 2, 2, 3], "country": list("ABCDEF")})
-    with pytest.raises(JoinError, match=r"right has 2 key\(s\) of \['user'\] on more than one row \(5 rows\): 1: 3 rows, 2: 2 rows"):
+    with pytest.raises(
+        JoinError, match=r"right has 2 key\(s\) of \['user'\] on more than one row \(5 rows\): 1: 3 rows, 2: 2 rows"
+    ):
         safe_merge(orders, users, on="user")
     with pytest.raises(JoinError, match=r"left has 1 key\(s\).*1: 2 rows.*right has 2"):
         safe_merge(orders, users, on="user", validate="one_to_one")

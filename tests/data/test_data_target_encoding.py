@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the environment
+import pandas as pd
 import pytest
 from numpy.typing import NDArray
 from sklearn.model_selection import KFold, StratifiedKFold  # type: ignore[import-untyped]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the environment
+import pandas as pd
 import pytest
 import scipy.stats  # type: ignore[import-untyped]  # no scipy-stubs in the environment
 import torch

@@ -127,8 +127,12 @@ def _as_pandas(frame: Any) -> tuple[pd.DataFrame, dict[str, str]]:
     if isinstance(frame, pd.DataFrame):
         names = [str(c) for c in frame.columns]
         if len(set(names)) != len(names):
-            raise ValueError(f"column names must be unique; repeated: {sorted({n for n in names if names.count(n) > 1})}")
-        return frame.set_axis(names, axis=1), {n: column_kind(frame[c].dtype) for n, c in zip(names, frame.columns)}
+            raise ValueError(
+                f"column names must be unique; repeated: {sorted({n for n in names if names.count(n) > 1})}"
+            )
+        return frame.set_axis(names, axis=1), {
+            n: column_kind(frame[c].dtype) for n, c in zip(names, frame.columns, strict=True)
+        }
     if type(frame).__module__.startswith("polars") and hasattr(frame, "schema"):
         kinds = {name: _polars_kind(dtype) for name, dtype in frame.schema.items()}
         return frame.to_pandas(), kinds
@@ -137,7 +141,8 @@ def _as_pandas(frame: Any) -> tuple[pd.DataFrame, dict[str, str]]:
 
 def _missing(values: pd.Series) -> NDArray[np.bool_]:
     """None, NaN, NaT and pd.NA (polars' nulls and NaNs arrive as NaN or None)."""
-    return values.isna().to_numpy(dtype=bool)
+    mask: NDArray[np.bool_] = values.isna().to_numpy(dtype=bool)
+    return mask
 
 
 def check_contract(frame: Any, contract: Contract) -> list[Violation]:

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["JoinError", "assert_point_in_time", "asof_join", "safe_merge"]
+__all__ = ["JoinError", "asof_join", "assert_point_in_time", "safe_merge"]
 
 Cardinality = Literal["one_to_one", "one_to_many", "many_to_one", "many_to_many"]
 _SHOWN = 5  # offending keys named in a message

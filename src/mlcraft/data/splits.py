@@ -81,7 +81,7 @@ def group_time_split(groups: ArrayLike, times: ArrayLike, *, test_fraction: floa
     keys = _time_keys(times)
     if len(keys) != len(group_values):
         raise ValueError(f"groups and times must have the same length, got {len(group_values)} and {len(keys)}")
-    import pandas as pd  # type: ignore[import-untyped]  # lazy: pandas is an extra (mlcraft[mlops]); no stubs
+    import pandas as pd  # lazy: pandas is an extra (mlcraft[mlops])
 
     codes, uniques = pd.factorize(group_values)  # codes in order of first appearance; -1 = missing
     codes = np.asarray(codes, dtype=np.int64)

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the environment
+    import pandas as pd
 
 __all__ = [
     "COEFFICIENTS",

@@ -55,7 +55,7 @@ def _factorize(categories: ArrayLike) -> tuple[Codes, Any]:
     values = np.asarray(categories)
     if values.ndim != 1:
         raise ValueError(f"categories must be 1-D, got shape {values.shape}")
-    import pandas as pd  # type: ignore[import-untyped]  # lazy: pandas is an extra (mlcraft[mlops]); no stubs
+    import pandas as pd  # lazy: pandas is an extra (mlcraft[mlops])
 
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
     return np.asarray(codes, dtype=np.int64), uniques
