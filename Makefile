@@ -113,6 +113,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_bpe.py
 	$(BIN)/python benchmarks/bench_lora.py
 	$(BIN)/python benchmarks/bench_retrieval.py
+	$(BIN)/python benchmarks/bench_dataframes.py
+	$(BIN)/python benchmarks/bench_streaming.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
