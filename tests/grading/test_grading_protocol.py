@@ -188,3 +188,11 @@ def test_encode_into_shifts_buffer_indices() -> None:
     second = encode_into([b"x", torch.zeros(3)], buffers)
     assert torch.equal(decode(first, buffers), torch.ones(2))
     assert decode(second, buffers)[0] == b"x" and torch.equal(decode(second, buffers)[1], torch.zeros(3))
+
+
+def test_a_buffer_named_many_times_counts_each_time() -> None:
+    tensor = {"t": "tensor", "dtype": "float32", "shape": [25], "device": "cpu", "b": 0}
+    buffers = [b"\0" * 100]
+    assert len(decode({"t": "list", "v": [tensor] * 2}, buffers, DataLimits(max_bytes=200))) == 2
+    with pytest.raises(DataError, match="bytes"):
+        decode({"t": "list", "v": [tensor] * 3}, buffers, DataLimits(max_bytes=200))

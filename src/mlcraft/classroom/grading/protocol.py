@@ -1,11 +1,22 @@
 """What the grader and the grading kernel share: paths, message types, limits and a data-only codec.
 
 The kernel runs the student's code and can be made to say anything, so the grader only ever
-takes *data* from it: numbers, strings, bytes, tensors, arrays and containers of them, in the
-tagged JSON tree plus binary buffers defined here. There is no pickle and no object the
-student's code could have written a method for: :func:`decode` builds fresh built-in objects
-and plain tensors, and refuses anything deeper, larger or stranger than the limits below with
-a :class:`DataError`.
+takes *data* from it, in the tagged JSON tree plus binary buffers defined here:
+
+- ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, ``bytearray``;
+- ``list``, ``tuple``, ``set``, ``frozenset`` and ``dict`` of data; ``slice``, ``range``, ``...``;
+- torch tensors (subclasses arrive as plain tensors), dtypes, devices and sizes; NumPy arrays
+  and scalars of number, string, datetime and timedelta dtypes; ``pathlib`` paths; exceptions
+  (as built-in classes or safe stand-ins, see :func:`exception_class`);
+- pandas ``DataFrame``, ``Series`` and ``Index`` with number, nullable, datetime (naive or with a
+  time zone), timedelta, string, category and plain-object columns, and the scalars
+  ``Timestamp``, ``Timedelta``, ``NaT`` and ``NA``; polars ``DataFrame`` and ``Series`` of
+  numbers, booleans, strings, categoricals (as strings), dates, datetimes, durations and nulls
+  (see :mod:`mlcraft.classroom.grading.frames`; pandas and polars are imported only when met).
+
+There is no pickle and no object the student's code could have written a method for:
+:func:`decode` builds fresh built-in objects, plain tensors, arrays and tables, and refuses
+anything deeper, larger or stranger than the limits below with a :class:`DataError`.
 
 A value is encoded as ``(tree, buffers)``: ``tree`` is JSON (``None``, ``bool``, ``str``, a
 small ``int``, a finite ``float``, or a ``{"t": tag, ...}`` node), ``buffers`` hold the raw
@@ -17,6 +28,7 @@ from __future__ import annotations
 import builtins
 import math
 import pathlib
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,26 +120,33 @@ class _Encoder:
         self.nbytes = 0
         self.text = 0
 
-    def _buffer(self, data: bytes) -> int:
+    def buffer(self, data: bytes) -> int:
+        """The index of a new buffer holding ``data``."""
         self.nbytes += len(data)
         if self.nbytes > self.limits.max_bytes:
             raise DataError(f"more than {self.limits.max_bytes} bytes of tensor/array data in one value")
         self.buffers.append(data)
         return len(self.buffers) - 1
 
-    def encode(self, value: Any, depth: int = 0) -> Any:
-        self.nodes += 1
+    def add_nodes(self, count: int) -> None:
+        self.nodes += count
         if self.nodes > self.limits.max_nodes:
             raise DataError(f"more than {self.limits.max_nodes} values in one message")
+
+    def add_text(self, count: int) -> None:
+        self.text += count
+        if self.text > self.limits.max_text:
+            raise DataError(f"more than {self.limits.max_text} characters of text in one message")
+
+    def encode(self, value: Any, depth: int = 0) -> Any:
+        self.add_nodes(1)
         if depth > self.limits.max_depth:
             raise DataError(f"nested deeper than {self.limits.max_depth} levels (a cycle?)")
         kind = type(value)
         if value is None or kind is bool:
             return value
         if kind is str:
-            self.text += len(value)
-            if self.text > self.limits.max_text:
-                raise DataError(f"more than {self.limits.max_text} characters of text in one message")
+            self.add_text(len(value))
             return value
         if kind is int:
             if -(2**53) < value < 2**53:
@@ -147,7 +166,7 @@ class _Encoder:
             pairs = [[self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()]
             return {"t": "dict", "v": pairs}
         if kind in (bytes, bytearray):
-            return {"t": kind.__name__, "b": self._buffer(bytes(value))}
+            return {"t": kind.__name__, "b": self.buffer(bytes(value))}
         if isinstance(value, torch.Tensor):
             return self._tensor(value)
         if isinstance(value, np.ndarray):
@@ -170,9 +189,16 @@ class _Encoder:
             return {"t": "ellipsis"}
         if isinstance(value, BaseException):
             return self._exception(value)
+        if "pandas" in sys.modules or "polars" in sys.modules:  # neither is imported for this
+            from mlcraft.classroom.grading import frames
+
+            node = frames.encode_value(self, value, depth)
+            if node is not None:
+                return node
         raise DataError(
             f"a {kind.__module__}.{kind.__qualname__} cannot be sent as data: use numbers, strings, bytes, "
-            "tensors, NumPy arrays, dtypes, devices, paths and lists, tuples, sets or dicts of them"
+            "tensors, NumPy arrays, pandas or polars tables, dtypes, devices, paths and lists, tuples, sets "
+            "or dicts of them"
         )
 
     def _tensor(self, value: torch.Tensor) -> dict[str, Any]:
@@ -193,14 +219,14 @@ class _Encoder:
             }
             if value.device.type != "meta":
                 flat = value.detach().resolve_conj().resolve_neg().to("cpu").contiguous().reshape(-1)
-                node["b"] = self._buffer(flat.view(torch.uint8).numpy().tobytes())
+                node["b"] = self.buffer(flat.view(torch.uint8).numpy().tobytes())
             return node
 
     def _array(self, value: np.ndarray) -> dict[str, Any]:
         if value.dtype.kind not in _NUMPY_KINDS or value.dtype.fields is not None:
             raise DataError(f"NumPy arrays of dtype {value.dtype} cannot be sent")
         data = np.ascontiguousarray(value).tobytes()
-        return {"t": "ndarray", "dtype": value.dtype.str, "shape": list(value.shape), "b": self._buffer(data)}
+        return {"t": "ndarray", "dtype": value.dtype.str, "shape": list(value.shape), "b": self.buffer(data)}
 
     def _exception(self, value: BaseException) -> dict[str, Any]:
         mro = [[c.__module__, c.__qualname__] for c in type(value).__mro__ if issubclass(c, BaseException)]
@@ -255,25 +281,47 @@ def exception_class(mro: list[list[str]]) -> type[Exception]:
     return _REMOTE_CLASSES[key]
 
 
+# Tags decoded by mlcraft.classroom.grading.frames (imported, with pandas or polars, only when met).
+_FRAME_TAGS = frozenset(
+    {"pd_dataframe", "pd_series", "pd_index", "pd_timestamp", "pd_timedelta", "pd_nat", "pd_na"}
+    | {"pl_dataframe", "pl_series"}
+)
+
+
 class _Decoder:
     def __init__(self, buffers: list[Any], limits: DataLimits) -> None:
         self.buffers = buffers
         self.limits = limits
         self.nodes = 0
         self.text = 0
+        self.nbytes = 0
         if sum(len(b) for b in buffers) > limits.max_bytes:
             raise DataError(f"more than {limits.max_bytes} bytes of data")
 
-    def _bytes(self, node: dict[str, Any]) -> bytes:
+    def buffer(self, node: dict[str, Any]) -> bytes:
+        """The bytes of the buffer ``node["b"]`` names; each use counts toward ``max_bytes`` (a tree
+        could name one buffer many times)."""
         index = node.get("b")
         if type(index) is not int or not 0 <= index < len(self.buffers):
             raise DataError(f"bad buffer index {index!r}")
-        return bytes(self.buffers[index])
+        data = bytes(self.buffers[index])
+        self.nbytes += len(data)
+        if self.nbytes > self.limits.max_bytes:
+            raise DataError(f"more than {self.limits.max_bytes} bytes of data (buffers used more than once?)")
+        return data
 
-    def decode(self, node: Any, depth: int = 0) -> Any:
-        self.nodes += 1
+    def add_nodes(self, count: int) -> None:
+        self.nodes += count
         if self.nodes > self.limits.max_nodes:
             raise DataError(f"more than {self.limits.max_nodes} values")
+
+    def add_text(self, count: int) -> None:
+        self.text += count
+        if self.text > self.limits.max_text:
+            raise DataError(f"more than {self.limits.max_text} characters of text")
+
+    def decode(self, node: Any, depth: int = 0) -> Any:
+        self.add_nodes(1)
         if depth > self.limits.max_depth:
             raise DataError(f"nested deeper than {self.limits.max_depth} levels")
         kind = type(node)
@@ -284,13 +332,15 @@ class _Decoder:
                 raise DataError("a non-finite float outside a float node")
             return node
         if kind is str:
-            self.text += len(node)
-            if self.text > self.limits.max_text:
-                raise DataError(f"more than {self.limits.max_text} characters of text")
+            self.add_text(len(node))
             return node
         if kind is not dict or type(node.get("t")) is not str:
             raise DataError(f"not a data node: {kind.__name__}")
         tag = node["t"]
+        if tag in _FRAME_TAGS:
+            from mlcraft.classroom.grading import frames
+
+            return frames.decode_node(self, node, depth)
         handler = getattr(self, f"_d_{tag}", None)
         if handler is None:
             raise DataError(f"unknown data tag {tag[:40]!r}")
@@ -351,10 +401,10 @@ class _Decoder:
         return complex(parts[0], parts[1])
 
     def _d_bytes(self, node: dict[str, Any], depth: int) -> bytes:
-        return self._bytes(node)
+        return self.buffer(node)
 
     def _d_bytearray(self, node: dict[str, Any], depth: int) -> bytearray:
-        return bytearray(self._bytes(node))
+        return bytearray(self.buffer(node))
 
     def _d_dtype(self, node: dict[str, Any], depth: int) -> torch.dtype:
         dtype = _TORCH_DTYPES.get(node.get("v"))  # type: ignore[arg-type]
@@ -398,7 +448,7 @@ class _Decoder:
         if device.type == "meta":
             tensor = torch.empty(shape, dtype=dtype, device="meta")
         else:
-            data = self._bytes(node)
+            data = self.buffer(node)
             itemsize = torch.empty((), dtype=dtype).element_size()
             count = math.prod(shape)
             if len(data) != count * itemsize:
@@ -421,7 +471,7 @@ class _Decoder:
         if dtype.kind not in _NUMPY_KINDS or dtype.fields is not None:
             raise DataError(f"arrays of dtype {dtype} are not data")
         shape = _shape(node.get("shape"))
-        data = self._bytes(node)
+        data = self.buffer(node)
         if len(data) != math.prod(shape) * dtype.itemsize:
             raise DataError(f"array of shape {shape} and dtype {dtype} has {len(data)} bytes")
         array: np.ndarray = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
