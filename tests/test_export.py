@@ -157,7 +157,10 @@ def test_the_learners_make_lab_installs_jupyterlab_and_the_course_settings(expor
         cwd=exported,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHON": "python3"},
+        # a clean environment for make: under `make test` the parent's MAKEFLAGS/MAKELEVEL would
+        # add "Entering/Leaving directory" lines to the plan
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+        | {"PYTHON": "python3"},
     )
     assert plan.returncode == 0, plan.stderr
     assert 'pip install --quiet -e ".[lab]"' in plan.stdout
