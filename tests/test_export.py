@@ -157,10 +157,26 @@ def test_the_learners_make_lab_installs_jupyterlab_and_the_course_settings(expor
         cwd=exported,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHON": "python3"},
+        # a clean environment for make: under `make test` the parent's MAKEFLAGS/MAKELEVEL would
+        # add "Entering/Leaving directory" lines to the plan
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+        | {"PYTHON": "python3"},
     )
     assert plan.returncode == 0, plan.stderr
     assert 'pip install --quiet -e ".[lab]"' in plan.stdout
     assert "jupyter/overrides.json5 .venv/share/jupyter/lab/settings/overrides.d/mlcraft.json5" in plan.stdout
     assert "jupyter/jupyter_server_config.json .venv/etc/jupyter/jupyter_server_config.json" in plan.stdout
     assert plan.stdout.rstrip().splitlines()[-1].endswith("course/00_orientation.ipynb")
+
+
+def test_the_learners_readme_teaches_the_course_not_the_grader(exported: Path) -> None:
+    """The instructor's README explains grading, its sandbox, the secret and the checks' limits;
+    the learner's README lists the modules and how to work, and nothing of the rest."""
+    readme = (exported / "README.md").read_text(encoding="utf-8")
+    assert readme != (REPO / "README.md").read_text(encoding="utf-8")
+    for module in MODULES:
+        assert f"`{module}`" in readme, f"the module table lacks {module}"
+    assert "make lab" in readme and "Validate" in readme and "make check" in readme
+    for instructor_only in ("MLCRAFT_GRADING_SECRET", "grading_seed", "sandbox", "bwrap", "mlcraft grade", "mutant",
+                            "export-learner", "solutions/", "hidden test", "make test", "--scheduler"):  # fmt: skip
+        assert instructor_only.lower() not in readme.lower(), f"the learner's README mentions {instructor_only!r}"

@@ -200,7 +200,7 @@ def test_the_lab_opens_clean(page: Page, shots: Shots) -> None:
         wait_for_idle_kernel(page)
         page.wait_for_timeout(3_000)  # metadata from the kernel (language_info) arrives after it is idle
         name = path.rsplit("/", 1)[-1]
-        shots.take(page, f"opened-{name.removesuffix('.ipynb')}")
+        shots.take(page, f"opened-{path.split('/')[0]}")
         assert not is_dirty(page, name), f"{path} is marked modified right after opening it"
         page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").click()
     assert page.get_by_text("official Jupyter news").count() == 0, "the news pop-up is shown"

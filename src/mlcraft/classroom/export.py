@@ -4,9 +4,10 @@ The instructor's repository holds the assignment sources (``solutions/``: soluti
 tests) and the instructor's checks (``tests/``: mutants, alternative solutions, the grader's
 own tests). A learner who clones it sees them all. :func:`export_learner` writes a tree with
 only what a learner needs: the lessons (``course/``), the released exercises (``exercises/``),
-the package (``src/``, ``pyproject.toml``), the Binder set-up, the README and licence, the
-nbgrader configuration (for the Validate button) and a learner's ``Makefile`` (``make lab``,
-``make check``). Caches, virtual environments and notebook checkpoints are never copied.
+the package (``src/``, ``pyproject.toml``), the Binder set-up, the licence, the nbgrader
+configuration (for the Validate button), a learner's ``README.md`` (the module table of the
+instructor's README and how to work; nothing about grading) and a learner's ``Makefile``
+(``make lab``, ``make check``). Caches, virtual environments and notebook checkpoints are never copied.
 
 :func:`find_leaks` then searches every file of the result for each line of every solution
 region, hidden-test region and alternative solution that is not public anyway (a line of a
@@ -37,7 +38,6 @@ LEARNER_FILES = (
     "binder",
     "jupyter",
     "pyproject.toml",
-    "README.md",
     "LICENSE",
     "nbgrader_config.py",
 )
@@ -114,6 +114,59 @@ sync: $(STAMP)
 clean:
 \trm -rf $(VENV)
 """
+
+
+_README = """\
+# mlcraft
+
+A hands-on course in production machine-learning engineering. Each module is a lesson that
+builds the idea by hand, checks it against the library, and ends on a tested reference
+implementation; and an exercise that proves you can do it yourself.
+
+{modules}
+
+## Start
+
+On Linux or macOS with Python >= 3.11 and `make`:
+
+```bash
+make lab    # creates .venv, installs the course (2-3 minutes, once), opens JupyterLab
+```
+
+Without `make`: `python3 -m venv .venv && .venv/bin/pip install -e ".[lab]" && .venv/bin/jupyter lab`.
+
+## How to work
+
+- Read and run a lesson in `course/` (`NN_topic.ipynb`; its `.py` twin stays in step when you save).
+- Then open its exercise in `exercises/NN_topic/`. Write your code in the cells that say
+  `raise NotImplementedError()`, keep every other cell as it is, and run the whole notebook.
+- Press **Validate** in the notebook's toolbar, or run
+  `make check NB=exercises/NN_topic/NN_topic.ipynb`, to run the tests you can see and show
+  your points on them. Your instructor grades with more tests than the ones you see: a
+  function that passes only the visible tests is not done. Test edge cases yourself.
+- Submit the exercise notebook as your instructor asks.
+
+Everything runs offline on a laptop CPU; on a GPU the same notebooks use it.
+"""
+
+
+def _learner_readme(course_root: Path) -> str:
+    """The learner's README: the module table of the instructor's README, then how to work."""
+    lines = (
+        (course_root / "README.md").read_text(encoding="utf-8").splitlines()
+        if (course_root / "README.md").is_file()
+        else []
+    )
+    start = next((i for i, line in enumerate(lines) if line.startswith("| module")), None)
+    table = []
+    if start is not None:
+        for line in lines[start:]:
+            if not line.startswith("|"):
+                break
+            table.append(line)
+    return _README.format(
+        modules="\n".join(table) if table else "The lessons are in `course/`, the exercises in `exercises/`."
+    )
 
 
 class ExportError(RuntimeError):
@@ -298,7 +351,8 @@ def export_learner(course_root: Path, target: Path, *, force: bool = False) -> i
         if (course_root / name).exists():
             count += _copy(course_root / name, target / name)
     (target / "Makefile").write_text(_MAKEFILE, encoding="utf-8")
-    count += 1
+    (target / "README.md").write_text(_learner_readme(course_root), encoding="utf-8")
+    count += 2
     leaks = find_leaks(target, course_root)
     if leaks:
         shutil.rmtree(target)

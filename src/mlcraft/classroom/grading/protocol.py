@@ -120,11 +120,15 @@ class _Encoder:
         self.nbytes = 0
         self.text = 0
 
+    def reserve(self, nbytes: int) -> None:
+        """Refuse data past the byte limit before it is copied: a huge tensor fails at once."""
+        if self.nbytes + nbytes > self.limits.max_bytes:
+            raise DataError(f"more than {self.limits.max_bytes} bytes of tensor/array data in one value")
+
     def buffer(self, data: bytes) -> int:
         """The index of a new buffer holding ``data``."""
+        self.reserve(len(data))
         self.nbytes += len(data)
-        if self.nbytes > self.limits.max_bytes:
-            raise DataError(f"more than {self.limits.max_bytes} bytes of tensor/array data in one value")
         self.buffers.append(data)
         return len(self.buffers) - 1
 
@@ -218,6 +222,7 @@ class _Encoder:
                 "parameter": isinstance(value, torch.nn.Parameter),
             }
             if value.device.type != "meta":
+                self.reserve(value.numel() * value.element_size())
                 flat = value.detach().resolve_conj().resolve_neg().to("cpu").contiguous().reshape(-1)
                 node["b"] = self.buffer(flat.view(torch.uint8).numpy().tobytes())
             return node
@@ -225,6 +230,7 @@ class _Encoder:
     def _array(self, value: np.ndarray) -> dict[str, Any]:
         if value.dtype.kind not in _NUMPY_KINDS or value.dtype.fields is not None:
             raise DataError(f"NumPy arrays of dtype {value.dtype} cannot be sent")
+        self.reserve(value.nbytes)
         data = np.ascontiguousarray(value).tobytes()
         return {"t": "ndarray", "dtype": value.dtype.str, "shape": list(value.shape), "b": self.buffer(data)}
 
