@@ -271,3 +271,43 @@ def test_test_helpers_can_be_pickled_in_the_kernel(tmp_path: Any) -> None:
         "assert _roundtrip() == 42\n",
     )
     assert err is None, err
+
+
+@pytest.mark.filterwarnings("ignore:The inplace keyword")  # pandas 3 deprecates it; learners still write it
+def test_in_place_changes_to_pandas_tables_come_back() -> None:
+    """A learner's function that edits a DataFrame or Series argument in place (a new column, rows
+    dropped, a sort with inplace=True, a value set) leaves the grader's object changed the same way,
+    so a test's "must not modify its input" check sees it; an untouched table stays the same object."""
+    learner = (
+        "import pandas as pd\n"
+        "def add_total(df):\n    df['total'] = df['a'] + df['b']\n    return len(df)\n"
+        "def drop_first(df):\n    df.drop(index=df.index[0], inplace=True)\n"
+        "def sort_in_place(df):\n    df.sort_values('a', inplace=True)\n"
+        "def fill(s):\n    s.fillna(0.0, inplace=True)\n"
+        "def nested(frames):\n    frames[0].loc[0, 'a'] = 99\n"
+        "def reads(df):\n    return float(df['a'].sum())\n"
+    )
+    judge, _ = _judge(learner)
+    test = (
+        "import pandas as pd\n"
+        "df = pd.DataFrame({'a': [3, 1, 2], 'b': [10, 20, 30]})\n"
+        "assert add_total(df) == 3\n"
+        "assert list(df.columns) == ['a', 'b', 'total'] and df['total'].tolist() == [13, 21, 32]\n"
+        "drop_first(df)\n"
+        "assert df.index.tolist() == [1, 2] and df['a'].tolist() == [1, 2]\n"
+        "df2 = pd.DataFrame({'a': [3, 1, 2]})\n"
+        "sort_in_place(df2)\n"
+        "assert df2['a'].tolist() == [1, 2, 3] and df2.index.tolist() == [1, 2, 0]\n"
+        "s = pd.Series([1.0, None, 3.0], name='x')\n"
+        "fill(s)\n"
+        "assert s.tolist() == [1.0, 0.0, 3.0] and s.name == 'x'\n"
+        "frames = [pd.DataFrame({'a': [1, 2]})]\n"
+        "inner = frames[0]\n"
+        "nested(frames)\n"
+        "assert inner['a'].tolist() == [99, 2] and frames[0] is inner\n"
+        "untouched = pd.DataFrame({'a': [1.0, float('nan')]})\n"
+        "before = untouched\n"
+        "assert reads(untouched) == 1.0 and untouched is before and untouched['a'].isna().tolist() == [False, True]\n"
+    )
+    err, _ = _run(judge, test)
+    assert err is None, err

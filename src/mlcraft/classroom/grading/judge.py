@@ -160,9 +160,34 @@ def _apply_after(original: Any, after: Any) -> None:
                 original[key] = new
     elif isinstance(original, bytearray) and isinstance(after, bytearray | bytes):
         original[:] = after
+    elif _is_pandas_table(original) and type(after) is type(original) and not _same_table(original, after):
+        # What pandas' own `inplace=True` does: the object keeps its identity, its content,
+        # columns, index and dtypes become the learner's.
+        original._update_inplace(after.copy())
+
+
+def _is_pandas_table(value: Any) -> bool:
+    """A plain pandas DataFrame or Series (pandas is imported only where one travels)."""
+    return type(value).__module__.startswith("pandas") and type(value).__name__ in ("DataFrame", "Series")
+
+
+def _same_table(a: Any, b: Any) -> bool:
+    """Equal labels, dtypes and values (NaN equal to NaN), as ``assert_frame_equal(check_exact=True)`` sees them."""
+    try:
+        same_columns = a.ndim == 1 or (a.columns.equals(b.columns) and a.dtypes.equals(b.dtypes))
+        return bool(
+            same_columns
+            and a.index.equals(b.index)
+            and (a.ndim == 2 or (a.dtype == b.dtype and a.name == b.name))
+            and a.equals(b)
+        )
+    except Exception:
+        return False
 
 
 def _mutable_pair(a: Any, b: Any) -> bool:
+    if _is_pandas_table(a):
+        return type(a) is type(b)
     return isinstance(a, torch.Tensor | np.ndarray | list | tuple | dict | bytearray) and type(a) is type(b)
 
 
