@@ -58,8 +58,7 @@
 # (`groupby`, `merge`, dtypes), a little SQL (`SELECT … GROUP BY`), and what logistic regression is.
 #
 # **Time**: reading about 75 min; exercise 90–120 min (the exercise of this module is not written
-# yet); running the whole notebook took 51 s on a 2-core CPU (measured twice with
-# `jupytext --execute`: 51 s and 51 s, while another job shared the machine; 44 s under
+# yet); running the whole notebook took 32 s on a 2-core CPU (measured once, with `time`, under
 # `pytest --nbval-lax`); GPU: not measured (nothing here needs one).
 
 # %%
@@ -264,7 +263,7 @@ print(f"amounts above $1000: {over} of the {cents_purchases} purchases sent by c
 # failure is collected, not just the first. We write the same contract twice and turn pandera's
 # failure cases into our `(column, rule, n_bad)` form.
 #
-# **Predict, then run.** Will pandera count the repeated ids as 569 failures (one per extra copy)
+# **Predict, then run.** Will pandera count the repeated ids as 460 failures (one per extra copy)
 # or as many as `check_contract`?
 
 # %%
@@ -335,12 +334,14 @@ print("pandera (polars) ", by_pandera_polars)
 assert by_pandera_pandas == ours, "pandera on pandas disagrees with check_contract"
 assert by_pandera_polars == ours, "pandera on polars disagrees with check_contract"
 assert check_contract(events_polars, raw_contract) == violations, "check_contract reads polars frames too"
-repeated_ids = int(events["event_id"].duplicated().sum())
-assert dict(((c, r), n) for c, r, n in ours)["event_id", "unique"] == 2 * repeated_ids == 1138, "both copies count"
+repeated_ids = int(events["event_id"].duplicated().sum())  # extra copies: a retried event arrives exactly twice
+n_unique_bad = dict(((c, r), n) for c, r, n in ours)["event_id", "unique"]
+print(f"event_id not unique: {n_unique_bad} rows for {repeated_ids} repeats")
+assert n_unique_bad == int(events["event_id"].duplicated(keep=False).sum()) == 2 * repeated_ids > 0, "both copies count"
 
 # %% [markdown]
-# All three agree, row for row: pandera also counts every row of a repeated id (1138 rows for
-# 569 repeats). Agreement is not automatic; it holds because the conventions match: a missing value
+# All three agree, row for row: pandera also counts every row of a repeated id (920 rows for
+# 460 repeats). Agreement is not automatic; it holds because the conventions match: a missing value
 # is only counted by the nullability rule, never as out of range or outside the set.
 #
 # ### 2.2 Where to enforce a contract
@@ -461,7 +462,7 @@ print("with the schema declared, the CSV round trip is exact too")
 # - **Dask**: a partitioned Parquet data set, each partition a pandas frame, processed a few at a time.
 #
 # To give the engines some work, the log is copied eight times, each copy with new user ids
-# (150 thousand events). The full-size comparison, with repeats and bigger tables, is in
+# (about 130 thousand events). The full-size comparison, with repeats and bigger tables, is in
 # `benchmarks/bench_dataframes.py`; here the point is that the four results are **equal**, and
 # what each engine costs at this size.
 
@@ -498,7 +499,7 @@ users8, events8 = copies_of(log, 8)
 DATA8 = TMP / "copies8"
 write_dataset(users8, events8, DATA8, partitions=16)
 events8_mb = events8.memory_usage(deep=True).sum() / 1e6
-assert 140_000 < len(events8) < 160_000
+assert len(events8) == 8 * len(events) and events8["user_id"].nunique() == 8 * events["user_id"].nunique(), "8 disjoint copies"
 print(f"{len(events8)} events of {len(users8)} users: {events8_mb:.0f} MB in pandas")
 
 # %% [markdown]
@@ -738,15 +739,17 @@ assert pd.Series([np.nan]).sum() == 0.0 and pl.Series([None], dtype=pl.Float64).
 # Dask's point is memory: it streams partitions through the pipeline, a few at a time, so a data
 # set larger than memory can still be processed. To show it, we run pandas and Dask on two sizes
 # of the data (8 and 32 copies of the log) and measure each run's peak memory in a **fresh Python
-# process** (so nothing is left over from other cells), with the same `VmHWM` mark as above.
+# process** (so nothing is left over from other cells), with the same `VmHWM` mark as above. The
+# processes use Arrow's plain system allocator: its default (mimalloc) keeps freed memory for
+# reuse, which would add tens of MB of noise to a peak this small.
 #
-# Say this job has a **memory budget of 128 MB** above the interpreter's own. The 32-copy table alone
-# takes more than that in pandas.
+# Say this job has a **memory budget of 64 MB** above the interpreter's own. The 32-copy table alone
+# takes about twice that in pandas.
 #
 # **Predict, then run.** When the data grows fourfold, what happens to pandas' peak, and to Dask's?
 
 # %%
-BUDGET_MB = 128
+BUDGET_MB = 64
 JOB = f"""
 import sys
 import dask, dask.dataframe as dd
@@ -783,7 +786,10 @@ if reset_peak_rss() is None:
 else:
     for copies, folder in tqdm([(8, DATA8), (32, DATA32)], desc="fresh processes"):
         for engine in ("pandas", "dask"):
-            out = subprocess.run([sys.executable, str(job_path), engine, str(folder)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, str(job_path), engine, str(folder)], capture_output=True, text=True, check=True,
+                env={**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system"},  # freed memory goes back, so peaks are sharp
+            )
             rows, peak_mb = out.stdout.split()
             peaks[engine, copies] = float(peak_mb)
     print(f"{'copies':>6}{'table in pandas MB':>20}{'pandas peak MB':>16}{'Dask peak MB':>14}")
@@ -791,13 +797,15 @@ else:
         print(f"{copies:>6}{table_mb[copies]:>20.0f}{peaks['pandas', copies]:>16.0f}{peaks['dask', copies]:>14.0f}")
     assert table_mb[32] > BUDGET_MB, "the large table alone should not fit the budget"
     assert peaks["pandas", 32] > 2 * peaks["pandas", 8], "pandas' peak grows with the data"
-    assert peaks["dask", 32] < 1.5 * peaks["dask", 8], "Dask's peak should stay about the same"
+    growth = {engine: peaks[engine, 32] - peaks[engine, 8] for engine in ("pandas", "dask")}
+    assert growth["dask"] < 0.2 * growth["pandas"], f"Dask's peak should grow far less than pandas' {growth}"
     assert peaks["dask", 32] < BUDGET_MB < peaks["pandas", 32], "Dask fits the budget, pandas does not"
 
 # %% [markdown]
 # pandas' peak grows with the table (it holds the whole table, and several copies of columns while
 # it works), Dask's barely moves: it holds about two partitions at a time (two threads), whatever the
-# number of partitions. That is all "out of core" means. It is not free: Dask was the slowest engine in
+# number of partitions; the little it gains is mostly the result it gathers at the end (four times
+# as many user-days). That is all "out of core" means. It is not free: Dask was the slowest engine in
 # the table above (a scheduler, many small reads, a pandas call per partition), and it only works this simply because
 # the data was partitioned by the key the pipeline groups on.
 #
@@ -827,10 +835,9 @@ assert len(offsets) == 6 and {"-05:00", "-04:00"} <= set(offsets), "New York cha
 assert {"+01:00", "+02:00"} <= set(offsets), "Oslo changes offset on 31 March"
 assert 0.12 < other_day < 0.2, other_day
 new_york = events.loc[events["user_id"].map(users.set_index("user_id")["zone"]) == "America/New_York", "event_time"]
-switch_day = new_york[new_york.str.startswith("2024-03-10")]
-around_switch = switch_day.groupby(switch_day.str[-6:]).first()  # New York moves its clocks at 02:00 on 10 March
-print("New York on 10 March:", around_switch.tolist())
-assert around_switch.index.tolist() == ["-04:00", "-05:00"], around_switch
+before_switch = new_york.str[:19] < "2024-03-10T02:00:00"  # New York moves its clocks at 02:00 on 10 March
+print(f"New York around the switch: last before {new_york[before_switch].max()}, first after {new_york[~before_switch].min()}")
+assert set(new_york[before_switch].str[-6:]) == {"-05:00"} and set(new_york[~before_switch].str[-6:]) == {"-04:00"}
 
 # %% [markdown]
 # Six offsets from five zones: daylight saving adds New York's `-04:00` and Oslo's `+02:00`. A
@@ -862,7 +869,7 @@ print(naive_medians)
 assert naive_medians.between(30, 40).all(), naive_medians
 
 # %% [markdown]
-# Medians of about 34 and 35 dollars: the units agree now. But is the step **idempotent**? A pipeline
+# Medians of about 33 and 34 dollars: the units agree now. But is the step **idempotent**? A pipeline
 # that is retried, or a table cleaned by two jobs that both call it, must give the same result.
 #
 # **Predict, then run.** Is `clean_naive(clean_naive(x))` equal to `clean_naive(x)`?
@@ -926,7 +933,7 @@ print(f"{len(corrected)} of {retried['event_id'].nunique()} retried purchases ha
 # A join multiplies rows whenever a key repeats on both sides. Marketing hands over a table of
 # promotions, several per user, and someone joins it to purchases to see revenue per campaign.
 #
-# **Predict, then run.** About 1000 purchases, 300 users with 0 to 3 promotions each. How many rows does
+# **Predict, then run.** About 940 purchases, 300 users with 0 to 3 promotions each. How many rows does
 # the left join have, and what happens to total revenue?
 
 # %%
@@ -949,7 +956,7 @@ assert joined["amount_usd"].sum() > 1.5 * purchases["amount_usd"].sum()
 
 # %% [markdown]
 # Each purchase appears once per promotion of its user (once if the user has none), and revenue
-# summed after the join is almost doubled. Nothing warned us. pandas can check the cardinality
+# summed after the join is about 1.7 times the true total. Nothing warned us. pandas can check the cardinality
 # if asked (`validate="many_to_one"`: every right key at most once), and `safe_merge` does the same
 # with a message that names the keys:
 #
@@ -1009,7 +1016,7 @@ except JoinError as error:
 # means *ingested*: an event that happened on Thursday but reached the server on Saturday (a phone
 # offline) was not known on Friday.
 #
-# **Predict, then run.** About half the user-weeks have a purchase. How many events happened
+# **Predict, then run.** About a third of the user-weeks have a purchase. How many events happened
 # before the day-14 cutoff but arrived after it?
 
 # %%
@@ -1027,7 +1034,7 @@ day14 = START + pd.Timedelta(days=14)
 late = int(((clean_events["event_at"] <= day14) & (clean_events["ingested_at"] > day14)).sum())
 print(f"{len(cutoffs)} user-weeks, {cutoffs['label'].mean():.1%} with a purchase in the next 7 days")
 print(f"{late} events happened before the day-14 cutoff but arrived after it")
-assert 0.3 < cutoffs["label"].mean() < 0.7 and late > 0
+assert 0.2 < cutoffs["label"].mean() < 0.5 and late > 0
 
 # %% [markdown]
 # The features: spend, events and purchases so far. Sort the log by ingestion time, take running
@@ -1077,6 +1084,7 @@ totals = (
     .reset_index()
 )  # fmt: skip
 leaky = cutoffs.merge(totals, on="user_id", how="left", validate="many_to_one")
+leaky[FEATURES] = leaky[FEATURES].fillna(0)  # a user without a single event (a few are that quiet)
 train_rows = (honest["cutoff"] <= day14).to_numpy()
 
 
@@ -1094,8 +1102,8 @@ test_labels = honest.loc[~train_rows, "label"]
 n_pos, n_neg = int(test_labels.sum()), int((~test_labels).sum())
 chance_se = np.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg))  # the AUC's standard error under no signal (Hanley–McNeil)
 print(f"a model without signal scores 0.5 ± {chance_se:.3f} (one standard error) on these {n_pos + n_neg} test rows")
-assert abs(aucs["honest (as of the cutoff)"] - 0.5) < 3 * chance_se, "the log has no per-user signal to find"
-assert aucs["leaky (whole-log totals)"] > aucs["honest (as of the cutoff)"] + 0.15, aucs
+assert aucs["honest (as of the cutoff)"] > 0.5 + 3 * chance_se, "users differ, so their past predicts their next week"
+assert aucs["leaky (whole-log totals)"] > aucs["honest (as of the cutoff)"] + 0.05, aucs
 try:
     assert_point_in_time(leaky, label_time="cutoff", feature_time="feature_time")
 except AssertionError as error:
@@ -1111,13 +1119,14 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The honest model is at chance (within three standard errors of 0.5; which side it lands on is
-# luck), and that is the truth: the generator gives every user the same purchase rate, so past
-# spend says nothing about next week. The leaky model scores far above
-# chance because its "features" count the label's own purchases. On a real log the honest model
-# would have some signal and the leak would add more on top, which makes it harder to notice;
-# the probe does not care about the score. It only asks whether any feature is stamped after its
-# label time, which is why every joined feature table should carry its `feature_time`.
+# The honest model has real signal: 0.76, about ten standard errors above chance, because users differ
+# (the generator gives each one an activity and a purchase propensity of their own), so a user who
+# bought before tends to buy again. The leaky model scores higher still, 0.88, and for the wrong
+# reason: its "features" count the label's own purchases. That is how a leak looks on a real log:
+# not a miracle out of nothing, but a plausible model made better by points of AUC (twelve here)
+# that it will not have at serving time, which is why a good score does not clear a feature table. The probe does
+# not care about the score. It only asks whether any feature is stamped after its label time, which
+# is why every joined feature table should carry its `feature_time`.
 #
 # ## 8. Splits by entity and by time, and near-duplicates
 #
@@ -1149,7 +1158,7 @@ assert first_start[list(train_users)].max() <= first_start[list(test_users)].min
 # reasons (ingestion time, a corrected amount, the id itself), normalize the rest (UTC times,
 # lower case), and hash each row with `row_hashes`.
 #
-# **Predict, then run.** Split the raw log 80/20 by row. The log has 569 retried events. How many
+# **Predict, then run.** Split the raw log 80/20 by row. The log has 460 retried events. How many
 # test rows have a copy in the training rows?
 
 # %%
@@ -1472,7 +1481,7 @@ plt.show()
 # %% [markdown]
 # The null rate and the device values are stable, and the raw amounts have a PSI far above any
 # threshold: week 1 is in cents, week 4 in dollars, two bumps a factor 100 apart. After the fix the
-# PSI is inside the noise of windows of about 200 purchases. That noise floor matters: with windows
+# PSI is inside the noise of windows of about 180 purchases. That noise floor matters: with windows
 # this small, two halves of the *same* data regularly score above 0.1, so the textbook thresholds
 # would cry wolf. Calibrate a threshold on your own window size (as above), or compare larger
 # windows.

@@ -1,7 +1,8 @@
 """A seeded e-commerce event log with the faults real ones have (06_data).
 
 Users browse in sessions; a session is a run of ``view`` and ``add_to_cart`` events and sometimes
-ends in a ``purchase``. What makes it realistic, each fault at a rate the config sets:
+ends in a ``purchase``. Users differ in how often they come and how often they buy (log-normal
+factors), so a user's past says something about their future, as in real logs. What makes it realistic, each fault at a rate the config sets:
 
 - **mixed time zones**: ``event_time`` is the device's local time as an ISO string with its UTC
   offset (``"2024-03-10T09:15:02+09:00"``); users live in five zones, two with daylight saving;
@@ -44,6 +45,9 @@ class EventLogConfig(BaseModel):
     sessions_per_user_day: float = Field(default=0.4, gt=0)  # Poisson mean
     events_per_session: float = Field(default=4.0, gt=0)  # Poisson mean of views and cart adds (at least 1)
     purchase_rate: float = Field(default=0.25, ge=0, le=1)  # share of sessions that end in a purchase
+    user_spread: float = Field(
+        default=0.8, ge=0, le=3
+    )  # sigma of the users' log-normal activity and propensity; 0: all alike
     duplicate_rate: float = Field(default=0.03, ge=0, le=1)  # share of events sent twice
     late_rate: float = Field(default=0.05, ge=0, le=1)  # share of events ingested hours to days late
     null_rate: float = Field(default=0.02, ge=0, le=1)  # share of missing device and country values
@@ -86,13 +90,17 @@ def make_event_log(config: EventLogConfig | None = None) -> EventLog:
     )
 
     # Sessions: a Poisson number per user and day, each at a random second of that day.
-    n_sessions = rng.poisson(cfg.sessions_per_user_day, size=(cfg.n_users, cfg.days))  # (U, D)
+    # Users differ: how often they come (activity) and how likely a visit ends in a purchase
+    # (propensity), each a log-normal factor with mean 1, so the past predicts the future a little.
+    activity = rng.lognormal(-0.5 * cfg.user_spread**2, cfg.user_spread, cfg.n_users)  # (U,)
+    propensity = rng.lognormal(-0.5 * cfg.user_spread**2, cfg.user_spread, cfg.n_users)  # (U,)
+    n_sessions = rng.poisson(cfg.sessions_per_user_day * activity[:, None], size=(cfg.n_users, cfg.days))  # (U, D)
     user_idx, day_idx = np.nonzero(n_sessions)
     repeat = n_sessions[user_idx, day_idx]
     s_user, s_day = np.repeat(user_idx, repeat), np.repeat(day_idx, repeat)
     s_start = s_day * 86_400 + rng.integers(0, 86_400, len(s_user))  # seconds from start
     n_browse = np.maximum(1, rng.poisson(cfg.events_per_session, len(s_user)))
-    buys = rng.random(len(s_user)) < cfg.purchase_rate
+    buys = rng.random(len(s_user)) < np.minimum(cfg.purchase_rate * propensity[s_user], 0.95)
     n_events = n_browse + buys
 
     # Events: views and cart adds a minute or so apart, then the purchase if any.
