@@ -31,6 +31,8 @@ import pandas as pd
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mlcraft.data.fingerprint import unique_column_names
+
 __all__ = ["ColumnRule", "Contract", "Kind", "Violation", "check_contract", "column_kind"]
 
 Kind = Literal["int", "float", "bool", "string", "datetime", "category"]
@@ -125,11 +127,7 @@ def _polars_kind(dtype: Any) -> str:
 def _as_pandas(frame: Any) -> tuple[pd.DataFrame, dict[str, str]]:
     """The frame as pandas (values) and each column's kind, read from the original library's dtypes."""
     if isinstance(frame, pd.DataFrame):
-        names = [str(c) for c in frame.columns]
-        if len(set(names)) != len(names):
-            raise ValueError(
-                f"column names must be unique; repeated: {sorted({n for n in names if names.count(n) > 1})}"
-            )
+        names = unique_column_names(frame)
         return frame.set_axis(names, axis=1), {
             n: column_kind(frame[c].dtype) for n, c in zip(names, frame.columns, strict=True)
         }

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-__all__ = ["frame_fingerprint", "row_hashes"]
+__all__ = ["frame_fingerprint", "row_hashes", "unique_column_names"]
 
 _U64 = np.uint64
 _MISSING = "\x00missing"
@@ -71,7 +71,7 @@ def _column_hashes(column: pd.Series) -> NDArray[np.uint64]:
     dtype = column.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return _column_hashes(column.astype(object))
-    if pd.api.types.is_bool_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+    if pd.api.types.is_bool_dtype(dtype):  # numpy or nullable (boolean) bools
         missing = column.isna().to_numpy()
         bits = column.to_numpy(dtype=bool, na_value=False).astype(_U64)
         return np.where(missing, _MISSING_BITS, bits)
@@ -106,11 +106,16 @@ def _as_pandas(frame: Any) -> pd.DataFrame:
     raise TypeError(f"expected a pandas or polars DataFrame, got {type(frame).__name__}")
 
 
-def _check_names(frame: pd.DataFrame) -> list[str]:
+def unique_column_names(frame: pd.DataFrame) -> list[str]:
+    """The column names as strings.
+
+    Raises:
+        ValueError: if two of them are equal as strings, naming them.
+    """
     names = [str(name) for name in frame.columns]
     if len(set(names)) != len(names):
         duplicated = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"column names must be unique (as strings) to fingerprint a table; repeated: {duplicated}")
+        raise ValueError(f"column names must be unique (as strings); repeated: {duplicated}")
     return names
 
 
@@ -122,7 +127,10 @@ def row_hashes(frame: Any) -> NDArray[np.uint64]:
         ValueError: if two columns have the same name.
     """
     table = _as_pandas(frame)
-    names = _check_names(table)
+    return _row_hashes(table, unique_column_names(table))
+
+
+def _row_hashes(table: pd.DataFrame, names: list[str]) -> NDArray[np.uint64]:
     hashes = np.full(len(table), _U64(0x9E3779B97F4A7C15), dtype=_U64)
     for position in sorted(range(len(names)), key=names.__getitem__):
         salt = _string_hashes([names[position]])[0]
@@ -141,12 +149,12 @@ def frame_fingerprint(frame: Any) -> str:
         ValueError: if two columns have the same name.
     """
     table = _as_pandas(frame)
-    names = _check_names(table)
+    names = unique_column_names(table)
     header = sorted(f"{name}\x1f{_dtype_name(table.iloc[:, i].dtype)}" for i, name in enumerate(names))
     digest = hashlib.sha256()
     digest.update("\x1e".join(header).encode("utf-8"))
     digest.update(len(table).to_bytes(8, "little"))
-    digest.update(np.sort(row_hashes(table)).tobytes())
+    digest.update(np.sort(_row_hashes(table, names)).tobytes())
     return digest.hexdigest()
 
 

@@ -112,7 +112,25 @@ _NUMPY_KINDS = set("biufcSUmM")  # bool, ints, floats, complex, bytes, str, time
 _SCALARS = (type(None), bool, str)
 
 
-class _Encoder:
+class _Budget:
+    """The node and text counts of one message, shared by encoding and decoding."""
+
+    limits: DataLimits
+    nodes: int
+    text: int
+
+    def add_nodes(self, count: int) -> None:
+        self.nodes += count
+        if self.nodes > self.limits.max_nodes:
+            raise DataError(f"more than {self.limits.max_nodes} values in one message")
+
+    def add_text(self, count: int) -> None:
+        self.text += count
+        if self.text > self.limits.max_text:
+            raise DataError(f"more than {self.limits.max_text} characters of text in one message")
+
+
+class _Encoder(_Budget):
     def __init__(self, limits: DataLimits) -> None:
         self.limits = limits
         self.buffers: list[bytes] = []
@@ -131,16 +149,6 @@ class _Encoder:
         self.nbytes += len(data)
         self.buffers.append(data)
         return len(self.buffers) - 1
-
-    def add_nodes(self, count: int) -> None:
-        self.nodes += count
-        if self.nodes > self.limits.max_nodes:
-            raise DataError(f"more than {self.limits.max_nodes} values in one message")
-
-    def add_text(self, count: int) -> None:
-        self.text += count
-        if self.text > self.limits.max_text:
-            raise DataError(f"more than {self.limits.max_text} characters of text in one message")
 
     def encode(self, value: Any, depth: int = 0) -> Any:
         self.add_nodes(1)
@@ -294,7 +302,7 @@ _FRAME_TAGS = frozenset(
 )
 
 
-class _Decoder:
+class _Decoder(_Budget):
     def __init__(self, buffers: list[Any], limits: DataLimits) -> None:
         self.buffers = buffers
         self.limits = limits
@@ -315,16 +323,6 @@ class _Decoder:
         if self.nbytes > self.limits.max_bytes:
             raise DataError(f"more than {self.limits.max_bytes} bytes of data (buffers used more than once?)")
         return data
-
-    def add_nodes(self, count: int) -> None:
-        self.nodes += count
-        if self.nodes > self.limits.max_nodes:
-            raise DataError(f"more than {self.limits.max_nodes} values")
-
-    def add_text(self, count: int) -> None:
-        self.text += count
-        if self.text > self.limits.max_text:
-            raise DataError(f"more than {self.limits.max_text} characters of text")
 
     def decode(self, node: Any, depth: int = 0) -> Any:
         self.add_nodes(1)
