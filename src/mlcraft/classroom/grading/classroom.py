@@ -394,15 +394,20 @@ def _load_result(path: Path, fingerprint: str) -> SubmissionResult | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.pop("fingerprint") != fingerprint:
             return None
-        data["status"] = Status(data["status"])
-        data["cells"] = {k: (float(v[0]), float(v[1])) for k, v in data["cells"].items()}
-        return SubmissionResult(**data)
+        return _result_from_json(data)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def _result_json(result: SubmissionResult) -> dict[str, Any]:
     return {**asdict(result), "status": result.status.value}
+
+
+def _result_from_json(data: dict[str, Any]) -> SubmissionResult:
+    """The inverse of :func:`_result_json` (a stored result, or one sent back by a cluster worker)."""
+    data = {**data, "status": Status(data["status"])}
+    data["cells"] = {k: (float(v[0]), float(v[1])) for k, v in data["cells"].items()}
+    return SubmissionResult(**data)
 
 
 def grade_classroom(

@@ -136,12 +136,9 @@ def grade_remote(job: RemoteJob) -> dict[str, Any]:
 
 
 def _from_payload(payload: dict[str, Any], out_dir: Path) -> SubmissionResult:
-    from mlcraft.classroom.grading.classroom import Status, SubmissionResult
+    from mlcraft.classroom.grading.classroom import _result_from_json
 
-    data = dict(payload["result"])
-    data["status"] = Status(data["status"])
-    data["cells"] = {k: (float(v[0]), float(v[1])) for k, v in data["cells"].items()}
-    result = SubmissionResult(**data)
+    result = _result_from_json(payload["result"])
     if payload.get("feedback"):
         page = out_dir / "feedback" / result.student / f"{result.module}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
