@@ -145,6 +145,19 @@ MODULES: dict[str, CourseModule] = {
             ("tests/data", "tests/models", "tests/evaluation"),
         ),
         CourseModule(
+            "06_data",
+            "Data engineering: contracts, Parquet, pandas vs polars vs DuckDB vs Dask, point-in-time joins, sharded loading",
+            (
+                "data/fingerprint.py",
+                "data/contracts.py",
+                "data/events.py",
+                "data/cleaning.py",
+                "data/joins.py",
+                "data/streaming.py",
+            ),
+            ("tests/data",),
+        ),
+        CourseModule(
             "07_mlops",
             "MLOps: tracking, registry, ONNX export, serving, load tests and drift",
             (

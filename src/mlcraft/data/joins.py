@@ -99,12 +99,12 @@ def asof_join(
     left_on: str,
     right_on: str,
     by: str | Sequence[str] | None = None,
-    max_age: pd.Timedelta | None = None,
+    max_age: pd.Timedelta | float | None = None,
     allow_exact_matches: bool = True,
 ) -> pd.DataFrame:
     """For each left row, the right row (of the same ``by`` entity) with the latest ``right_on`` at or
     before its ``left_on`` (strictly before if ``allow_exact_matches`` is False), no older than
-    ``max_age``; right columns are missing where there is none. Equal to ``pandas.merge_asof``
+    ``max_age`` (a ``pd.Timedelta``, or a number for numeric times); right columns are missing where there is none. Equal to ``pandas.merge_asof``
     with ``direction="backward"`` on sorted inputs; here the inputs may come in any order and the
     result has the left's rows in the left's order, with its index. A left row with a missing time
     matches nothing; right rows with a missing time are ignored.
@@ -118,7 +118,8 @@ def asof_join(
         lacking = [c for c in cols if c not in frame.columns]
         if lacking:
             raise KeyError(f"{side} has no column {lacking} (columns: {list(frame.columns)})")
-    if max_age is not None and max_age < pd.Timedelta(0):
+    zero = 0 if isinstance(max_age, int | float) else pd.Timedelta(0)  # numeric times take a numeric max_age
+    if max_age is not None and max_age < zero:
         raise ValueError(f"max_age must be >= 0, got {max_age}")
     order = "__asof_row__"
     if order in left.columns:
