@@ -1737,7 +1737,7 @@ for name, (model, predict) in tqdm(production.items(), desc="latency"):
 #
 # ---
 #
-# - **Previous lesson:** [03_detection.ipynb](03_detection.ipynb)
+# - **Previous lesson:** [04_nlp.ipynb](04_nlp.ipynb)
 # - **Exercise:** [../exercises/05_tabular/05_tabular.ipynb](../exercises/05_tabular/05_tabular.ipynb).
 #   Check it with `mlcraft check exercises/05_tabular/05_tabular.ipynb`.
-# - **Next lesson:** [07_mlops.ipynb](07_mlops.ipynb)
+# - **Next lesson:** [06_data.ipynb](06_data.ipynb)

@@ -57,9 +57,9 @@
 # splits, leakage and ROC-AUC, which sections 7 and 8 build on). Outside the course: pandas
 # (`groupby`, `merge`, dtypes), a little SQL (`SELECT … GROUP BY`), and what logistic regression is.
 #
-# **Time**: reading about 75 min; exercise 90–120 min (the exercise of this module is not written
-# yet); running the whole notebook took 32 s on a 2-core CPU (measured once, with `time`, under
-# `pytest --nbval-lax`); GPU: not measured (nothing here needs one).
+# **Time**: reading about 75 min; exercise `exercises/06_data` 2–3 h; running the whole notebook
+# took 32 s on a 2-core CPU (measured once, with `time`, under `pytest --nbval-lax`); GPU: not
+# measured (nothing here needs one).
 
 # %%
 # Set-up: on Colab, install the course package; everywhere else this cell does nothing.
@@ -1598,6 +1598,8 @@ plt.show()
 # ---
 #
 # - **Previous lesson:** [05_tabular.ipynb](05_tabular.ipynb)
+# - **Exercise:** [../exercises/06_data/06_data.ipynb](../exercises/06_data/06_data.ipynb).
+#   Check it with `mlcraft check exercises/06_data/06_data.ipynb`.
 # - **Next lesson:** [07_mlops.ipynb](07_mlops.ipynb)
 
 # %%

@@ -55,7 +55,7 @@
 # test's verdict.
 #
 # Previous: lesson [`05_tabular`](../../course/05_tabular.ipynb) · Next: lesson
-# [`07_mlops`](../../course/07_mlops.ipynb).
+# [`06_data`](../../course/06_data.ipynb).
 
 
 # %%
