@@ -110,7 +110,7 @@ print(f"pandas {pd.__version__}, polars {pl.__version__}, torch {torch.__version
 #         "country": {"kind": "string", "allowed": ["NO", "SE", "DK"]},
 #         "day": {},
 #     },
-#     "unique_together": [["country", "day"]],  # optional, default []
+#     "unique_together": [["country", "day"]],  # optional, default []; keys are lists or tuples
 #     "extra_columns": False,                   # optional, default False
 # }
 # ```
@@ -169,8 +169,6 @@ def check_contract(df, contract: dict) -> list[tuple[str, str, int]]:
         values = table[name]
         missing = values.isna().to_numpy(dtype=bool)
         present = values[~missing]
-        if kinds[name] == "category":
-            present = present.astype(object)
         counts = []
         if not rule.get("nullable", True):
             counts.append(("not_null", int(missing.sum())))
@@ -338,6 +336,10 @@ _contract_cases = {
         pd.DataFrame({"a": [1, 1], "b": [2, 2]}),
         {"columns": {"a": {}, "b": {}, "c": {}}, "unique_together": [["a", "c"], ["b", "a"]]},
     ),
+    "keys given as tuples": (
+        pd.DataFrame({"a": [1, 1, 2], "b": ["x", "x", "x"], "c": [0, 0, 0]}),
+        {"columns": {"a": {}, "b": {}, "c": {}}, "unique_together": (("a", "b"), ("b", "c"))},
+    ),
     "a key's rows with a missing value are ignored": (
         pd.DataFrame({"a": [1, 1, 1, None], "b": ["x", "x", None, "x"]}),
         {"columns": {"a": {}, "b": {}}, "unique_together": [["a", "b"]]},
@@ -367,8 +369,9 @@ print("check_contract: tests passed")
 #   any value**; the **last** row in that order wins. So a missing `order_by` loses to any present
 #   one, and two versions with the same `order_by` are decided by their content, never by their
 #   position. (Comparing values of one column needs no more than pandas' or polars' sort.)
-# - **Missing key values** form a key of their own, as in `drop_duplicates` (pandas' `groupby`
-#   drops them by default: do not lose those rows).
+# - **Missing key values** form a key of their own, as in `drop_duplicates`: all the missing values
+#   of a key column count as one value (pandas' `groupby` drops them by default: do not lose those
+#   rows).
 # - **The result** has the same columns in the same order with the same dtypes as `df`, its rows
 #   sorted by `keys` (the first key column first; missing keys last), and a fresh index `0 .. n-1`.
 #   So the result does not depend on the order of `df`'s rows, and `dedup_latest` of the result is
@@ -388,9 +391,6 @@ def dedup_latest(df: pd.DataFrame, keys, order_by: str) -> pd.DataFrame:
     key_list = [keys] if isinstance(keys, str) else list(keys)
     if not key_list:
         raise ValueError("dedup_latest needs at least one key column")
-    lacking = [c for c in [*key_list, order_by] if c not in df.columns]
-    if lacking:
-        raise KeyError(f"no column {lacking} in the table (columns: {list(df.columns)})")
     ranking = [order_by] + [c for c in df.columns if c != order_by]
     ranked = df.sort_values(ranking, na_position="first", kind="stable")
     latest = ranked.drop_duplicates(subset=key_list, keep="last")
@@ -495,6 +495,18 @@ _dedup_cases = {
     "one row": (pd.DataFrame({"k": [1], "v": [2.0]}), ["k"], "v"),
     "an empty table": (_log.iloc[:0], ["shop", "user"], "ts"),
     "a non-default index": (_log.set_axis(np.arange(_m) * 3 + 100), "user", "ts"),
+    "nullable dtypes (Int64, boolean, string) keep their dtypes": (
+        pd.DataFrame(
+            {
+                "k": pd.array([1, 1, None, 2, None], dtype="Int64"),
+                "v": pd.array([3, None, 1, 2, 4], dtype="Int64"),
+                "ok": pd.array([True, None, False, True, True], dtype="boolean"),
+                "s": pd.array(["a", "b", None, "c", "d"], dtype="string"),
+            }
+        ),
+        "k",
+        "v",
+    ),
 }
 for _name, (_frame, _keys, _order_by) in _dedup_cases.items():
     _check_dedup(_name, _frame, _keys, _order_by)
@@ -643,14 +655,15 @@ _features_gaps = _features.assign(feature_time=_features["feature_time"].where(_
 _exact = _labels.assign(label_time=_features["feature_time"].iloc[:_nl].to_numpy(), user=_features["user"].iloc[:_nl].to_numpy())
 _shop_l = _labels.assign(shop=_rng.choice(["x", "y"], _nl))
 _shop_r = _features.assign(shop=_rng.choice(["x", "y"], _nr))[["shop", "feature_time", "user", "spend"]]
+_anyone = _features.drop(columns="user")  # without by, no column name is in both tables
 _asof_cases = {
     "the example": (labels_3, features_3, "label_time", "feature_time", "user", None),
     "the example, max_age 2 days": (labels_3, features_3, "label_time", "feature_time", "user", pd.Timedelta(days=2)),
     "unsorted inputs, per user": (_labels, _features, "label_time", "feature_time", "user", None),
-    "unsorted inputs, no by": (_labels, _features, "label_time", "feature_time", None, None),
+    "unsorted inputs, no by": (_labels, _anyone, "label_time", "feature_time", None, None),
     "by given as a list": (_labels, _features, "label_time", "feature_time", ["user"], None),
     "by with two columns": (_shop_l, _shop_r, "label_time", "feature_time", ["user", "shop"], None),
-    "max_age given alone": (_labels, _features, "label_time", "feature_time", None, pd.Timedelta(hours=20)),
+    "max_age given alone": (_labels, _anyone, "label_time", "feature_time", None, pd.Timedelta(hours=20)),
     "max_age and by": (_labels, _features, "label_time", "feature_time", "user", pd.Timedelta(hours=36)),
     "exact matches count (at or before)": (_exact, _features, "label_time", "feature_time", "user", None),
     "max_age exactly on the boundary": (
@@ -662,6 +675,12 @@ _asof_cases = {
         3.0,
     ),
     "max_age 0: exact matches only": (_exact, _features, "label_time", "feature_time", "user", pd.Timedelta(0)),
+    "max_age 0 where most labels have no exact match": (
+        pd.concat([_exact.iloc[:10], _labels.iloc[10:]]), _features, "label_time", "feature_time", "user", pd.Timedelta(0),
+    ),
+    "max_age 0 with numeric times": (
+        pd.DataFrame({"t": [10.0, 11.0, 12.0]}), pd.DataFrame({"s": [10.0, 12.0], "v": [1.0, 2.0]}), "t", "s", None, 0.0,
+    ),
     "ties on the latest time: the last in right wins": (_labels, _features_ties, "label_time", "feature_time", "user", None),
     "missing label times and feature times": (_labels_gaps, _features_gaps, "label_time", "feature_time", "user", None),
     "an entity with no features": (
@@ -809,6 +828,15 @@ _check_merge_ok("one_to_one on unique keys", _cust.iloc[::-1], _cust.rename(colu
 _check_merge_ok("many_to_many allows repeats on both sides", _ord, _cust_dup, "cid", validate="many_to_many")
 _check_merge_ok("one_to_many with a repeated right", _cust, _ord, "cid", validate="one_to_many")
 _check_merge_ok("empty left", _ord.iloc[:0], _cust, "cid")
+_check_merge_ok(
+    "a column both tables have besides the key (suffixes)", _ord, _cust.assign(amount=np.arange(40.0)), "cid"
+)
+_check_merge_ok(
+    "missing values outside the key columns are fine",
+    _ord.assign(amount=_ord["amount"].where(_ord.index % 3 > 0)),
+    _cust.assign(tier=_cust["tier"].where(_cust.index % 4 > 0)),
+    "cid",
+)
 _check_merge_ok("one row each", _ord.iloc[:1], _cust[_cust["cid"] == _ord["cid"].iloc[0]], "cid")
 
 _check_merge_refused(
@@ -926,15 +954,9 @@ _forbidden_fp = (
 )
 
 
-@in_kernel
-def _fingerprints(frames):
-    """Each table's fingerprint (a list of tables in, a list of strings out)."""
-    return [fingerprint(frame) for frame in frames]
-
-
 def _fp_all(frames):
-    got = _fingerprints(frames)
-    assert isinstance(got, list) and len(got) == len(frames)
+    """Each table's fingerprint, each call checked for the forbidden functions."""
+    got = [call_without(fingerprint, frame, forbidden=_forbidden_fp) for frame in frames]
     for value in got:
         assert isinstance(value, str) and value, f"fingerprint should return a non-empty string, got {value!r}"
     return got
@@ -982,6 +1004,8 @@ _values = _base.copy()
 _values.loc[0, "i"] = 99
 _values_f = _base.copy()
 _values_f.loc[4, "f"] = _values_f.loc[4, "f"] + 1e-12
+_values_tiny = _base.copy()
+_values_tiny.loc[5, "f"] = 5e-324  # was 0.0: the smallest float above it
 _values_t = _base.copy()
 _values_t.loc[6, "naive"] = _values_t.loc[6, "naive"] + pd.Timedelta(nanoseconds=1000)
 _dup_swap = pd.concat([_base.iloc[:-2], _base.iloc[[0, 2]]], ignore_index=True)  # same size, other duplicate
@@ -990,6 +1014,7 @@ _same_dtype = pd.DataFrame({"p": [1, 2], "q": [3, 4]})
 _different = {
     "one int value changed": _values,
     "one float value changed by 1e-12": _values_f,
+    "0.0 made 5e-324": _values_tiny,
     "one datetime moved by a microsecond": _values_t,
     "a value moved between rows": _swap,
     "a duplicated row once more": pd.concat([_base, _base.iloc[[0]]], ignore_index=True),
@@ -1017,6 +1042,10 @@ for _name, _fp in zip(_different, _fp_diff):
     assert _fp not in _seen, f"{_name} and {_seen.get(_fp)}: two different tables got the same fingerprint"
     _seen[_fp] = _name
 
+# Rows that appear twice: [a, a, c] and [b, b, c] are different tables (a XOR of row hashes cancels both pairs).
+_small2 = _base.iloc[:3].reset_index(drop=True)
+_aac, _bbc = _fp_all([_small2.iloc[[0, 0, 2]], _small2.iloc[[1, 1, 2]]])
+assert _aac != _bbc, "rows [a, a, c] and [b, b, c] should get different fingerprints"
 # Names and values must not slide into each other: columns swapped with their names is the same table,
 # columns swapped without their names is not.
 _p, _q, _qp = _fp_all([_same_dtype, _same_dtype[["q", "p"]], _same_dtype.rename(columns={"p": "q", "q": "p"})])
@@ -1219,12 +1248,13 @@ for _name, _args in {
     "worker_id < 0": (5, 0, 0, 0, 1, -1, 3),
     "num_workers = 0": (5, 0, 0, 0, 1, 0, 0),
 }.items():
-    try:
-        shard_indices(*_args)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError(f"shard_indices with {_name} should raise ValueError")
+    for _shuffle in (True, False):
+        try:
+            shard_indices(*_args, shuffle=_shuffle)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"shard_indices with {_name} (shuffle={_shuffle}) should raise ValueError")
 
 
 @in_kernel
@@ -1259,7 +1289,9 @@ def _run_dataset(source, seed, rank, world_size, shuffle, epochs, num_workers):
 
 def _check_dataset(name, n, rank, world_size, num_workers, epochs=(None, 1, 2), shuffle=None):
     source = [f"item-{i}" for i in range(n)]
-    length, seen = _run_dataset(source, _seed6, rank, world_size, shuffle, list(epochs), num_workers)
+    length, seen = call_without(
+        _run_dataset, source, _seed6, rank, world_size, shuffle, list(epochs), num_workers, forbidden=_forbidden_shard
+    )
     assert length == len(range(rank, n, world_size)), (
         f"{name}: len() should be {len(range(rank, n, world_size))} for rank {rank} of {world_size} and {n} items, got {length}"
     )
@@ -1304,7 +1336,7 @@ def _through_loader(source, seed, epoch):
     return [int(b) for b in DataLoader(dataset, batch_size=None)], list(iter(dataset))
 
 
-_via_loader, _direct = _through_loader(list(range(31)), _seed6, 3)
+_via_loader, _direct = call_without(_through_loader, list(range(31)), _seed6, 3, forbidden=_forbidden_shard)
 _want_loader = _shard_reference(31, epoch=3, seed=_seed6, rank=1, world_size=2).tolist()
 assert _via_loader == _want_loader and _direct == _want_loader, (
     f"DataLoader(ShardedDataset(range(31), rank=1 of 2), batch_size=None), epoch 3: expected {_want_loader[:6]}..., "

@@ -476,6 +476,25 @@ def test_a_look_alike_function_of_the_learners_own_is_not_the_library_one(
         assert calls == (["mlcraft_lib_probe.helper"] if flagged else []), fn
 
 
+def test_a_copy_of_a_documented_library_function_compiled_elsewhere_is_the_library_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = 'def helper(x):\n    """Clip-check x."""\n    if abs(x) > 3.0:\n        raise ValueError(x)\n    return x\n'
+    (tmp_path / "mlcraft_lib_probe_doc.py").write_text(source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("mlcraft_lib_probe_doc")
+    # A submission that reads the library's file and execs it under another name and file.
+    copied: dict[str, Any] = {"__name__": "_private_copy"}
+    exec(compile((tmp_path / "mlcraft_lib_probe_doc.py").read_text(), "<copy>", "exec"), copied)
+    # The same code with another docstring is the learner's own.
+    own: dict[str, Any] = {}
+    exec(compile(source.replace("Clip-check x.", "Mine."), "<learner cell>", "exec"), own)
+    for fn, flagged in ((copied["helper"], True), (own["helper"], False)):
+        with forbid_calls("mlcraft_lib_probe_doc.helper") as calls:
+            fn(1.0)
+        assert calls == (["mlcraft_lib_probe_doc.helper"] if flagged else []), fn
+
+
 # --- every way to reach a forbidden function -------------------------------------------------
 def _in_a_thread(fn: Callable[[], object]) -> Callable[[], None]:
     import threading

@@ -70,7 +70,7 @@ class MutationError(RuntimeError):
 
 @dataclass(frozen=True)
 class Mutant:
-    """One mutant of one answer cell."""
+    """One mutant of one answer cell, or (with ``more`` and ``through``) a variant of several."""
 
     id: str  # "<grade id>/<operator>/<digest>": stable while the changed line stays the same
     cell: str  # grade id of the answer cell
@@ -80,6 +80,8 @@ class Mutant:
     source: str
     diff: str
     change: str
+    more: tuple[tuple[int, str], ...] = ()  # further cells replaced, (position, source), after ``index``
+    through: int | None = None  # None: stop at the first failing test; else run every cell up to this position
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class Outcome:
     status: str  # one of STATUSES
     test: str = ""  # the test cell that failed or timed out
     detail: str = ""  # the first line of its error
+    failed: tuple[str, ...] = ()  # every test cell that failed (runs with ``through`` only)
 
 
 @dataclass(frozen=True)
@@ -323,15 +326,19 @@ class MutationRunner(GuardedExecute):
     def _try(self, mutant: Mutant) -> Outcome:
         cells = self.nb.cells
         self.events, self._output_bytes, self._notebook_cut = [], {}, False
-        self._forget(mutant.index)
-        cells[mutant.index].source = mutant.source
+        changed = [(mutant.index, mutant.source), *mutant.more]
+        for index, source in changed:
+            self._forget(index)
+            cells[index].source = source
         assert self.judge is not None
         self.judge.learner = _learner_source(self.nb)
         self.judge.forget_learner_names()
+        last = len(cells) - 1 if mutant.through is None else mutant.through
         ran: list[int] = []
+        failed: list[str] = []
         outcome: Outcome | None = None
         try:
-            for index in range(mutant.index, len(cells)):
+            for index in range(mutant.index, last + 1):
                 cell = cells[index]
                 if cell.cell_type != "code" or not cell.source.strip() or _is_setup_cell(cell):
                     continue
@@ -340,15 +347,21 @@ class MutationRunner(GuardedExecute):
                     error = _first_error(cell)
                     if error:
                         timed_out = any(e["kind"] == "timeout" and e["index"] == index for e in self.events)
-                        outcome = Outcome(mutant.id, "timeout" if timed_out else "killed", self._label(index), error)
-                        break
+                        failed.append(self._label(index))
+                        if outcome is None:
+                            outcome = Outcome(
+                                mutant.id, "timeout" if timed_out else "killed", self._label(index), error
+                            )
+                        if mutant.through is None:
+                            break
                 else:
                     ran.append(index)
                     if self._timed_out:
                         outcome = Outcome(mutant.id, "timeout", self._label(index), "the mutant hung in this cell")
                         break
         finally:
-            cells[mutant.index].source = self._originals[mutant.index]
+            for index, _ in changed:
+                cells[index].source = self._originals[index]
             self.judge.learner = self._learner
             self.judge.forget_learner_names()
         for index in ran:  # the reference cells again: the kernel as it was
@@ -356,7 +369,9 @@ class MutationRunner(GuardedExecute):
             if self._timed_out or _first_error(cells[index]):
                 self._dirty = True
                 break
-        return outcome or Outcome(mutant.id, "survived")
+        if outcome is None:
+            return Outcome(mutant.id, "survived")
+        return Outcome(outcome.id, outcome.status, outcome.test, outcome.detail, tuple(failed))
 
     def _run_cell(self, cell: NotebookNode, index: int) -> None:
         cell.outputs = []

@@ -10,6 +10,13 @@ For one module it builds a classroom of known answers and grades it with the rea
   breaks);
 - ``alt-<name>``: a different but correct implementation (``.../alternatives``).
 
+:func:`run_variants` runs the same tests against variants much faster, in warm kernels without the
+sandbox (the mutation runner of :mod:`mlcraft.classroom.grading.mutate`: the notebook runs once per
+worker, then each variant's cells and the tests after them). The answer cells still run in a kernel
+and the test cells in the grader's judge, so a verdict is the one grading gives, except for what
+only the sandbox and the tamper checks see: submissions that attack the grader (``hostile`` in the
+file name) go through :func:`grade_variants`.
+
 A variant file is Python text: a docstring saying what it is, for mutants a line
 ``# fails: test-a, test-b`` naming the test cells its mistake must fail, then sections that
 each start with ``# %% grade_id=<solution cell id>`` followed by that cell's full replacement
@@ -19,6 +26,7 @@ source. Cells a variant does not name keep the reference answer.
 from __future__ import annotations
 
 import ast
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +35,10 @@ from typing import Any
 import nbformat
 
 from mlcraft.classroom.grading.classroom import GradeSettings, SubmissionResult, grade_classroom
+from mlcraft.classroom.grading.mutate import Mutant, Outcome, _run_workers
 from mlcraft.classroom.grading.notebooks import read_notebook, strip_solution_markers
 
-__all__ = ["Variant", "build_submission", "grade_variants", "load_variant", "load_variants"]
+__all__ = ["Variant", "build_submission", "grade_variants", "load_variant", "load_variants", "run_variants"]
 
 _SECTION = re.compile(r"^# %% grade_id=(?P<id>[A-Za-z0-9_.-]+)\s*$", re.MULTILINE)
 _FAILS = re.compile(r"^# fails:(?P<ids>.*)$", re.MULTILINE)
@@ -49,6 +58,11 @@ class Variant:
     def student(self) -> str:
         prefix = "mutant" if self.kind == "mutant" else "alt"
         return f"{prefix}-{self.name}"
+
+    @property
+    def hostile(self) -> bool:
+        """An attack on the grader: only the real pipeline (sandbox, tamper checks) judges it."""
+        return "hostile" in self.name
 
 
 def load_variant(path: Path, kind: str) -> Variant:
@@ -155,3 +169,55 @@ def grade_variants(
         nbformat.write(nb, target)
     results = grade_classroom(classroom, course_root, work_dir / "grading", [module], settings)
     return {r.student: r for r in results}
+
+
+def run_variants(
+    course_root: Path,
+    module: str,
+    variants: list[Variant],
+    *,
+    jobs: int | None = None,
+    cell_timeout_s: int = 120,
+    progress: bool = False,
+) -> dict[str, Outcome]:
+    """Each variant's tests in warm kernels (see the module docstring); outcomes keyed by student name.
+
+    An alternative runs every test; a mutant runs up to the last test cell it must fail, and its
+    outcome lists every test cell that failed (``Outcome.failed``). A cell may run for
+    ``cell_timeout_s`` seconds, or ten times its time on the reference if that is longer.
+
+    Raises:
+        ValueError: if a variant replaces a cell that is not an answer cell, or names a test cell the
+            notebook lacks.
+        MutationError: if the reference fails its own tests or a worker dies.
+    """
+    notebook = course_root / "solutions" / module / f"{module}.ipynb"
+    nb = read_notebook(notebook)
+    answers = {gid: i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (gid := _grade_id(c))}
+    cells = {str(gid): i for i, c in enumerate(nb.cells) if (gid := c.metadata.get("nbgrader", {}).get("grade_id"))}
+    tasks = []
+    for variant in variants:
+        unknown = sorted(set(variant.overrides) - set(answers)) + sorted(set(variant.must_fail) - set(cells))
+        if unknown:
+            raise ValueError(f"{module} {variant.student}: no answer or test cell {', '.join(unknown)}")
+        changed = sorted((answers[gid], source) for gid, source in variant.overrides.items())
+        through = max(cells[t] for t in variant.must_fail) if variant.kind == "mutant" else len(nb.cells) - 1
+        first, source = changed[0]
+        tasks.append(
+            Mutant(
+                variant.student,
+                str(nb.cells[first].metadata["nbgrader"]["grade_id"]),
+                first,
+                "variant",
+                0,
+                source,
+                "",
+                variant.description,
+                more=tuple(changed[1:]),
+                through=through,
+            )
+        )
+    if not tasks:
+        return {}
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+    return _run_workers(notebook, tasks, workers, cell_timeout_s, 10.0, progress)

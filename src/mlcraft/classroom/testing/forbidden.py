@@ -13,7 +13,9 @@ aliased (``from torch import logsumexp as lse``, ``from mlcraft.utils import amp
    identity: plain Python functions under ``torch.*`` (``torch.nn.MultiheadAttention.forward``,
    ``torch.cuda.is_bf16_supported``) are seen too. Bytecode is compared together with the
    source file and constants, so a learner's own function that happens to compile to the same
-   bytecode is not taken for the library's. Built-in methods are also matched by their owner's
+   bytecode is not taken for the library's; a function with a docstring also matches a copy
+   compiled from its source elsewhere (``exec`` of the library's file under another name: the
+   same bytecode, names and constants, docstring included, is a copy, not a coincidence). Built-in methods are also matched by their owner's
    module and qualified name, so a bound method (``[3, 1].sort()``, ``array.sort()``) is seen
    when its class's method (``builtins.list.sort``) is forbidden.
 
@@ -29,7 +31,8 @@ failure, not a pass.
 In grading, this check runs in the learner's own kernel, where it could be subverted; the
 grader therefore also reads the learner's source (:mod:`mlcraft.classroom.grading.static`) and decides
 the verdict outside the kernel. Code that reaches the same kernel through a private path
-(``torch._C``) or copies the library's source is not caught; hidden tests compare values too.
+(``torch._C``) or copies the library's source with changes is not caught; hidden tests compare
+values too.
 """
 
 from __future__ import annotations
@@ -195,6 +198,15 @@ def _code_key(code: Any) -> tuple[str, bytes, tuple[str, ...], tuple[Any, ...]]:
     return (code.co_filename, code.co_code, code.co_names, code.co_consts)
 
 
+def _copy_key(code: Any) -> tuple[bytes, tuple[str, ...], tuple[Any, ...]] | None:
+    """What a copy compiled from the same source shares, for functions with a docstring (the
+    first constant); None for the others, whose bytecode a learner might write independently."""
+    consts = code.co_consts
+    if not (consts and isinstance(consts[0], str) and consts[0].strip()):
+        return None
+    return (code.co_code, code.co_names, consts)
+
+
 def _c_qualname(fn: Any) -> tuple[str, str] | None:
     """``(module, qualified name)`` of a built-in function or method, bound or not: the owner
     class's module for methods (``[].sort`` and ``list.sort`` are both ``builtins.list.sort``)."""
@@ -232,6 +244,7 @@ def watch_calls(*targets: str) -> Iterator[Watch]:
     dispatched = _dispatched()
     torch_names = {fn.__name__: name for name, fn in resolved.items() if name.startswith("torch.") and fn in dispatched}
     by_code: dict[tuple[str, bytes, tuple[str, ...], tuple[Any, ...]], str] = {}
+    by_copy: dict[tuple[bytes, tuple[str, ...], tuple[Any, ...]], str] = {}
     by_id: dict[int, str] = {}
     by_qualname: dict[tuple[str, str], str] = {}  # (owner's module, qualified name) of C methods
     for name, fn in resolved.items():
@@ -240,6 +253,9 @@ def watch_calls(*targets: str) -> Iterator[Watch]:
         plain = inspect.unwrap(fn)
         if inspect.isfunction(plain):
             by_code[_code_key(plain.__code__)] = name
+            copy = _copy_key(plain.__code__)
+            if copy is not None:
+                by_copy[copy] = name
         elif inspect.isbuiltin(fn) or inspect.ismethoddescriptor(fn):
             by_id[id(fn)] = name
             key = _c_qualname(fn)
@@ -256,7 +272,10 @@ def watch_calls(*targets: str) -> Iterator[Watch]:
 
     def profiler(frame: FrameType, event: Any, arg: Any) -> None:
         if event == "call":
-            name = by_code.get(_code_key(frame.f_code))
+            code = frame.f_code
+            name = by_code.get(_code_key(code))
+            if name is None and by_copy and code.co_consts and isinstance(code.co_consts[0], str):
+                name = by_copy.get((code.co_code, code.co_names, code.co_consts))
         elif event == "c_call":
             name = by_id.get(id(arg))
             if name is None and by_qualname and getattr(arg, "__qualname__", None) in qualnames:

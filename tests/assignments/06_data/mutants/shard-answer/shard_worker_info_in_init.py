@@ -1,0 +1,28 @@
+"""Wrong: reads get_worker_info() in __init__, where it is always None (the dataset is built in the main process), so every worker reads the whole rank's shard ("worker_id and num_workers read inside __iter__")."""
+# fails: test-shard
+
+# %% grade_id=shard-answer
+def shard_indices(n, epoch, seed, rank, world_size, worker_id, num_workers, shuffle=True):
+    if min(n, epoch, seed) < 0 or not 0 <= rank < world_size or not 0 <= worker_id < num_workers:
+        raise ValueError("bad arguments")
+    order = np.random.default_rng((seed, epoch)).permutation(n) if shuffle else np.arange(n)
+    return [int(i) for i in order[worker_id * world_size + rank :: world_size * num_workers]]
+
+
+class ShardedDataset(IterableDataset):
+    def __init__(self, source, seed, rank=0, world_size=1, shuffle=True):
+        self.source, self.seed, self.rank, self.world_size, self.shuffle = source, seed, rank, world_size, shuffle
+        self.epoch = 0
+        info = get_worker_info()
+        self.worker = (0, 1) if info is None else (info.id, info.num_workers)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(range(self.rank, len(self.source), self.world_size))
+
+    def __iter__(self):
+        w, k = self.worker
+        for i in shard_indices(len(self.source), self.epoch, self.seed, self.rank, self.world_size, w, k, self.shuffle):
+            yield self.source[i]
