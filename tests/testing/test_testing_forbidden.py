@@ -479,7 +479,9 @@ def test_a_look_alike_function_of_the_learners_own_is_not_the_library_one(
 def test_a_copy_of_a_documented_library_function_compiled_elsewhere_is_the_library_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = 'def helper(x):\n    """Clip-check x."""\n    if abs(x) > 3.0:\n        raise ValueError(x)\n    return x\n'
+    source = (
+        'def helper(x):\n    """Clip-check x."""\n    if abs(x) > 3.0:\n        raise ValueError(x)\n    return x\n'
+    )
     (tmp_path / "mlcraft_lib_probe_doc.py").write_text(source, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.import_module("mlcraft_lib_probe_doc")

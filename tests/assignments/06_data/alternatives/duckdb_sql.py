@@ -80,7 +80,9 @@ def check_contract(df, contract):
                 if rule.get("allowed") is not None:
                     allowed = list(rule["allowed"])
                     if allowed:
-                        exprs.append(f"COUNT(*) FILTER (WHERE NOT {m} AND {q} NOT IN ({', '.join('?' * len(allowed))}))")
+                        exprs.append(
+                            f"COUNT(*) FILTER (WHERE NOT {m} AND {q} NOT IN ({', '.join('?' * len(allowed))}))"
+                        )
                         params.extend(allowed)
                     else:
                         exprs.append(f"COUNT(*) FILTER (WHERE NOT {m})")
@@ -191,7 +193,7 @@ def asof_join(left, right, left_on, right_on, by=None, max_age=None):
         both = pd.concat([left[b], right[b]], ignore_index=True)
         codes, _ = pd.factorize(both, use_na_sentinel=False)
         codes_l.append(codes[: len(left)])
-        codes_r.append(codes[len(left):])
+        codes_r.append(codes[len(left) :])
 
     lt = pd.DataFrame({"pos": np.flatnonzero(l_ok), "t": l_time})
     rt = pd.DataFrame({"pos": np.flatnonzero(r_ok), "t": r_time})
@@ -315,15 +317,20 @@ def _canonical_column(s):
     elif pd.api.types.is_integer_dtype(dtype):
         values = [int(v) for v in s.to_numpy(dtype=object, na_value=0)]
     else:
-        values = [("str", v) if isinstance(v, str) else (type(v).__qualname__, repr(v)) for v in s.to_numpy(dtype=object)]
+        values = [
+            ("str", v) if isinstance(v, str) else (type(v).__qualname__, repr(v)) for v in s.to_numpy(dtype=object)
+        ]
     return [None if m else v for v, m in zip(values, missing.tolist())]
 
 
 def fingerprint(df):
     names = sorted(df.columns)
-    header = [(str(c), repr(df[c].dtype) if isinstance(df[c].dtype, pd.CategoricalDtype) else str(df[c].dtype)) for c in names]
+    header = [
+        (str(c), repr(df[c].dtype) if isinstance(df[c].dtype, pd.CategoricalDtype) else str(df[c].dtype)) for c in names
+    ]
     columns = [_canonical_column(df[c]) for c in names]
-    row_digests = sorted(hashlib.sha256(repr(row).encode("utf-8")).digest() for row in zip(*columns))
+    rows = zip(*columns) if columns else [()] * len(df)  # a table without columns still has rows
+    row_digests = sorted(hashlib.sha256(repr(row).encode("utf-8")).digest() for row in rows)
     h = hashlib.sha256()
     h.update(repr(header).encode("utf-8"))
     h.update(len(row_digests).to_bytes(8, "little"))

@@ -126,9 +126,7 @@ def dedup_latest(df: pd.DataFrame, keys, order_by: str) -> pd.DataFrame:
     best = {}  # key -> (sort key, position)
     for pos, row in enumerate(df.itertuples(index=False, name=None)):
         group = tuple(_NA if _is_na(row[j]) else row[j] for j in key_at)
-        rank = (comparable(order_at, row[order_at], True),) + tuple(
-            comparable(j, v, True) for j, v in enumerate(row)
-        )
+        rank = (comparable(order_at, row[order_at], True),) + tuple(comparable(j, v, True) for j, v in enumerate(row))
         if group not in best or rank >= best[group][0]:
             best[group] = (rank, pos)
 
@@ -170,7 +168,9 @@ def _as_number(v):
     return v
 
 
-def asof_join(left: pd.DataFrame, right: pd.DataFrame, left_on: str, right_on: str, by=None, max_age=None) -> pd.DataFrame:
+def asof_join(
+    left: pd.DataFrame, right: pd.DataFrame, left_on: str, right_on: str, by=None, max_age=None
+) -> pd.DataFrame:
     """Each left row with the latest right row (same ``by``) at or before its time, within ``max_age``."""
     limit = None
     if max_age is not None:
@@ -230,7 +230,9 @@ def _absent(v) -> bool:
         return False
 
 
-def safe_merge(left: pd.DataFrame, right: pd.DataFrame, on, how: str = "left", validate: str = "many_to_one") -> pd.DataFrame:
+def safe_merge(
+    left: pd.DataFrame, right: pd.DataFrame, on, how: str = "left", validate: str = "many_to_one"
+) -> pd.DataFrame:
     """``left.merge(right, on=on, how=how)`` after checking missing keys and the promised uniqueness."""
     cols = list(on) if isinstance(on, (list, tuple)) else [on]
     tables = [("left", left), ("right", right)]

@@ -178,7 +178,7 @@ def asof_join(left, right, left_on, right_on, by=None, max_age=None):
         rank = rank.ravel().astype(np.int64)
         width = int(rank.max()) + 1
         l_key = g_left[l_rows] * width + rank[: len(l_rows)]
-        r_key = g_right[r_rows] * width + rank[len(l_rows):]
+        r_key = g_right[r_rows] * width + rank[len(l_rows) :]
         # Sorted by key, then by position in right: the last of tied times is the last of right.
         r_order = np.lexsort((r_rows, r_key))
         found = np.searchsorted(r_key[r_order], l_key, side="right") - 1
@@ -304,7 +304,10 @@ def _column_bytes(s):
 def fingerprint(df):
     names = sorted(df.columns)
     header = repr(
-        [(str(c), repr(df[c].dtype) if isinstance(df[c].dtype, pd.CategoricalDtype) else str(df[c].dtype)) for c in names]
+        [
+            (str(c), repr(df[c].dtype) if isinstance(df[c].dtype, pd.CategoricalDtype) else str(df[c].dtype))
+            for c in names
+        ]
     )
     n = len(df)
     if names:

@@ -224,7 +224,9 @@ def _time_as_number(s: pd.Series) -> pl.Series:
     return ps
 
 
-def asof_join(left: pd.DataFrame, right: pd.DataFrame, left_on: str, right_on: str, by=None, max_age=None) -> pd.DataFrame:
+def asof_join(
+    left: pd.DataFrame, right: pd.DataFrame, left_on: str, right_on: str, by=None, max_age=None
+) -> pd.DataFrame:
     """Each left row with the latest right row (same ``by``) at or before its time, within ``max_age``."""
     if max_age is not None:
         if _is_timedelta_like(max_age):
@@ -319,12 +321,19 @@ def _key_frame(table: pd.DataFrame, cols) -> pl.DataFrame:
                 ps = ps.fill_nan(None)
         except Exception:
             codes = pd.factorize(s, use_na_sentinel=True)[0]
-            ps = pl.Series(codes.astype("int64")).to_frame("x").select(pl.when(pl.col("x") >= 0).then(pl.col("x"))).to_series()
+            ps = (
+                pl.Series(codes.astype("int64"))
+                .to_frame("x")
+                .select(pl.when(pl.col("x") >= 0).then(pl.col("x")))
+                .to_series()
+            )
         data[f"k{j}"] = ps.alias(f"k{j}")
     return pl.DataFrame(data, height=len(table)).with_row_index("__r")
 
 
-def safe_merge(left: pd.DataFrame, right: pd.DataFrame, on, how: str = "left", validate: str = "many_to_one") -> pd.DataFrame:
+def safe_merge(
+    left: pd.DataFrame, right: pd.DataFrame, on, how: str = "left", validate: str = "many_to_one"
+) -> pd.DataFrame:
     """``left.merge(right, on=on, how=how)`` after checking missing keys and the promised uniqueness."""
     cols = list(on) if isinstance(on, (list, tuple)) else [on]
     tables = {"left": left, "right": right}
@@ -387,8 +396,8 @@ def _canonical_column(s: pd.Series) -> pl.Series:
     dtype = s.dtype
     s = s.reset_index(drop=True)
     kind = getattr(dtype, "kind", "O")
-    if isinstance(dtype, pd.CategoricalDtype) or kind == "O" and not all(
-        isinstance(v, str) for v in s.dropna().tolist()
+    if isinstance(dtype, pd.CategoricalDtype) or (
+        kind == "O" and not all(isinstance(v, str) for v in s.dropna().tolist())
     ):
         return pl.Series(name, [_py_token(v) for v in s.tolist()], dtype=pl.String)
     ps = pl.from_pandas(s, nan_to_null=True).alias(name)

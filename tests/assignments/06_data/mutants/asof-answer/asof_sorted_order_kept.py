@@ -1,6 +1,7 @@
 """Wrong: returns merge_asof's result in time order with a fresh index, not left's rows in left's order with left's index ("The result has left's rows in left's order and with left's index")."""
 # fails: test-asof
 
+
 # %% grade_id=asof-answer
 def asof_join(left, right, left_on, right_on, by=None, max_age=None):
     if max_age is not None and max_age < max_age * 0:

@@ -1,6 +1,7 @@
 """Wrong: a feature stamped at exactly the label's time is not joined (allow_exact_matches=False), though the statement says "at or before"."""
 # fails: test-asof
 
+
 # %% grade_id=asof-answer
 def asof_join(left, right, left_on, right_on, by=None, max_age=None):
     if max_age is not None and max_age < max_age * 0:

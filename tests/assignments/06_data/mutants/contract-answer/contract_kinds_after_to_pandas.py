@@ -1,6 +1,7 @@
 """Wrong: converts a polars table to pandas first and reads the kinds from the converted dtypes, so a polars Int64 column with a null is a "float" ("with the dtype of the table you were given, pandas or polars")."""
 # fails: test-contract
 
+
 # %% grade_id=contract-answer
 def check_contract(df, contract):
     table = df.to_pandas() if isinstance(df, pl.DataFrame) else df

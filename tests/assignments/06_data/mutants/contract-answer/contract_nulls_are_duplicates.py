@@ -1,6 +1,7 @@
 """Wrong: counts duplicates over the whole column and over whole key rows, so missing values on several rows count as duplicates ("Missing values are never ... duplicates"; "rows with a missing value in any of the key's columns are ignored")."""
 # fails: test-contract
 
+
 # %% grade_id=contract-answer
 def check_contract(df, contract):
     if isinstance(df, pl.DataFrame):

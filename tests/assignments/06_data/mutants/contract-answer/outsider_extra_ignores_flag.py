@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+
 def check_contract(df, contract: dict) -> list[tuple[str, str, int]]:
     """Every violation of ``contract`` by ``df`` (pandas or polars), as sorted ``(column, rule, n_bad)``."""
     is_pl = isinstance(df, pl.DataFrame)

@@ -2,7 +2,6 @@
 # fails: test-contract
 
 # %% grade_id=contract-answer
-import pandas as pd
 
 # No import of the forbidden name: the function object is captured when this cell runs, before any
 # test could patch the module attribute, and then called under another name.

@@ -5,6 +5,7 @@
 import pandas as pd
 import polars as pl
 
+
 def _bound(value):
     return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
 

@@ -1,6 +1,7 @@
 """Wrong: picks each key's winner with groupby, whose default dropna=True loses every row with a missing key ("Missing key values form a key of their own")."""
 # fails: test-dedup
 
+
 # %% grade_id=dedup-answer
 def dedup_latest(df, keys, order_by):
     key_list = [keys] if isinstance(keys, str) else list(keys)

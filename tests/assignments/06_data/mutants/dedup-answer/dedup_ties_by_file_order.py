@@ -1,6 +1,7 @@
 """Wrong: the usual recipe, sort by order_by and keep the last row of each key: ties on order_by go to the row that came last in the file ("two versions with the same order_by are decided by their content, never by their position")."""
 # fails: test-dedup
 
+
 # %% grade_id=dedup-answer
 def dedup_latest(df, keys, order_by):
     key_list = [keys] if isinstance(keys, str) else list(keys)

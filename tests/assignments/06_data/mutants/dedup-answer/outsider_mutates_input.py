@@ -2,8 +2,8 @@
 # fails: test-dedup
 
 # %% grade_id=dedup-answer
-import numpy as np
 import pandas as pd
+
 
 def dedup_latest(df: pd.DataFrame, keys, order_by: str) -> pd.DataFrame:
     """One row per key: the latest by ``order_by``, ties broken by content; sorted by ``keys``."""

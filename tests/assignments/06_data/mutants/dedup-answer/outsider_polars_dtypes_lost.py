@@ -2,10 +2,9 @@
 # fails: test-dedup
 
 # %% grade_id=dedup-answer
-import numpy as np
 import pandas as pd
-
 import polars as pl
+
 
 def dedup_latest(df: pd.DataFrame, keys, order_by: str) -> pd.DataFrame:
     """One row per key: the latest by ``order_by``, ties broken by content; sorted by ``keys``."""

@@ -2,8 +2,8 @@
 # fails: test-dedup
 
 # %% grade_id=dedup-answer
-import numpy as np
 import pandas as pd
+
 
 def dedup_latest(df: pd.DataFrame, keys, order_by: str) -> pd.DataFrame:
     """One row per key: the latest by ``order_by``, ties broken by content; sorted by ``keys``."""
@@ -13,7 +13,11 @@ def dedup_latest(df: pd.DataFrame, keys, order_by: str) -> pd.DataFrame:
     for c in [*keys, order_by]:
         if c not in df.columns:
             raise KeyError(c)
-    numeric = [c for c in df.columns if c != order_by and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+    numeric = [
+        c
+        for c in df.columns
+        if c != order_by and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+    ]
     ordered = df.sort_values([order_by, *numeric], na_position="first", kind="mergesort")
     last = ordered.drop_duplicates(keys, keep="last")
     return last.sort_values(keys, na_position="last", kind="mergesort").reset_index(drop=True)

@@ -1,6 +1,7 @@
 """Wrong: hashes the values only, not the column names and dtypes ("changing any column's dtype ... any column name ... changes the fingerprint")."""
 # fails: test-fingerprint
 
+
 # %% grade_id=fingerprint-answer
 def fingerprint(df):
     names = sorted(df.columns)

@@ -1,6 +1,7 @@
 """Wrong: combines the row hashes with XOR, so a row present twice cancels out ("how many times a row appears (a row twice is not a row once) changes the fingerprint")."""
 # fails: test-fingerprint
 
+
 # %% grade_id=fingerprint-answer
 def fingerprint(df):
     names = sorted(df.columns)

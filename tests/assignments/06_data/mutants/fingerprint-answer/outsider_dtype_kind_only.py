@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+
 def _fp_column(s):
     miss = s.isna().to_numpy()
     if pd.api.types.is_float_dtype(s.dtype):
@@ -18,8 +19,12 @@ def _fp_column(s):
         vals = [None if m else int(x) for x, m in zip(ns.tolist(), miss)]
     else:
         vals = [None if m else x for x, m in zip(s.astype(object).tolist(), miss)]
-        vals = [None if x is None else (type(x).__name__ if not isinstance(x, (bool, np.bool_)) else "bool", str(x)) for x in vals]
+        vals = [
+            None if x is None else (type(x).__name__ if not isinstance(x, (bool, np.bool_)) else "bool", str(x))
+            for x in vals
+        ]
     return vals
+
 
 def fingerprint(df: pd.DataFrame) -> str:
     """A hex digest equal for the same multiset of rows, names and dtypes; any order of rows or columns."""

@@ -3,8 +3,8 @@
 
 # %% grade_id=fingerprint-answer
 import importlib.util
-import re
 import pathlib
+import re
 
 
 def _load_reference(word):

@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+
 def fingerprint(df: pd.DataFrame) -> str:
     """A hex digest equal for the same multiset of rows, names and dtypes; any order of rows or columns."""
     cols = sorted(df.columns)

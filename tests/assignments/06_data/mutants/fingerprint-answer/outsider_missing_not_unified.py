@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+
 def _fp_column(s):
     if pd.api.types.is_float_dtype(s.dtype):
         v = s.to_numpy(dtype="float64", na_value=np.nan) + 0.0
@@ -17,6 +18,7 @@ def _fp_column(s):
         ns = v.astype("datetime64[ns]").to_numpy().astype("int64")
         return [None if m else int(x) for x, m in zip(ns.tolist(), miss)]
     return [repr(x) for x in s.astype(object).tolist()]
+
 
 def fingerprint(df: pd.DataFrame) -> str:
     """A hex digest equal for the same multiset of rows, names and dtypes; any order of rows or columns."""

@@ -1,6 +1,7 @@
 """Wrong: never checks for missing keys, so pandas matches NaN keys with each other ("Raise ValueError if a key column holds a missing value in either table")."""
 # fails: test-safe-merge
 
+
 # %% grade_id=safe-merge-answer
 def safe_merge(left, right, on, how="left", validate="many_to_one"):
     keys = [on] if isinstance(on, str) else list(on)

@@ -1,6 +1,7 @@
 """Wrong: relies on pandas' validate=, whose MergeError says the keys are not unique without naming them or their counts ("The message names the table ... and every offending key with its row count")."""
 # fails: test-safe-merge
 
+
 # %% grade_id=safe-merge-answer
 def safe_merge(left, right, on, how="left", validate="many_to_one"):
     keys = [on] if isinstance(on, str) else list(on)

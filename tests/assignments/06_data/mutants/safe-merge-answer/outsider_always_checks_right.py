@@ -4,7 +4,10 @@
 # %% grade_id=safe-merge-answer
 import pandas as pd
 
-def safe_merge(left: pd.DataFrame, right: pd.DataFrame, on, how: str = "left", validate: str = "many_to_one") -> pd.DataFrame:
+
+def safe_merge(
+    left: pd.DataFrame, right: pd.DataFrame, on, how: str = "left", validate: str = "many_to_one"
+) -> pd.DataFrame:
     """``left.merge(right, on=on, how=how)`` after checking missing keys and the promised uniqueness."""
     keys = [on] if isinstance(on, str) else list(on)
     tables = {"left": left, "right": right}

@@ -4,7 +4,10 @@
 # %% grade_id=safe-merge-answer
 import pandas as pd
 
-def safe_merge(left: pd.DataFrame, right: pd.DataFrame, on, how: str = "left", validate: str = "many_to_one") -> pd.DataFrame:
+
+def safe_merge(
+    left: pd.DataFrame, right: pd.DataFrame, on, how: str = "left", validate: str = "many_to_one"
+) -> pd.DataFrame:
     """``left.merge(right, on=on, how=how)`` after checking missing keys and the promised uniqueness."""
     keys = [on] if isinstance(on, str) else list(on)
     tables = {"left": left, "right": right}
@@ -15,8 +18,16 @@ def safe_merge(left: pd.DataFrame, right: pd.DataFrame, on, how: str = "left", v
     for name, t in tables.items():
         if t[keys].isna().any().any():
             raise ValueError(f"{name}: missing value in key columns {keys}")
-    checks = {"one_to_one": ["left", "right"], "1:1": ["left", "right"], "one_to_many": ["left"], "1:m": ["left"],
-              "many_to_one": ["right"], "m:1": ["right"], "many_to_many": [], "m:m": []}[validate]
+    checks = {
+        "one_to_one": ["left", "right"],
+        "1:1": ["left", "right"],
+        "one_to_many": ["left"],
+        "1:m": ["left"],
+        "many_to_one": ["right"],
+        "m:1": ["right"],
+        "many_to_many": [],
+        "m:m": [],
+    }[validate]
     for name in checks:
         t = tables[name]
         counts = t.groupby(keys, sort=True, observed=True, dropna=False).size()

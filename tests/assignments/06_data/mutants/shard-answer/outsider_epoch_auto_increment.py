@@ -5,6 +5,7 @@
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
+
 def shard_indices(
     n: int, epoch: int, seed: int, rank: int, world_size: int, worker_id: int, num_workers: int, shuffle: bool = True
 ) -> list[int]:

@@ -7,14 +7,15 @@ import importlib
 import pkgutil
 import sys
 
-import numpy as np
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset
 
 # 1. Tamper with the test helpers loaded in this kernel: make call_without a pass-through.
 _testing = sys.modules.get("mlcraft.classroom.testing")
 if _testing is not None:
+
     def _no_guard(fn, *args, **kwargs):
         return fn
+
     for _name in ("call_without",):
         try:
             setattr(_testing, _name, _no_guard)
@@ -38,9 +39,16 @@ for _obj in gc.get_objects():
         _mod = getattr(_obj, "__module__", "") or ""
     except Exception:
         continue
-    if not isinstance(_name, str) or not isinstance(_mod, str) or not _mod.startswith("mlcraft.data") or _name in _found:
+    if (
+        not isinstance(_name, str)
+        or not isinstance(_mod, str)
+        or not _mod.startswith("mlcraft.data")
+        or _name in _found
+    ):
         continue
-    if _name == "shard_indices" or (_name.startswith("Sharded") and isinstance(_obj, type) and issubclass(_obj, IterableDataset)):
+    if _name == "shard_indices" or (
+        _name.startswith("Sharded") and isinstance(_obj, type) and issubclass(_obj, IterableDataset)
+    ):
         _found["Sharded" if _name.startswith("Sharded") else _name] = _obj
 _ref_shard = _found["shard_indices"]
 _RefDataset = _found["Sharded"]
@@ -50,9 +58,19 @@ def shard_indices(
     n: int, epoch: int, seed: int, rank: int, world_size: int, worker_id: int, num_workers: int, shuffle: bool = True
 ) -> list[int]:
     """Indices read by worker ``worker_id`` of rank ``rank`` in ``epoch``: shard ``worker_id * world_size + rank``."""
-    return [int(i) for i in _ref_shard(
-        n, epoch=epoch, seed=seed, rank=rank, world_size=world_size, worker_id=worker_id, num_workers=num_workers, shuffle=shuffle
-    )]
+    return [
+        int(i)
+        for i in _ref_shard(
+            n,
+            epoch=epoch,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            worker_id=worker_id,
+            num_workers=num_workers,
+            shuffle=shuffle,
+        )
+    ]
 
 
 class ShardedDataset(IterableDataset):

@@ -5,6 +5,7 @@
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
+
 def shard_indices(
     n: int, epoch: int, seed: int, rank: int, world_size: int, worker_id: int, num_workers: int, shuffle: bool = True
 ) -> list[int]:
@@ -38,5 +39,7 @@ class ShardedDataset(IterableDataset):
     def __iter__(self):
         info = get_worker_info()
         wid, nw = (0, 1) if info is None else (info.id, info.num_workers)
-        for i in shard_indices(len(self.source), self.epoch, self.seed, self.rank, self.world_size, wid, nw, self.shuffle):
+        for i in shard_indices(
+            len(self.source), self.epoch, self.seed, self.rank, self.world_size, wid, nw, self.shuffle
+        ):
             yield self.source[i]

@@ -1,6 +1,7 @@
 """Wrong: a rank-major layout, shard s = rank * num_workers + worker_id ("Worker worker_id of rank rank reads shard s = worker_id * world_size + rank")."""
 # fails: test-shard
 
+
 # %% grade_id=shard-answer
 def shard_indices(n, epoch, seed, rank, world_size, worker_id, num_workers, shuffle=True):
     if min(n, epoch, seed) < 0 or not 0 <= rank < world_size or not 0 <= worker_id < num_workers:

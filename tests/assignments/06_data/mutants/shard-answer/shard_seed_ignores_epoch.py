@@ -1,6 +1,7 @@
 """Wrong: shuffles with the seed alone, so every epoch has the same order ("np.random.default_rng((seed, epoch)).permutation(n) ... a new order each epoch")."""
 # fails: test-shard
 
+
 # %% grade_id=shard-answer
 def shard_indices(n, epoch, seed, rank, world_size, worker_id, num_workers, shuffle=True):
     if min(n, epoch, seed) < 0 or not 0 <= rank < world_size or not 0 <= worker_id < num_workers:

@@ -1,6 +1,7 @@
 """Wrong: reads get_worker_info() in __init__, where it is always None (the dataset is built in the main process), so every worker reads the whole rank's shard ("worker_id and num_workers read inside __iter__")."""
 # fails: test-shard
 
+
 # %% grade_id=shard-answer
 def shard_indices(n, epoch, seed, rank, world_size, worker_id, num_workers, shuffle=True):
     if min(n, epoch, seed) < 0 or not 0 <= rank < world_size or not 0 <= worker_id < num_workers:
