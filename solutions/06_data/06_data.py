@@ -1050,10 +1050,10 @@ assert _r1 != _r2, "rows ('ab', 'c') and ('a', 'bc') should get different finger
 # Single-value changes across every column of a table, each one a different table.
 _small = _base.iloc[:6].reset_index(drop=True)
 _edits = []
-for _col, _new in (("i", 77), ("f", 7.5), ("b", not _small.loc[2, "b"]), ("s", "changed"), ("naive", pd.Timestamp("2030-01-01"))):
+for _col, _new in (("i", 77), ("f", 7.5), ("b", None), ("s", "changed"), ("naive", pd.Timestamp("2030-01-01"))):
     for _row in (0, 2, 5):
         _edited = _small.copy()
-        _edited.loc[_row, _col] = _new
+        _edited.loc[_row, _col] = (not _small.loc[_row, "b"]) if _col == "b" else _new  # a bool is flipped
         _edits.append(_edited)
 _edit_fps = _fp_all([_small, *_edits])
 assert len(set(_edit_fps)) == len(_edit_fps), (
