@@ -19,6 +19,30 @@
 # 6. a checklist to run before every training job.
 #
 # Every claim comes with code you can run. Read the output and check it against the text.
+#
+# **You will be able to…**
+#
+# - check your work on an exercise with `mlcraft check`, and print the facts of your machine
+#   (device, autocast dtype, thread count, versions) that every training log should start with;
+# - seed every generator a run draws from (Python, NumPy, torch, generators you create, data-loader
+#   workers, `PYTHONHASHSEED`), prove with a bitwise comparison that a run repeats, and use the
+#   spread across seeds as the noise floor of a comparison;
+# - name what a seed does not fix (summation order, thread count, hardware, nondeterministic
+#   kernels), and measure what deterministic mode costs on your device before switching it on;
+# - say where fp16 and bf16 overflow, underflow or lose precision, pick the autocast dtype for a
+#   device, and decide when a `GradScaler` is needed;
+# - keep running sums in fp32, and write softmax and log-sum-exp that do not overflow, checked
+#   against PyTorch with a tolerance you state;
+# - run the checklist before training: shapes and ranges of a batch, the loss at initialisation
+#   against `ln C`, and one batch overfitted.
+#
+# **Prerequisites**: none from the course: this is the first lesson. Outside the course: Python
+# (functions, exceptions, `subprocess` at reading level), NumPy, and PyTorch tensors, `nn.Module`
+# and one training step (forward, loss, `backward()`, optimizer step) at the level of an
+# introductory deep-learning course.
+#
+# **Time**: reading about 35 min; exercise `exercises/00_orientation` 45–60 min; running the whole
+# notebook took 10 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured.
 
 
 # %%
@@ -103,6 +127,9 @@ plt.rcParams.update({"axes.grid": True, "grid.alpha": 0.3})  # light grids help 
 #
 # Print this at the top of every training log. Half of "it works on my machine" is
 # a different device, dtype or library version.
+#
+# **Predict, then run.** Which device will `best_device()` pick on the machine you are using? Will
+# PyTorch's intra-op thread count equal the number of CPU cores that `os.cpu_count()` reports?
 
 
 # %%
@@ -141,6 +168,9 @@ print(f"torch threads   {torch.get_num_threads()} (intra-op)")
 # random. Randomness enters three times: weight init, dropout masks and batch sampling. All three
 # draw from torch's global generator. The data set itself is built from its own
 # `torch.Generator`, so it is the same whatever the global seed.
+#
+# **Predict, then run.** Three runs: seed 0, seed 1, seed 0 again. Which pairs will be bitwise
+# equal, and will the two different seeds end at visibly different losses?
 
 
 # %%
@@ -189,7 +219,10 @@ assert not torch.equal(run_a, run_b), "different seeds should give different run
 # count, a seeded CPU run reproduces exactly.
 #
 # The flip side matters just as much. Different seeds give different curves, and the spread
-# between seeds is the noise floor of any comparison you make:
+# between seeds is the noise floor of any comparison you make.
+#
+# **Predict, then run.** Six seeds, the same code and data. Will the spread of the final loss
+# across seeds be a rounding-sized 0.1% of the loss, or a visible fraction of it?
 
 
 # %%
@@ -217,7 +250,9 @@ print(f"loss over the last 10 steps: {statistics.mean(finals):.3f} ± {statistic
 # ### 3.2 What a seed covers, one generator at a time
 #
 # Python's `random`, NumPy and PyTorch each keep their **own** generator. Seeding one leaves the
-# others alone:
+# others alone.
+#
+# **Predict, then run.** After `torch.manual_seed(0)` twice, which of the three draws repeat?
 
 
 # %%
@@ -259,7 +294,10 @@ torch.testing.assert_close(torch.tensor(first), torch.tensor(second), rtol=0, at
 #
 # **String hashing.** Python randomises `hash(str)` per process, so the iteration order of a
 # `set` of strings changes from run to run. Build a vocabulary with `sorted(set(words))`,
-# never `list(set(words))`. Watch four fresh interpreters:
+# never `list(set(words))`. Watch four fresh interpreters.
+#
+# **Predict, then run.** Two interpreters start with `PYTHONHASHSEED` unset and two with it set
+# to 0. Which lines will agree with each other?
 
 
 # %%
@@ -292,6 +330,9 @@ assert seeded[0] == seeded[1], "PYTHONHASHSEED=0 must fix hashes and set order"
 # in the main process, so seeding torch covers those. It cannot reach a generator *you* created
 # and stored on the data set: every worker gets an identical copy of it. The demo below uses
 # forked workers, so it runs on Linux (Colab included) and is skipped elsewhere.
+#
+# **Predict, then run.** Six items, two workers, a generator created in `__init__`. Which of the
+# six numbers in the first line will be equal to each other?
 
 
 # %%
@@ -344,7 +385,10 @@ else:
 # `get_worker_info().seed` gives each worker its own stream, and the loader's `generator=` makes
 # that stream reproducible.
 #
-# **Floating-point order.** Float addition is not associative:
+# **Floating-point order.** Float addition is not associative.
+#
+# **Predict, then run.** Are the two bracketings of `0.1 + 0.2 + 0.3` equal? And the float32 sum
+# of a million numbers, added in two different orders: bitwise equal, close, or far apart?
 
 
 # %%
@@ -380,7 +424,10 @@ torch.testing.assert_close(s_in_order, s_shuffled, rtol=1e-4, atol=1e-3, msg="sa
 # ### 3.4 The library version
 #
 # `mlcraft.utils.seed_everything` does what `seed_all` does, also exports `PYTHONHASHSEED` for
-# child processes, validates its input, and returns the seed so you can log it:
+# child processes, validates its input, and returns the seed so you can log it.
+#
+# **Predict, then run.** `seed_everything` rejects `3.7`. What does `torch.manual_seed(3.7)` do
+# instead: raise, or give the same draws as some other seed?
 
 
 # %%
@@ -420,6 +467,9 @@ print(f"torch.manual_seed(3.7) gives the same draws as torch.manual_seed(3): {to
 # Let's time a small conv net's forward and backward pass with the mode on and off. Each
 # measurement is repeated and interleaved, and we keep the minimum, the run least disturbed by
 # everything else on the machine.
+#
+# **Predict, then run.** On your device, will deterministic mode be slower, and by roughly what
+# factor: 1×, 2× or 10×?
 
 
 # %%
@@ -518,7 +568,10 @@ print("after the block, deterministic algorithms on:", torch.are_deterministic_a
 #
 # Mixed precision is the cheapest speed-up in deep learning: half the memory traffic, and
 # much faster matrix units on GPUs. It is also where the numbers start to bite. First, the
-# formats:
+# formats.
+#
+# **Predict, then run.** Of the two 16-bit formats, which one has the larger maximum value, and
+# which one has the smaller `eps` (the finer precision)?
 
 
 # %%
@@ -576,7 +629,8 @@ plt.show()
 # ends: below 6e-5 the error grows until values round to zero, and above 65504 they become `inf`.
 # bf16 is never more precise than fp16 in fp16's normal range, but it never runs out of range.
 #
-# Concretely:
+# Concretely. **Predict, then run.** What will fp16 and bf16 make of 70000, of `1 + 1e-3` and of
+# `1e-8`?
 
 
 # %%
@@ -598,6 +652,9 @@ torch.testing.assert_close(torch.tensor(1e-8).bfloat16().float(), torch.tensor(1
 # about 3e-8 becomes exactly zero: that weight stops learning, with no error message. Let's take a
 # made-up but typical spread of gradient magnitudes (log-normal, centred on 1e-6) and see what
 # survives.
+#
+# **Predict, then run.** Roughly what share of these gradients becomes exactly zero in fp16: under
+# 1%, about 5%, or over 20%? And after multiplying them by 2¹⁶ first? And in bf16?
 
 
 # %%
@@ -647,7 +704,10 @@ print(f"flushed to zero: fp16 {zero_raw:.1%}, fp16 with loss scale 2^16 {zero_sc
 #
 # Rounding error per operation is small. Rounding error in a **running sum** compounds: once
 # the total is large, each small addend is below half a unit in the last place and is rounded away.
-# Let's add 20,000 numbers of about 1e-3 (true total ≈ 20) with an accumulator in each dtype:
+# Let's add 20,000 numbers of about 1e-3 (true total ≈ 20) with an accumulator in each dtype.
+#
+# **Predict, then run.** Which accumulator stops growing first, bf16 or fp16, and near which
+# value? Does `torch.sum` on the same 16-bit tensors have the same problem?
 
 
 # %%
@@ -705,7 +765,10 @@ for dt in (torch.float16, torch.bfloat16):
 # - **fp16** on Apple GPUs (MPS).
 #
 # `amp_dtype(device)` encodes this rule, and `needs_grad_scaler(dtype)` says whether to add the
-# scaler:
+# scaler.
+#
+# **Predict, then run.** Inside the autocast block, which dtype will the matmul output `c` have,
+# and which the cross-entropy `loss`?
 
 
 # %%
@@ -733,7 +796,10 @@ torch.testing.assert_close(rel_err, 0.0, rtol=0, atol=1e-2, msg="autocast matmul
 # ## 5. Numerical stability: softmax and log-sum-exp
 #
 # `exp` overflows fp32 above about 88.7 (fp16 above about 11). The textbook softmax
-# `exp(x) / sum(exp(x))` therefore breaks on perfectly reasonable logits:
+# `exp(x) / sum(exp(x))` therefore breaks on perfectly reasonable logits.
+#
+# **Predict, then run.** Softmax of `[1, 2, 3]` and of `[1001, 1002, 1003]` are the same on paper.
+# What will the naive version print for the second?
 
 
 # %%
@@ -751,7 +817,10 @@ print("naive softmax(x + 1000):", naive_softmax(logits + 1000))  # inf / inf = n
 # Softmax is shift-invariant: `softmax(x) = softmax(x - c)` for any constant `c`. Take `c = max(x)`:
 # the largest exponent is `exp(0) = 1`, nothing overflows, and at least one term of the sum is 1,
 # so nothing divides by zero. The same trick gives a stable **log-sum-exp**,
-# `log Σ exp(x) = m + log Σ exp(x − m)` with `m = max(x)`, which is what cross-entropy is built on:
+# `log Σ exp(x) = m + log Σ exp(x − m)` with `m = max(x)`, which is what cross-entropy is built on.
+#
+# **Predict, then run.** In float32, will `stable_softmax(x + 1000)` equal `stable_softmax(x)`
+# exactly? If not, is the difference nearer 1e-12 or 1e-4?
 
 
 # %%
@@ -809,7 +878,9 @@ for dt in (torch.float64, torch.float32):
 # 5. **A single batch overfits**: train on one fixed batch; the loss must go to about zero.
 #    If it doesn't, the model, loss or optimizer is wired wrong, and more data won't help.
 #
-# Items 3 to 5 on a tiny 10-class classifier:
+# Items 3 to 5 on a tiny 10-class classifier.
+#
+# **Predict, then run.** What loss at initialisation do you expect for 10 balanced classes?
 
 
 # %%
@@ -841,7 +912,9 @@ torch.testing.assert_close(init_loss, math.log(num_classes), rtol=0, atol=0.15, 
 # %% [markdown]
 # Now a classic bug: an output layer initialised 10× too large (a wrong init scale, a
 # missing normalisation). The network starts out *confidently wrong*, and the check catches it
-# before the first step:
+# before the first step.
+#
+# **Predict, then run.** Higher or lower than `ln 10`, and by about how much?
 
 
 # %%
@@ -854,7 +927,10 @@ assert bad_loss > math.log(num_classes) + 0.5, "the over-scaled init should be v
 
 
 # %% [markdown]
-# And the single-batch overfit test (item 5):
+# And the single-batch overfit test (item 5).
+#
+# **Predict, then run.** The labels are random. Can 150 Adam steps still drive the loss on one
+# batch of 32 close to zero?
 
 
 # %%
@@ -891,9 +967,98 @@ torch.testing.assert_close(history[-1], 0.0, rtol=0, atol=0.05, msg="a working m
 #
 # You now have the habits that every later module assumes: print the machine, seed and log it,
 # know which dtype you are computing in and where it breaks, and check your numbers against a
-# reference with explicit tolerances.
+# reference with explicit tolerances. Lesson `01_training_loops` puts these pieces into a real
+# training loop: seeding, device and dtype handling, mixed precision, and the checks from section 6.
 #
-# - **Exercise:** `exercises/00_orientation/00_orientation.ipynb`. Check it with
-#   `mlcraft check exercises/00_orientation/00_orientation.ipynb`.
-# - **Next lesson:** `01_training_loops`, where these pieces go into a real training loop:
-#   seeding, device and dtype handling, mixed precision, and the checks from section 6.
+# ## Self-check
+#
+# 1. Two runs with seed 0 on your laptop give bitwise-identical losses. The same code and seed on
+#    a colleague's GPU gives a curve that differs from yours after a few hundred steps. Is
+#    something broken?
+#
+#    <details><summary>Answer</summary>Not necessarily. A seed fixes the random numbers, not the
+#    order of floating-point sums: another device, thread count or library version, or a kernel
+#    that accumulates with atomic adds, changes the last bits, and those grow over the steps. Log
+#    the hardware and versions; use deterministic mode on one machine when you need bitwise
+#    repeats (sections 3.3 and 3.5).</details>
+#
+# 2. Model A ends at a loss 0.01 lower than model B, one run each. Across seeds, the final loss
+#    of one model spreads by about 0.03. What can you conclude?
+#
+#    <details><summary>Answer</summary>Nothing yet: the difference is smaller than the noise
+#    floor between seeds. Run several seeds of each and compare the distributions
+#    (section 3.1).</details>
+#
+# 3. Your data set creates <code>np.random.default_rng(0)</code> in <code>__init__</code> and
+#    uses it for augmentation; the DataLoader has 4 workers. What goes wrong, and how do you fix it?
+#
+#    <details><summary>Answer</summary>Every worker gets an identical copy of the generator, so
+#    the workers produce the same "random" augmentations, and nothing in the loss shows it.
+#    Reseed the generator in a <code>worker_init_fn</code> from
+#    <code>get_worker_info().seed</code>, and pass <code>generator=</code> to the DataLoader so
+#    that the base seed is reproducible (section 3.3).</details>
+#
+# 4. Why does fp16 training need a <code>GradScaler</code> while bf16 training does not?
+#
+#    <details><summary>Answer</summary>fp16 has 5 exponent bits: normal numbers stop at about
+#    6e-5 and values below about 3e-8 round to zero, so many small gradients vanish. Scaling the
+#    loss by a large factor (2¹⁶) moves them into range; the scaler unscales before the step and
+#    skips steps with <code>inf</code>/<code>NaN</code> gradients. bf16 has fp32's 8 exponent
+#    bits and range, so nothing underflows that fp32 would keep (section 4).</details>
+#
+# 5. A training loop adds each step's loss to a running total kept in bf16. After 20,000 steps
+#    of about 1e-3 each, the total reads 1.0. Why, and what is the fix?
+#
+#    <details><summary>Answer</summary>At 1.0 the spacing between bf16 numbers is 2⁻⁷ ≈ 0.008,
+#    so adding 1e-3 rounds back to the same total: the sum stopped growing. Keep accumulators
+#    (running losses, metric totals, EMA weights, gradient-accumulation buffers) in fp32 or a
+#    Python float. <code>torch.sum</code> on a 16-bit tensor is fine: it accumulates in fp32
+#    internally (section 4).</details>
+#
+# 6. The naive softmax of logits <code>[1001, 1002, 1003]</code> returns <code>nan</code>. Why,
+#    and what is the fix?
+#
+#    <details><summary>Answer</summary><code>exp(1001)</code> overflows to <code>inf</code> (fp32
+#    overflows above about 88.7), and <code>inf / inf</code> is <code>nan</code>. Softmax is
+#    shift-invariant, so subtract <code>max(x)</code> first; log-sum-exp becomes
+#    <code>m + log Σ exp(x − m)</code>. In practice use <code>torch.logsumexp</code>,
+#    <code>log_softmax</code> or <code>cross_entropy</code> (section 5).</details>
+#
+# 7. A fresh 10-class classifier starts with a cross-entropy of 7.8. What do you expect instead,
+#    and what do you look for?
+#
+#    <details><summary>Answer</summary>About <code>ln 10 ≈ 2.30</code>: a fresh network should
+#    predict nearly uniform probabilities. A much higher value means it starts confidently wrong,
+#    usually from an output layer initialised too large or a missing normalisation. Fix it before
+#    training, then check that one batch can be overfitted (section 6).</details>
+#
+# ## Further reading
+#
+# - PyTorch documentation, "Reproducibility", https://pytorch.org/docs/stable/notes/randomness.html;
+#   `torch.use_deterministic_algorithms`,
+#   https://pytorch.org/docs/stable/generated/torch.use_deterministic_algorithms.html
+# - PyTorch documentation, `torch.utils.data` (randomness in multi-process data loading,
+#   `worker_init_fn`, `generator=`), https://pytorch.org/docs/stable/data.html
+# - Python documentation, the `PYTHONHASHSEED` environment variable,
+#   https://docs.python.org/3/using/cmdline.html#envvar-PYTHONHASHSEED
+# - D. Goldberg (1991), "What every computer scientist should know about floating-point
+#   arithmetic", *ACM Computing Surveys* 23(1), https://doi.org/10.1145/103162.103163
+# - PyTorch documentation, "Numerical accuracy",
+#   https://pytorch.org/docs/stable/notes/numerical_accuracy.html
+# - P. Micikevicius et al. (2018), "Mixed precision training", ICLR,
+#   https://arxiv.org/abs/1710.03740
+# - D. Kalamkar et al. (2019), "A study of BFLOAT16 for deep learning training",
+#   https://arxiv.org/abs/1905.12322
+# - PyTorch documentation, "Automatic Mixed Precision package: `torch.amp`" (autocast op lists,
+#   `GradScaler`), https://pytorch.org/docs/stable/amp.html
+# - P. Blanchard, D. J. Higham, N. J. Higham (2021), "Accurately computing the log-sum-exp and
+#   softmax functions", *IMA Journal of Numerical Analysis* 41(4),
+#   https://doi.org/10.1093/imanum/draa038
+# - A. Karpathy (2019), "A recipe for training neural networks" (the loss at initialisation, and
+#   overfitting one batch), https://karpathy.github.io/2019/04/25/recipe/
+#
+# ---
+#
+# - **Exercise:** [../exercises/00_orientation/00_orientation.ipynb](../exercises/00_orientation/00_orientation.ipynb).
+#   Check it with `mlcraft check exercises/00_orientation/00_orientation.ipynb`.
+# - **Next lesson:** [01_training_loops.ipynb](01_training_loops.ipynb)

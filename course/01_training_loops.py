@@ -27,6 +27,30 @@
 # 12. the `torch.compile` switch.
 #
 # Everything runs on the device you have, CPU included, on a synthetic data set generated here.
+#
+# **You will be able to…**
+#
+# - write a training loop and an evaluation function free of the quiet bugs: gradients never
+#   cleared, evaluation in training mode (dropout, BatchNorm), a module's mode not restored;
+# - build a warmup + cosine learning-rate schedule, check it against PyTorch's schedulers, and read
+#   from the loss and gradient-norm curves when a run needs warmup or gradient clipping;
+# - accumulate gradients over micro-batches so that the step equals the big-batch step, and say
+#   when that equivalence fails;
+# - measure what mixed precision buys on your device (step time, saved activation memory), call
+#   `unscale_` before clipping, and check that fp32 and autocast runs learn the same model;
+# - checkpoint everything a run needs (weights, optimizer, scheduler, scaler, data position, RNG
+#   states) so that a resumed run matches an uninterrupted one bitwise on a CPU, and load
+#   checkpoints with `weights_only=True`;
+# - train with `mlcraft`'s `Trainer` (early stopping, best checkpoint, logged lr and gradient
+#   norm), and say what DDP and `torch.compile` change and what they cost.
+#
+# **Prerequisites**: lesson `00_orientation` (seeding, devices and autocast dtypes, loss scaling,
+# deterministic mode, the checklist before training). Outside the course: PyTorch tensors,
+# `nn.Module` and optimizers (SGD, Adam); backpropagation and cross-entropy at the level of an
+# introductory deep-learning course; what dropout and batch normalisation do.
+#
+# **Time**: reading about 55 min; exercise `exercises/01_training_loops` 90–120 min; running the
+# whole notebook took 32 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured.
 
 
 # %%
@@ -96,7 +120,10 @@ def sync():
 # for big matrix products. The models in this lesson are small, and for them the split saves
 # little while the threads must wait for each other at every operation, which gets expensive as
 # soon as another program wants the same cores (two notebooks running at once is enough). Let's
-# measure a small training step on the CPU both ways:
+# measure a small training step on the CPU both ways.
+#
+# **Predict, then run.** On this machine, will one thread be slower than the default thread count,
+# about as fast, or faster?
 
 
 # %%
@@ -148,6 +175,10 @@ print(f"from here on: torch.set_num_threads({best_threads}) (default on this mac
 # Because we know how the data was made, we also know the best possible accuracy: with equal
 # priors and the same spherical noise in every class, the optimal classifier assigns each point to
 # its nearest centre. No model can beat that on average, which gives every later number a ceiling.
+#
+# **Predict, then run.** With noise of standard deviation 3 around centres drawn from a standard
+# normal, will the best possible accuracy be close to 1.0, or well below it? And roughly how many
+# examples of each class will the 4096 training points hold?
 
 
 # %%
@@ -201,6 +232,10 @@ for _ in range(300):
     losses.append(loss.detach())  # .detach(), not .item(): no GPU sync every step
 bare_losses = torch.stack(losses).float().cpu()
 
+# %% [markdown]
+# **Predict, then run.** Ten classes: near which value will the loss of the first 20 steps sit?
+# After 300 steps, will the validation accuracy reach the ceiling printed above?
+
 
 # %%
 def smooth(values, window=20):
@@ -237,6 +272,9 @@ print(f"loss {bare_losses[:20].mean():.3f} (first 20 steps) -> {bare_losses[-20:
 #
 # Lesson 00 ended with a checklist. Here it is on this model: shapes, dtypes and devices of one
 # batch; the loss at initialisation; and a single batch overfitted.
+#
+# **Predict, then run.** What shape and dtype will the logits of a batch of 64 have? How many
+# parameters does a 64 → 128 → 128 → 10 MLP with biases hold? (Work it out before the cell prints it.)
 
 
 # %%
@@ -273,7 +311,10 @@ torch.testing.assert_close(loss.item(), 0.0, rtol=0, atol=0.05, msg="the model m
 # ## 3. `zero_grad`: gradients add up
 #
 # `loss.backward()` does not *write* gradients into `p.grad`, it *adds* to them. That is a
-# feature (section 7 builds on it), and a classic bug when you forget to clear them:
+# feature (section 7 builds on it), and a classic bug when you forget to clear them.
+#
+# **Predict, then run.** Two `backward()` calls on two batches, with no `zero_grad` in between. Is
+# the resulting gradient `g_a + g_b`? Is its norm `|g_a| + |g_b|`, or less?
 
 
 # %%
@@ -298,6 +339,9 @@ torch.testing.assert_close(model[0].weight.grad, g_a + g_b, rtol=1e-5, atol=1e-7
 # of every gradient so far: it never forgets a stale direction, and its norm keeps growing. From
 # here on the loops record the gradient norm too: `clip_grad_norm_` with `max_norm=inf` measures
 # the global L2 norm of all gradients without changing them (section 6 uses it for real).
+#
+# **Predict, then run.** Without `zero_grad`, what will the gradient norm do over 300 steps, and
+# will the loss end lower or higher than with it?
 
 
 # %%
@@ -377,7 +421,12 @@ for zero_grad in (True, False):
 #
 # `model.eval()` switches both; `model.train()` switches back. Evaluation should also run under
 # `torch.inference_mode()`, which records no autograd graph (no activations kept for a backward
-# that never comes). Here is a correct evaluation function, next to the careless one:
+# that never comes). Here is a correct evaluation function, next to the careless one.
+#
+# **Predict, then run.** The careless evaluation keeps the model in training mode. Will five
+# repeats of it give five equal accuracies? On a validation set sorted by label, will its accuracy
+# be near the correct one or near chance? And will the correct evaluation give the same number
+# after the careless ones have run?
 
 
 # %%
@@ -485,7 +534,10 @@ plt.show()
 #
 # The learning rate is rarely constant in a production run. The usual shape is a short **linear
 # warmup** from almost zero to the peak, then a **cosine decay** towards a floor.
-# `mlcraft.training.lr_multiplier` gives the factor applied to the peak lr at each optimizer step:
+# `mlcraft.training.lr_multiplier` gives the factor applied to the peak lr at each optimizer step.
+#
+# **Predict, then run.** 100 warmup steps out of 1000, no floor: what is the multiplier at step 0,
+# at step 99, at step 550 (the middle of the decay), and at the last step?
 
 
 # %%
@@ -517,7 +569,10 @@ print("first steps:", [round(v, 3) for v in curves["warmup + cosine"][:3]], " st
 # ends at the floor. Don't trust a schedule you wrote yourself: compare it with PyTorch's own
 # schedulers. A linear ramp from `1/w` over `w - 1` steps followed by a cosine over `total - w`
 # steps must give exactly the same learning rates, and so must `build_scheduler`, which wraps
-# `lr_multiplier` in a `LambdaLR` for use with any optimizer:
+# `lr_multiplier` in a `LambdaLR` for use with any optimizer.
+#
+# **Predict, then run.** Will the largest difference from PyTorch's `SequentialLR` be exactly 0?
+# And from `build_scheduler`?
 
 
 # %%
@@ -557,7 +612,10 @@ torch.testing.assert_close(ours, ours_sched, rtol=1e-12, atol=0, msg="build_sche
 # Adam makes it worse: its second-moment estimate starts from a handful of samples, so its
 # per-parameter step sizes are unreliable for the first steps. A high peak lr applied right away
 # can throw the weights somewhere the run never recovers from. Here is a 4-layer MLP trained with
-# Adam at lr 3e-2, with and without 40 warmup steps (cosine decay in both):
+# Adam at lr 3e-2, with and without 40 warmup steps (cosine decay in both).
+#
+# **Predict, then run.** Which run has the higher worst loss in the first 50 steps, and which
+# ends with the better validation accuracy?
 
 
 # %%
@@ -605,6 +663,9 @@ for w in (0, 40):
 # norm of all gradients and, when it exceeds `max_norm`, rescales **all** gradients by
 # `max_norm / norm`: the direction is kept, only the step length is capped. It returns the norm
 # *before* clipping, which is exactly what you want to log.
+#
+# **Predict, then run.** After `clip_grad_norm_(max_norm=0.5)` on a fresh model's gradient, what
+# will the norm be, and the cosine between the gradient before and after?
 
 
 # %%
@@ -622,7 +683,10 @@ torch.testing.assert_close(cosine.item(), 1.0, rtol=0, atol=1e-5, msg="clipping 
 
 # %% [markdown]
 # Now a run that goes wrong: SGD with momentum 0.9 at lr 0.3 on the 4-layer MLP, constant lr,
-# with and without `clip_grad_norm_(max_norm=1.0)`:
+# with and without `clip_grad_norm_(max_norm=1.0)`.
+#
+# **Predict, then run.** Which of the two runs learns? In the clipped run, will a few steps reach
+# the clip, or most of them?
 
 
 # %%
@@ -679,7 +743,11 @@ for clip in (None, 1.0):
 # The catch is the scale: `cross_entropy` averages over its batch, so each micro-batch gradient
 # is a mean over 8 samples, and their sum is 4 times the mean over 32. Divide each micro-batch
 # loss by the number of micro-batches. Checked in float64, on the CPU, so that only the
-# arithmetic differs:
+# arithmetic differs.
+#
+# **Predict, then run.** With the division, how far apart will the parameters of the big-batch
+# step and the accumulated step be: about 1e-16, 1e-6 or 1e-2? Without it, how much farther will
+# each parameter move?
 
 
 # %%
@@ -732,6 +800,8 @@ print("without the division, every parameter moved exactly 4x as far: the lr was
 # Lesson 00 showed what autocast does to dtypes. Here is what it buys in a training step. First,
 # speed, on a matmul-heavy MLP. The two settings are timed in alternation, each step ends with a
 # synchronisation, and we report the median, which ignores the odd slow step.
+#
+# **Predict, then run.** On your device, will autocast make the step faster than fp32, or slower?
 
 
 # %%
@@ -786,6 +856,9 @@ print(f"speed-up from autocast: {t32 / t16:.2f}x")
 # matmuls, activations). A `saved_tensors_hooks` pair lets us see every one of them as it is
 # saved; we add up their bytes, skipping the parameters themselves (saved by reference: no new
 # memory). This is a real measurement, and it works on every device.
+#
+# **Predict, then run.** The batch grows 16-fold from the smallest to the largest size. How will
+# the saved bytes grow? And what share of fp32's activation bytes per example will autocast save?
 
 
 # %%
@@ -864,7 +937,10 @@ if device.type == "cuda":
 # The trap: between `backward()` and `step()` the gradients are still multiplied by `S`. Clip
 # them there and you measure a norm 65536 times too large and clip every step to almost nothing.
 # `scaler.unscale_(opt)` divides them back first. Here it is with the scaler switched on, on any
-# device (we skip autocast to isolate the scaling):
+# device (we skip autocast to isolate the scaling).
+#
+# **Predict, then run.** With `init_scale=2**16`, how many times the true gradient norm will the
+# norm be after `scaler.scale(loss).backward()`, and after `unscale_`?
 
 
 # %%
@@ -899,7 +975,10 @@ print(f"clip_grad_norm_(1.0) before unscale_ would multiply the gradients by {cl
 # Everything so far in one function: autocast for the forward pass, the scaled backward pass,
 # accumulation over micro-batches (dividing the loss), `unscale_` then clipping, the scaler's
 # step and update, the schedule, and `zero_grad`. This is the step the `Trainer` below runs.
-# Let's train the 4-layer MLP with it, once in fp32 and once with autocast, from the same start:
+# Let's train the 4-layer MLP with it, once in fp32 and once with autocast, from the same start.
+#
+# **Predict, then run.** Will the two runs give bitwise-equal losses? Will their validation
+# accuracies differ by more than a couple of points?
 
 
 # %%
@@ -974,6 +1053,9 @@ torch.testing.assert_close(amp_acc, fp32_acc, rtol=0, atol=0.03, msg="mixed prec
 # kill. Then a **fresh** model and a **fresh** Trainer load the checkpoint and finish the run. For
 # this one run we turn the log level to `INFO`, to see the Trainer's structured log lines (they go
 # to stderr).
+#
+# **Predict, then run.** The run is planned for 60 steps and killed after 25, with a checkpoint
+# every 20 steps. Which step does `last.pt` hold, and how many steps does the resumed run train?
 
 
 # %%
@@ -1017,6 +1099,12 @@ print(f"saved RNG states: {sorted(payload['rng'])}; optimizer state for {len(pay
 print(f"steps: uninterrupted {len(uninterrupted)}, resumed {len(before_kill)} + {len(after_resume)}")
 
 
+# %% [markdown]
+# **Predict, then run.** A fresh model with other initial weights, a fresh Trainer, and the
+# checkpoint. On a CPU in deterministic mode, what will the largest difference between the
+# resumed and the uninterrupted losses be?
+
+
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.5))
 ax.plot(range(1, len(uninterrupted) + 1), uninterrupted, color="tab:blue", lw=3, alpha=0.4, label="uninterrupted")
@@ -1055,7 +1143,10 @@ torch.testing.assert_close(torch.tensor(resumed), torch.tensor(uninterrupted), *
 # - **`weights_only=True`.** `torch.load` unpickles, and unpickling can run arbitrary code: a
 #   checkpoint from somewhere else is a program. With `weights_only=True` (the default since
 #   PyTorch 2.6) it only accepts tensors, numbers, strings and containers. That is why `mlcraft`
-#   stores RNG states as tensors and the config as a plain dict, and loads with it on:
+#   stores RNG states as tensors and the config as a plain dict, and loads with it on.
+#
+# **Predict, then run.** The file `bad.pt` holds an object whose unpickling calls `print`. Which
+# of the two `torch.load` calls prints the line, and what does the other one do?
 
 
 # %%
@@ -1088,6 +1179,9 @@ with tempfile.TemporaryDirectory() as tmp:
 # the validation loss, a best checkpoint, and a `HistoryCallback` that collects the logged
 # metrics for plotting. To make early stopping do something, we train on only 1024 examples for
 # up to 40 epochs: the network will start to memorise them, and the validation loss will turn up.
+#
+# **Predict, then run.** Will the run use all its planned steps, or a small fraction of them?
+# Which will score better on validation: the last weights or those in `best.pt`?
 
 
 # %%
@@ -1165,6 +1259,9 @@ plt.show()
 #
 # The rule behind early stopping is simple enough to show on its own: patience counts the
 # evaluations since the last improvement.
+#
+# **Predict, then run.** With patience 3 and the validation losses 1.0, 0.8, 0.82, 0.79, 0.80,
+# 0.81, 0.85, at which value does `step` first return `True`?
 
 
 # %%
@@ -1203,7 +1300,11 @@ for value in [1.0, 0.8, 0.82, 0.79, 0.80, 0.81, 0.85]:
 #
 # The effective batch size is `batch_size × accumulation_steps × WORLD_SIZE`; scale the learning
 # rate (and warmup) with it. `Trainer(..., distributed=init_distributed())` does all of the above.
-# To see the moving parts, here is a bare DDP script, run with two CPU processes right now:
+# To see the moving parts, here is a bare DDP script, run with two CPU processes right now.
+#
+# **Predict, then run.** 1024 samples on two ranks: how many samples is each rank's shard in
+# epoch 0, and how many samples do the shards share? The two ranks seed their models differently:
+# how far apart will their weights be at the end?
 
 
 # %%
@@ -1303,6 +1404,9 @@ assert "max |rank 0 weights - rank r weights| = 0.0e+00" in result.stdout, "DDP 
 # Generating kernels on a 2-core CPU is too slow for a lesson, so here we use the `"eager"`
 # backend: the model is traced into graphs (the part that can break on unusual Python code) and
 # the graphs run with ordinary PyTorch ops.
+#
+# **Predict, then run.** Will the compiled model's output match the eager one within 1e-5? Does
+# the compiled module hold its own copy of the weights, or share the original's?
 
 
 # %%
@@ -1327,9 +1431,111 @@ print(f"compiled output matches eager; the compiled module shares the original's
 # You now have a loop where every line has a reason: cleared gradients, honest evaluation, a
 # warmup-cosine schedule checked against PyTorch's, clipping, accumulation with the right scale,
 # mixed precision with the scaler in the right place, checkpoints that resume bitwise, and the
-# same loop on several processes.
+# same loop on several processes. Lesson `02_attention` builds attention and a small transformer,
+# and trains it with this `Trainer`.
 #
-# - **Exercise:** `exercises/01_training_loops/01_training_loops.ipynb`. Check it with
-#   `mlcraft check exercises/01_training_loops/01_training_loops.ipynb`.
-# - **Next lesson:** `02_attention`, where we build attention and a small transformer, and train
-#   it with this `Trainer`.
+# ## Self-check
+#
+# 1. A run's loss dips, then climbs back to about <code>ln 10</code> and stays there, while the
+#    logged gradient norm keeps growing. Which line of the loop do you check first?
+#
+#    <details><summary>Answer</summary>The <code>zero_grad</code> call. <code>backward()</code>
+#    adds into <code>.grad</code>, so without it every step uses the sum of all past gradients:
+#    the norm climbs, each update is larger than the last, and the run falls apart without an
+#    error (section 3).</details>
+#
+# 2. The same model scores differently each time you evaluate it, and much worse on a validation
+#    file sorted by label. What is missing, and what else did those evaluations do to the model?
+#
+#    <details><summary>Answer</summary><code>model.eval()</code>: dropout was still on, and
+#    BatchNorm normalised each batch with its own statistics, which on single-class batches
+#    removes the signal. In training mode every forward pass also updated BatchNorm's running
+#    statistics, so the evaluations changed the model. Evaluate in eval mode under
+#    <code>torch.inference_mode()</code>, and restore every submodule's mode afterwards
+#    (section 4).</details>
+#
+# 3. A warmup + cosine schedule has 100 warmup steps out of 1000 and no floor. What are the lr
+#    multipliers at step 0, step 99 and step 550, and why warm up at all?
+#
+#    <details><summary>Answer</summary>0.01, 1.0 and 0.5. Early gradients are large and change
+#    direction fast, and Adam's second-moment estimate rests on a handful of samples, so a high
+#    peak lr applied at once can throw the weights where the run does not recover; in the lesson
+#    the run without warmup ended worse (section 5).</details>
+#
+# 4. You accumulate 4 micro-batches of 8 with SGD and forget to divide each micro-batch loss by 4.
+#    What changes compared with one batch of 32? When does accumulation not equal the big batch
+#    even with the division?
+#
+#    <details><summary>Answer</summary>Every step is 4 times as large: the learning rate was
+#    silently multiplied by 4. With the division the steps are equal to float64 rounding, but not
+#    with BatchNorm (its statistics come from 8 examples, not 32) or with micro-batches of unequal
+#    size under a mean-reduced loss (section 7).</details>
+#
+# 5. With fp16 and a <code>GradScaler</code>, you call <code>clip_grad_norm_(params, 1.0)</code>
+#    right after <code>backward()</code>. What happens?
+#
+#    <details><summary>Answer</summary>The gradients are still multiplied by the loss scale
+#    (65536 at the start), so the measured norm is 65536 times too large and every step is clipped
+#    to almost nothing. Call <code>scaler.unscale_(optimizer)</code> first, then clip, then
+#    <code>scaler.step</code> and <code>scaler.update</code> (section 8).</details>
+#
+# 6. After a resume from a checkpoint the loss jumps, although the weights were restored. Name
+#    three other pieces of state the checkpoint may be missing. Why load it with
+#    <code>weights_only=True</code>?
+#
+#    <details><summary>Answer</summary>Any of: the optimizer state (Adam restarts cold), the
+#    scheduler (the lr goes back to warmup), the scaler's current scale, the position in the
+#    data, the RNG states, the early-stopping state. <code>torch.load</code> unpickles, and
+#    unpickling can run arbitrary code; <code>weights_only=True</code> accepts only tensors,
+#    numbers, strings and containers (section 9).</details>
+#
+# 7. Two GPUs, a batch of 32 per GPU, 4 accumulation steps. What is the effective batch size, and
+#    why do the two copies of the model stay identical?
+#
+#    <details><summary>Answer</summary><code>32 × 4 × 2 = 256</code>. DDP broadcasts rank 0's
+#    weights at construction and averages the gradients across ranks during
+#    <code>backward()</code>, so both ranks take the same step from the same gradients. Use
+#    <code>no_sync()</code> on all but the last micro-batch so that only one all-reduce runs per
+#    step (section 11).</details>
+#
+# ## Further reading
+#
+# - D. P. Kingma, J. Ba (2015), "Adam: a method for stochastic optimization", ICLR,
+#   https://arxiv.org/abs/1412.6980
+# - I. Loshchilov, F. Hutter (2019), "Decoupled weight decay regularization" (AdamW), ICLR,
+#   https://arxiv.org/abs/1711.05101
+# - I. Loshchilov, F. Hutter (2017), "SGDR: stochastic gradient descent with warm restarts" (the
+#   cosine schedule), ICLR, https://arxiv.org/abs/1608.03983
+# - P. Goyal et al. (2017), "Accurate, large minibatch SGD: training ImageNet in 1 hour" (linear
+#   warmup, scaling the lr with the batch), https://arxiv.org/abs/1706.02677
+# - L. Liu et al. (2020), "On the variance of the adaptive learning rate and beyond" (why Adam
+#   needs warmup), ICLR, https://arxiv.org/abs/1908.03265
+# - R. Pascanu, T. Mikolov, Y. Bengio (2013), "On the difficulty of training recurrent neural
+#   networks" (clipping by the gradient norm), ICML, https://arxiv.org/abs/1211.5063
+# - S. Ioffe, C. Szegedy (2015), "Batch normalization: accelerating deep network training by
+#   reducing internal covariate shift", ICML, https://arxiv.org/abs/1502.03167
+# - P. Micikevicius et al. (2018), "Mixed precision training" (fp32 master weights, loss
+#   scaling), ICLR, https://arxiv.org/abs/1710.03740
+# - PyTorch documentation, "Automatic Mixed Precision examples" (gradient clipping with
+#   `unscale_`, accumulation), https://pytorch.org/docs/stable/notes/amp_examples.html; the
+#   `torch.amp` package, https://pytorch.org/docs/stable/amp.html
+# - PyTorch documentation, learning-rate schedulers in `torch.optim`,
+#   https://pytorch.org/docs/stable/optim.html; `torch.load` and `weights_only`,
+#   https://pytorch.org/docs/stable/generated/torch.load.html
+# - PyTorch tutorial, "Saving and loading models",
+#   https://pytorch.org/tutorials/beginner/saving_loading_models.html
+# - PyTorch documentation, "Distributed data parallel" design notes,
+#   https://pytorch.org/docs/stable/notes/ddp.html; `torchrun`,
+#   https://pytorch.org/docs/stable/elastic/run.html
+# - S. Li et al. (2020), "PyTorch distributed: experiences on accelerating data parallel
+#   training", VLDB, https://arxiv.org/abs/2006.15704
+# - J. Ansel et al. (2024), "PyTorch 2: faster machine learning through dynamic Python bytecode
+#   transformation and graph compilation", ASPLOS, https://doi.org/10.1145/3620665.3640366;
+#   `torch.compile`, https://pytorch.org/docs/stable/generated/torch.compile.html
+#
+# ---
+#
+# - **Previous lesson:** [00_orientation.ipynb](00_orientation.ipynb)
+# - **Exercise:** [../exercises/01_training_loops/01_training_loops.ipynb](../exercises/01_training_loops/01_training_loops.ipynb).
+#   Check it with `mlcraft check exercises/01_training_loops/01_training_loops.ipynb`.
+# - **Next lesson:** [02_attention.ipynb](02_attention.ipynb)

@@ -26,6 +26,31 @@
 # The reference code lives in `mlcraft.models`, `mlcraft.inference` and `mlcraft.data`. Each
 # section writes the idea by hand first, then checks it against the library with an explicit
 # tolerance.
+#
+# **You will be able to…**
+#
+# - write scaled dot-product attention from its formula, with boolean, additive, causal and
+#   padding masks, and check it against `F.scaled_dot_product_attention` to 1e-12 in float64;
+# - explain why the scores are divided by √d, and keep fully masked rows from turning a loss and
+#   its gradients into NaN;
+# - assemble multi-head attention from a fused QKV projection, copy its weights into
+#   `nn.MultiheadAttention` with the mask the right way round, and get the same output;
+# - compare sinusoidal, learned and rotary position encodings, and show that a rotary score
+#   depends only on the distance between two positions;
+# - build a GPT-2-style model whose logits equal Hugging Face's GPT-2 to 1e-5, explain its loss at
+#   initialisation, and train it on a CPU;
+# - sample from it (greedy, temperature, top-k, top-p), check that a KV cache gives the same
+#   tokens as no cache, measure its speed-up and compute its memory, and read the attention maps
+#   of the trained heads.
+#
+# **Prerequisites**: lessons `00_orientation` (the course set-up and the checklist for a first
+# training run, used in section 6) and `01_training_loops` (the `Trainer`, `TrainingConfig`,
+# warm-up and cosine decay, `HistoryCallback`, used in section 6). Outside the course: PyTorch
+# tensors, broadcasting and `nn.Module`; matrix products and dot products; softmax and
+# cross-entropy.
+#
+# **Time**: reading about 50 min; exercise `exercises/02_attention` 90–120 min; running the whole
+# notebook took 163 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured.
 
 
 # %%
@@ -87,6 +112,9 @@ print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CP
 # 3. return the weighted average of the values: $\sum_j w_j v_j$.
 #
 # Four orthogonal keys, four values, and a query that mostly points at key 2:
+#
+# **Predict, then run.** The query is multiplied by 1, 4 and 16 before the lookup. Which way does
+# the output move as the factor grows, and towards which value?
 
 
 # %%
@@ -127,6 +155,10 @@ def attention_loop(q, k, v):
 # The loop does the same thing for every query, so it vectorizes into one matrix product for the
 # scores and one for the output. Writing the transpose as `k.transpose(-2, -1)` makes the function
 # work for any leading batch dimensions, such as `(batch, heads, T, d)`:
+#
+# **Predict, then run.** With `q`, `k` and `v` of shape `(2, 3, 7, 8)`, what shape comes out? Will
+# the loop, the vectorized version and PyTorch's fused function agree to 1e-12 in float64, or only
+# to about 1e-6?
 
 
 # %%
@@ -163,6 +195,9 @@ print("loop and vectorized versions match F.scaled_dot_product_attention to 1e-1
 # PyTorch accepts two kinds. A **boolean** mask is True where a query *may* attend. A **float**
 # mask is *added* to the scores: 0 keeps a key, `-inf` removes it (its weight becomes
 # `exp(-inf) = 0`). Both express the same pattern here:
+#
+# **Predict, then run.** What does the additive mask hold where the boolean mask is 1, and where
+# it is 0?
 
 
 # %%
@@ -193,6 +228,10 @@ print("boolean and additive masks give the same output, in ours, PyTorch's and m
 # positions. That is the lower-triangular **causal mask**. `mlcraft.models.causal_mask(T_q, T_k)`
 # also covers decoding with a cache (section 8), where a few new queries meet many keys: the
 # queries are then the *last* positions, and the triangle is aligned to the bottom right.
+#
+# **Predict, then run.** Sketch `causal_mask(3, 8)` before you look: which keys may the first of
+# the three new tokens (position 5) see? Then the cell changes the last key and value by 100:
+# which outputs move, and by how much do the others move?
 
 
 # %%
@@ -240,6 +279,10 @@ print(f"last position changed by {(after - before)[..., -1, :].abs().max():.1f};
 # Sequences in a batch have different lengths, so the short ones get padded to the longest. The
 # padding positions hold junk, and no query may read them. The mask comes from the lengths,
 # shaped `(B, 1, 1, T_k)`, so it broadcasts over heads and queries:
+#
+# **Predict, then run.** Sequence 1 has 4 real tokens and junk of size 1000 in its two padding
+# positions. Will the outputs of its real tokens be merely close to those of the same 4 tokens run
+# alone, or equal to 1e-12?
 
 
 # %%
@@ -265,6 +308,10 @@ print("real tokens of the padded sequence = the same sequence run alone: the jun
 # Now mask the *queries* on padding too (a common way to build one mask for both sides), or
 # combine left padding with a causal mask: some rows of the mask are then all False. Such a query
 # has nothing to attend to, its scores are all `-inf`, and softmax computes `0 / 0`:
+#
+# **Predict, then run.** The padded positions get loss weight 0. Will the masked loss be finite?
+# And which gradients will hold NaN: only those of sequence 1's padding, all of sequence 1's, or
+# those of both sequences?
 
 
 # %%
@@ -315,6 +362,9 @@ assert v_leaf.grad.isfinite().all(), "mlcraft's attention must give finite gradi
 # If the entries of $q$ and $k$ are independent with mean 0 and variance 1, then
 # $q \cdot k = \sum_{i=1}^{d} q_i k_i$ is a sum of $d$ terms of variance 1: its standard
 # deviation is $\sqrt{d}$. Without the scale, wider heads give wider scores:
+#
+# **Predict, then run.** For $d$ = 16, 256 and 1024, what standard deviation of $q \cdot k$ do you
+# expect, and what after dividing by $\sqrt{d}$?
 
 
 # %%
@@ -329,6 +379,9 @@ for d in (16, 256, 1024):
 # one-hot, so almost no gradient flows back to the queries and keys. Here is the entropy of the
 # attention weights over 64 keys (ln 64 ≈ 4.16 means uniform, 0 means one-hot) and the size of
 # the softmax Jacobian, as the head width grows:
+#
+# **Predict, then run.** As $d$ goes from 2 to 1024, what happens to the entropy of the unscaled
+# weights, and to that of the scaled ones?
 
 
 # %%
@@ -384,6 +437,9 @@ print(f"d = {dims[-1]}: entropy {curves['unscaled'][0][-1]:.2f} unscaled vs {cur
 #
 # Splitting is a reshape plus a transpose: head $h$ owns channels $hD$ to $(h+1)D - 1$, and the
 # head axis moves in front of time so that it acts as a batch dimension:
+#
+# **Predict, then run.** `x` has shape `(2, 5, 12)` and is split into 3 heads. What shape does
+# `split_heads` return, and is the result contiguous in memory?
 
 
 # %%
@@ -406,6 +462,9 @@ torch.testing.assert_close(merge_heads(xh), x, rtol=0, atol=0)  # exact round tr
 # Queries, keys and values are three linear maps of the same input. Stacking their weights into one
 # `(3C, C)` matrix computes all three in a single matmul (the **fused QKV** projection); a final
 # linear layer mixes the heads' outputs:
+#
+# **Predict, then run.** How many parameters does a multi-head attention layer of width $C = 12$
+# have? Would the number change with 6 heads instead of 3?
 
 
 # %%
@@ -434,6 +493,9 @@ print(f"parameters: {n_params} = 4·C² + 4·C = {4 * C * C + 4 * C} (qkv: 3C² 
 # `nn.MultiheadAttention.in_proj_weight`, so the weights copy over one to one. Mind the mask:
 # `nn.MultiheadAttention` reads a boolean mask as **True = blocked**, the opposite of
 # `F.scaled_dot_product_attention`. Passing our mask unchanged is a silent bug:
+#
+# **Predict, then run.** With our causal mask passed unchanged, will `nn.MultiheadAttention` raise
+# an error? If not, which keys does each query then see?
 
 
 # %%
@@ -487,6 +549,9 @@ print(f"permutation {perm.tolist()}: attention(x[perm]) == attention(x)[perm]")
 # $PE[p, 2i] = \sin(p\,\omega_i)$ and $PE[p, 2i+1] = \cos(p\,\omega_i)$ with
 # $\omega_i = 10000^{-2i/d}$. Each pair of dimensions is a clock turning at its own speed, from one
 # turn every $2\pi$ positions down to one every $2\pi \cdot 10000$ positions:
+#
+# **Predict, then run.** In the similarity matrix $PE \cdot PE^\top$ (right panel), where will the
+# values be largest? Does the similarity of positions $p$ and $p + k$ depend on $p$?
 
 
 # %%
@@ -531,6 +596,9 @@ for k_off in (1, 8):
 # GPT-2, and the GPT in this lesson, simply learn one vector per position: an `nn.Embedding` with
 # `block_size` rows, trained like any other weight. It is simple and works well, but it has no row
 # for a position it was not built for:
+#
+# **Predict, then run.** A table built for 64 positions is asked for positions 0 to 64. Does it
+# raise, wrap around, or return something for position 64?
 
 
 # %%
@@ -550,7 +618,11 @@ except ValueError as err:
 # dimension $i$ is paired with dimension $i + D/2$, and each pair is turned by the angle
 # $p\,\theta_i$. A rotation keeps lengths, and rotating $q$ by angle $m\theta$ and $k$ by $n\theta$
 # leaves their dot product depending only on $n - m$. The score then carries the *relative*
-# position, and no position is ever out of range for the table:
+# position. Nothing is learned per position: the angles are a formula, so the cos/sin table
+# (`max_positions` rows, precomputed for speed) can be made as long as needed, where a learned
+# table has no row past the length it was trained to:
+#
+# **Predict, then run.** Which of the five (query, key) position pairs below give the same score?
 
 
 # %%
@@ -622,6 +694,10 @@ print("block by hand == model.blocks[0]")
 # | position embedding | $T C$ |
 # | each block: 2 LayerNorms, attention, MLP | $4C + (4C^2 + 4C) + (8C^2 + 5C) = 12C^2 + 13C$ |
 # | final LayerNorm | $2C$ |
+#
+# **Predict, then run.** With $C = 128$, $L = 4$, $T = 64$ and a vocabulary of about a hundred
+# characters, roughly how many parameters does the model have, and what share of them sits in the
+# blocks?
 
 
 # %%
@@ -642,6 +718,9 @@ assert formula == model.num_parameters()
 # transpose of `nn.Linear`'s, so those weights are transposed on the way. A random GPT-2 is enough:
 # we are checking the wiring, not the training. Dropout is off on both sides, since it would
 # randomise the outputs.
+#
+# **Predict, then run.** How far apart will the logits of two independently initialised models be
+# before the copy, and how close after it?
 
 
 # %%
@@ -698,6 +777,9 @@ print("a sample of the training text:\n" + text[sample_at : sample_at + 300])
 # is a training example, predicting the next character from everything before it. With `stride=1`
 # a window starts at every character, so shuffled batches are random crops of the text. For
 # validation, non-overlapping windows avoid counting the same text twice.
+#
+# **Predict, then run.** With $N$ training tokens, windows of 65 tokens and `stride=1`, how many
+# training windows are there? How does the target line printed below relate to the input line?
 
 
 # %%
@@ -720,6 +802,9 @@ def lm_loss(logits, y):
 # small, so the model should predict a nearly uniform distribution over $V$ characters, and the
 # cross-entropy should be $\ln V$. We measure it for our model and for a copy that does not tie
 # the output layer to the token embedding:
+#
+# **Predict, then run.** Will both models start at $\ln V$? If one does not, will it start above or
+# below?
 
 
 # %%
@@ -760,6 +845,9 @@ torch.testing.assert_close(predicted, init_loss, rtol=0, atol=0.05)
 # gradient clipping. Autocast is on for a GPU only: how fast bf16 runs on a CPU depends on the CPU
 # model, and a model this small has little to gain from it there. `HistoryCallback` keeps the
 # logged metrics for the plot. About a minute on two CPU cores; seconds on a GPU.
+#
+# **Predict, then run.** After 800 steps, will the validation loss be above or below the training
+# loss? Will it still be falling at the end, or already rising?
 
 
 # %%
@@ -817,6 +905,9 @@ plt.show()
 #   add up to $p$, so the set is small when the model is sure and large when it is not.
 #
 # Here is the model's distribution after a prompt, and what top-k and top-p keep of it:
+#
+# **Predict, then run.** After `"    def __init__(self, "`, which character do you expect the model to
+# rank first? Will top-p = 0.9 keep more tokens than top-k = 5, or fewer?
 
 
 # %%
@@ -832,6 +923,11 @@ print(f"after {prompt!r}:")
 for tok in probs.argsort(descending=True)[:10].tolist():
     print(f"  {tokenizer.itos[tok]!r:6} p = {probs[tok]:.3f}   top-k=5 keeps: {kept_k[tok].item()!s:5}  top-p=0.9 keeps: {kept_p[tok].item()}")
 print(f"top-k=5 keeps {kept_k.sum().item()} tokens, top-p=0.9 keeps {kept_p.sum().item()}")
+
+
+# %% [markdown]
+# **Predict, then run.** Five ways to continue the same prompt. Which one will fall into a loop,
+# and which one will give the least code-like text?
 
 
 # %%
@@ -866,6 +962,10 @@ for name, kwargs in strategies.items():
 #
 # First, the cache must not change the numbers. Feeding a sequence one token at a time through the
 # cache must reproduce the logits of one full forward pass:
+#
+# **Predict, then run.** After 20 tokens, what shape does each layer's cached key tensor have
+# (4 heads of width 32)? Will the step-by-step logits equal the full pass bit for bit, or only to
+# rounding?
 
 
 # %%
@@ -891,6 +991,11 @@ print("step-by-step logits match one full pass; sampled tokens are identical wit
 # every cached key was computed at a position that has now shifted. The cache pays off within one
 # window. To time it over a longer generation, we use a model with the same width and depth and a
 # 512-token window. Its weights are random, which does not matter for speed:
+#
+# **Predict, then run.** Will the cache's speed-up be larger for 64 new tokens or for 256? And how
+# many MiB does the cache of one sequence take (keys and values, every layer, every position), for
+# this model at 512 tokens in float32 and for GPT-2 small (12 layers, width 768) at 1024 tokens in
+# fp16?
 
 
 # %%
@@ -937,6 +1042,10 @@ print(f"cache for one 1024-token sequence of GPT-2 small (fp16):   {kv_cache_mib
 # hand from its fused `qkv` projection, and get the attention weights from
 # `scaled_dot_product_attention(..., return_weights=True)`. Checking the result against the
 # layer's own output makes sure these are the weights the model really used.
+#
+# **Predict, then run.** A head that only ever looks at the previous character would score 1 in the
+# "previous character" rows of the table below, and a head that spreads its weight evenly would
+# score far less. After a minute of training, will any head of layer 0 come close to 1?
 
 
 # %%
@@ -977,6 +1086,11 @@ print(f"mean weight on ...          {'  '.join(f'head {h}' for h in range(config
 for name, table in scores.items():
     for layer, row in enumerate(table):
         print(f"{name if layer == 0 else '':24} L{layer}  " + "  ".join(f"{v:6.2f}" for v in row.tolist()))
+
+
+# %% [markdown]
+# **Predict, then run.** In every head's map, what will the first row (the first character as the
+# query) look like, and what the part above the diagonal?
 
 
 # %%
@@ -1031,18 +1145,114 @@ show_heads(config.n_layer - 1)
 # You have built attention from its formula, checked it against PyTorch and Hugging Face, trained a
 # GPT and looked inside it.
 #
-# - **Exercise:** `exercises/02_attention/02_attention.ipynb`. Check it with
-#   `mlcraft check exercises/02_attention/02_attention.ipynb`.
-# - **A real corpus.** `mlcraft.data.fetch_text` downloads a text once, caches it, and refuses it
-#   unless its SHA-256 matches the one you give, so a changed or truncated file cannot slip into an
-#   experiment. With a network:
+# **A real corpus.** `mlcraft.data.fetch_text` downloads a text once, caches it, and refuses it
+# unless its SHA-256 matches the one you give, so a changed or truncated file cannot slip into an
+# experiment. With a network:
 #
-#   ```python
-#   from mlcraft.data import fetch_text
+# ```python
+# from mlcraft.data import fetch_text
 #
-#   text = fetch_text(url, sha256=expected_sha256, cache_dir="data")  # ValueError on a mismatch
-#   ```
+# text = fetch_text(url, sha256=expected_sha256, cache_dir="data")  # ValueError on a mismatch
+# ```
 #
-#   Sections 6 to 9 then run on the new text. Change the prompt and the snippet to match its
-#   style: the character tokenizer only knows characters it has seen.
-# - **Next lesson:** `03_detection`.
+# Sections 6 to 9 then run on the new text. Change the prompt and the snippet to match its style:
+# the character tokenizer only knows characters it has seen.
+#
+# ## Self-check
+#
+# 1. Why are attention scores divided by $\sqrt{d}$? What would happen to a wide head without it,
+#    at initialisation?
+#
+#    <details><summary>Answer</summary>With entries of mean 0 and variance 1, <code>q · k</code> is a
+#    sum of d terms and has standard deviation √d. Unscaled, the scores of a wide head are far
+#    apart, the softmax is nearly one-hot, and its Jacobian <code>diag(w) − wwᵀ</code> is nearly
+#    zero, so almost no gradient reaches the queries and keys. Dividing by √d keeps the scores at
+#    standard deviation 1 for every width (section 2.5).</details>
+#
+# 2. A batch with left padding and a causal mask gives a NaN loss, although the padded positions
+#    have loss weight 0. Why, and what fixes it?
+#
+#    <details><summary>Answer</summary>Some queries have no visible key: all their scores are
+#    <code>-inf</code> and the softmax computes 0 / 0 = NaN. A zero loss weight does not help, since
+#    0 × NaN = NaN, and the gradient of every value vector of that sequence becomes NaN. Give such
+#    rows any finite score before the softmax and multiply their weights by zero, as
+#    <code>mlcraft.models.scaled_dot_product_attention</code> does; PyTorch's own function returns
+#    zeros in recent versions and NaN in older ones, so check yours (section 2.4).</details>
+#
+# 3. You pass the boolean causal mask you use with `F.scaled_dot_product_attention` to
+#    `nn.MultiheadAttention`. What happens?
+#
+#    <details><summary>Answer</summary>No error, and wrong outputs. <code>nn.MultiheadAttention</code>
+#    reads True as "blocked", so each query sees only the keys strictly after it and the last
+#    position sees none. Pass <code>~mask</code>, and test every new attention call on a case whose
+#    answer you know (section 3.3).</details>
+#
+# 4. Why does a transformer need positional information at all, and how do learned positions and
+#    rotary embeddings differ at a position the model was not built for?
+#
+#    <details><summary>Answer</summary>Without a mask, attention is permutation-equivariant: shuffle
+#    the tokens and the outputs are shuffled the same way, so the order is invisible. A learned
+#    table has one trained row per position and none past <code>max_positions</code> (here a
+#    <code>ValueError</code>). RoPE learns nothing per position: it rotates queries and keys by the
+#    angle p θ_i, a formula defined for every position p, and the rotated score depends only on the
+#    distance between query and key (section 4).</details>
+#
+# 5. A freshly initialised GPT with tied weights has a loss below $\ln V$. Is it a bug?
+#
+#    <details><summary>Answer</summary>Not here, but it had to be explained before training. The last
+#    hidden state still contains the input token's embedding, and with tied weights the logit of
+#    that same token is the embedding dotted with itself, so the model predicts "the next character
+#    repeats this one" a little more often than 1/V. In Python source (runs of spaces) that is
+#    often right. The repeat probability and the repeat rate predict the measured loss; an untied
+#    copy starts at ln V (section 6).</details>
+#
+# 6. What does top-p sampling do that top-k does not?
+#
+#    <details><summary>Answer</summary>Top-k always keeps k tokens. Top-p keeps the smallest set of most
+#    likely tokens whose probabilities add up to p, so it keeps few tokens when the model is sure
+#    and many when it is not. Both cut the unlikely tail that a high temperature samples from
+#    (section 7).</details>
+#
+# 7. What does a KV cache save, what must it not change, and what does it cost for GPT-2 small at
+#    1024 tokens in fp16?
+#
+#    <details><summary>Answer</summary>Each step runs only the newest token instead of the whole
+#    context, so the speed-up grows with the length of the generation. It must not change the
+#    numbers: step-by-step logits equal a full pass, and sampled tokens are identical. It costs
+#    2 × L × T × C numbers per sequence: 2 × 12 × 1024 × 768 × 2 bytes ≈ 36 MiB. With learned
+#    absolute positions the cache has to be rebuilt once the context is cropped to the window
+#    (section 8).</details>
+#
+# ## Further reading
+#
+# - A. Vaswani et al. (2017), "Attention is all you need", NeurIPS,
+#   https://arxiv.org/abs/1706.03762
+# - A. Radford et al. (2019), "Language models are unsupervised multitask learners" (GPT-2),
+#   OpenAI, https://cdn.openai.com/better-language-models/language_models_are_unsupervised_multitask_learners.pdf
+# - R. Xiong et al. (2020), "On layer normalization in the transformer architecture" (pre-norm
+#   blocks), ICML, https://arxiv.org/abs/2002.04745
+# - O. Press, L. Wolf (2017), "Using the output embedding to improve language models" (weight
+#   tying), EACL, https://arxiv.org/abs/1608.05859
+# - J. Su et al. (2021), "RoFormer: enhanced transformer with rotary position embedding",
+#   https://arxiv.org/abs/2104.09864
+# - A. Fan, M. Lewis, Y. Dauphin (2018), "Hierarchical neural story generation" (top-k sampling),
+#   ACL, https://arxiv.org/abs/1805.04833
+# - A. Holtzman et al. (2020), "The curious case of neural text degeneration" (top-p sampling),
+#   ICLR, https://arxiv.org/abs/1904.09751
+# - R. Pope et al. (2022), "Efficiently scaling transformer inference" (KV-cache memory and
+#   inference cost), https://arxiv.org/abs/2211.05102
+# - C. Olsson et al. (2022), "In-context learning and induction heads", Transformer Circuits
+#   Thread, https://transformer-circuits.pub/2022/in-context-learning-and-induction-heads/index.html
+# - A. Karpathy, nanoGPT: a small, readable GPT-2 in PyTorch, https://github.com/karpathy/nanoGPT
+# - PyTorch: `torch.nn.functional.scaled_dot_product_attention`,
+#   https://pytorch.org/docs/stable/generated/torch.nn.functional.scaled_dot_product_attention.html;
+#   `torch.nn.MultiheadAttention`,
+#   https://pytorch.org/docs/stable/generated/torch.nn.MultiheadAttention.html
+# - Hugging Face Transformers: GPT-2, https://huggingface.co/docs/transformers/model_doc/gpt2
+#
+# ---
+#
+# - **Previous lesson:** [01_training_loops.ipynb](01_training_loops.ipynb)
+# - **Exercise:** [../exercises/02_attention/02_attention.ipynb](../exercises/02_attention/02_attention.ipynb).
+#   Check it with `mlcraft check exercises/02_attention/02_attention.ipynb`.
+# - **Next lesson:** [03_detection.ipynb](03_detection.ipynb)

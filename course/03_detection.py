@@ -27,6 +27,30 @@
 # Everything runs offline on a CPU: the images are generated here. The reference code lives in
 # `mlcraft.ops` (boxes, NMS), `mlcraft.evaluation` (COCO metrics), `mlcraft.models` (anchors, the
 # detector), `mlcraft.recipes` (training and evaluating it) and `mlcraft.data` (the shapes set).
+#
+# **You will be able to…**
+#
+# - work out a convolution's output shape and a backbone's stride and receptive field by hand, and
+#   check the receptive field with autograd;
+# - convert boxes between `xyxy`, `xywh` and `cxcywh`, clip them, and compute all-pairs IoU in one
+#   broadcast and GIoU, equal to `torchvision.ops`;
+# - write greedy NMS and its class-aware version, choose an IoU threshold, and explain why tied
+#   scores can change what is kept;
+# - lay out anchors, match them to ground truths with IoU thresholds and the low-quality rule,
+#   encode and decode box deltas, and say how FCOS assigns locations without anchors;
+# - compute precision, recall and 101-point AP by hand for a ranked list of detections, and COCO's
+#   twelve numbers equal to `pycocotools`;
+# - train a small FCOS detector on a CPU, evaluate it with COCO AP per class and per IoU threshold,
+#   find its errors with a detection confusion matrix, and run torchvision's Faster R-CNN in
+#   training and eval mode.
+#
+# **Prerequisites**: lessons `00_orientation` (the course set-up) and `01_training_loops` (the
+# `Trainer`, warm-up and cosine decay, gradient clipping and autocast, which `train_detector` uses
+# in section 8). Outside the course: PyTorch tensors, indexing with boolean masks and
+# broadcasting; what a convolution layer is (section 1 recaps it); precision and recall.
+#
+# **Time**: reading about 65 min; exercise `exercises/03_detection` about 120 min; running the
+# whole notebook took 98 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured.
 
 
 # %%
@@ -104,6 +128,9 @@ print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CP
 # filter is learned it makes no difference.) With stride `s` the filter jumps `s` pixels at a
 # time, and with padding `p` the image gets a border of zeros, so the output has
 # $\lfloor (H + 2p - k) / s \rfloor + 1$ rows. Written out as loops:
+#
+# **Predict, then run.** A 3-channel 9 × 9 image and 4 filters of 3 × 3: what output shape do
+# (stride 1, padding 0), (stride 1, padding 1) and (stride 2, padding 1) give?
 
 
 # %%
@@ -143,6 +170,9 @@ for stride, padding in [(1, 0), (1, 1), (2, 1)]:
 #
 # Here is the backbone of the detector we train in section 8: four stages, each a 3×3 convolution
 # of stride 2 followed by a 3×3 convolution of stride 1.
+#
+# **Predict, then run.** Apply the rule layer by layer: what are the stride and the receptive
+# field after the third stage, and after the fourth?
 
 
 # %%
@@ -160,6 +190,9 @@ for name, k, s in backbone_layers:
 # input is non-zero exactly on the pixels that influence it. With all weights set to 1 nothing
 # can cancel, so the non-zero region is the whole receptive field. We use the first three stages
 # (stride 8) and a cell in the middle of the map, away from the zero padding:
+#
+# **Predict, then run.** Will every pixel of that patch influence the cell equally, or will some
+# matter more than others? Which ones?
 
 
 # %%
@@ -288,6 +321,10 @@ plt.show()
 # the boxes are `BoundingBoxes`, each transform knows to apply the same geometry to them.
 # `SanitizeBoundingBoxes` then removes boxes that became too small or left the image, *and their
 # labels*. A horizontal flip is simple enough to check by hand: $x_1' = W - x_2$, $x_2' = W - x_1$.
+#
+# **Predict, then run.** After a rotation of up to 20°, will the new boxes fit the rotated shapes
+# as tightly as the original boxes fit theirs, or be looser? What happens to an object pushed out
+# of the frame entirely?
 
 
 # %%
@@ -336,6 +373,9 @@ plt.show()
 # - `cxcywh`: centre, width, height; what box regressions and DETR predict.
 #
 # Coordinates are continuous: a box from $x_1 = 10$ to $x_2 = 20$ is 10 px wide (no "+1").
+#
+# **Predict, then run.** Write the box $(30, 40, 90, 70)$ in `xywh` and in `cxcywh` before the cell
+# prints them.
 
 
 # %%
@@ -384,6 +424,9 @@ for fmt in ("xyxy", "xywh", "cxcywh"):
 # Area is width × height. Clipping to the image clamps the x coordinates to $[0, W]$ and the y
 # coordinates to $[0, H]$; a box entirely outside ends up with zero width or height, which is why
 # clipping is usually followed by removing empty boxes.
+#
+# **Predict, then run.** Clip the three boxes of the cell, `(-10, 20, 50, 140)`, `(100, -5, 150, 30)`
+# and `(130, 10, 160, 40)`, to a 128 × 128 image. What is the area of each afterwards?
 
 
 # %%
@@ -438,6 +481,9 @@ def iou_loop(boxes1, boxes2):
 # Detectors compare hundreds of predictions with every ground-truth box, so we want all pairs at
 # once. Broadcasting does it: index the first set as `(N, 1, 2)` and the second as `(1, M, 2)`, and
 # the max/min of the corners is an `(N, M, 2)` tensor.
+#
+# **Predict, then run.** For 60 boxes against 50, how many times faster will the broadcast version
+# be than the Python loop: about 2, 20 or 200 times?
 
 
 # %%
@@ -468,6 +514,10 @@ print(f"loop {loop_seconds * 1e3:.1f} ms, broadcast {vector_seconds * 1e3:.2f} m
 
 # %% [markdown]
 # Random boxes rarely hit the edge cases, so test them on purpose:
+#
+# **Predict, then run.** What IoU do two boxes that only touch along an edge have? A 20 × 20 box
+# inside a 40 × 40 box? Two 40 × 40 boxes shifted by half their width? And two boxes of zero area
+# at the same place?
 
 
 # %%
@@ -490,6 +540,9 @@ print(f"two zero-area boxes: 0 / 0 = {box_iou(empty, empty).item()} (torchvision
 # %% [markdown]
 # What does a given IoU look like? Two boxes of the same size, side $s$, shifted by $d$ along x,
 # have $\mathrm{IoU} = (s - d) / (s + d)$, so a shift of $d = s\,(1 - \mathrm{IoU}) / (1 + \mathrm{IoU})$:
+#
+# **Predict, then run.** By what share of its side can a box slide before its IoU with its twin
+# falls to 0.5?
 
 
 # %%
@@ -521,6 +574,9 @@ plt.show()
 # box $C$ that neither box covers: $\mathrm{GIoU} = \mathrm{IoU} - |C \setminus (A \cup B)| / |C|$.
 # It lies in $[-1, 1]$ and keeps decreasing as disjoint boxes move apart. The FCOS detector of
 # section 8 uses $1 - \mathrm{GIoU}$ as its box loss.
+#
+# **Predict, then run.** A 40 px box slides away from its twin. What is its GIoU at an offset of
+# 40 px, where the two just touch? And at 100 px, is it close to −1 yet?
 
 
 # %%
@@ -609,6 +665,9 @@ def nms_plain(boxes, scores, iou_threshold):
 # This computes each IoU in Python. The vectorised version computes the IoU matrix once, in
 # visiting order, and keeps a "suppressed" mask; the greedy pass itself stays a loop, because
 # whether box $i$ survives depends on which earlier boxes survived.
+#
+# **Predict, then run.** As the IoU threshold goes from 0.3 to 0.5 to 0.7, will NMS keep more
+# boxes or fewer?
 
 
 # %%
@@ -630,6 +689,11 @@ for threshold in (0.3, 0.5, 0.7):
     torch.testing.assert_close(ops.nms(pred_boxes, pred_scores, threshold), kept, rtol=0, atol=0)
     torch.testing.assert_close(nms(pred_boxes, pred_scores, threshold), kept, rtol=0, atol=0)
     print(f"IoU threshold {threshold}: keeps {len(kept):2} of {len(pred_boxes)} boxes (ours = torchvision = mlcraft)")
+
+
+# %% [markdown]
+# **Predict, then run.** At threshold 0.5, will exactly one box per object survive? What happens
+# to the stray boxes, which overlap no object?
 
 
 # %%
@@ -657,6 +721,9 @@ plt.show()
 # (`batched_nms`): boxes of different classes never suppress each other. torchvision implements it
 # with a trick: shift each class's boxes by a class-dependent offset larger than the image, so
 # boxes of different classes cannot overlap, then run one plain NMS.
+#
+# **Predict, then run.** A square (score 0.9) and a circle (score 0.8) overlap with IoU 0.61. Which
+# boxes does class-agnostic NMS at 0.5 keep, and which does class-aware NMS keep?
 
 
 # %%
@@ -715,6 +782,8 @@ print(f"torchvision on this machine keeps         {ops.nms(tied, tied_scores, 0.
 # `mlcraft.models.grid_anchors` lays them out as torchvision's `AnchorGenerator` does: one box per
 # (aspect ratio, size) pair, centred on the top-left corner of each cell, with ratio = height /
 # width. On a stride-16 map of a 128 px image, 3 sizes × 3 ratios:
+#
+# **Predict, then run.** How many anchors is that for one image?
 
 
 # %%
@@ -771,6 +840,10 @@ plt.show()
 # That alone can leave an object with *no* anchor at all: a small or off-grid object may overlap
 # no anchor by 0.5. The **low-quality rule** then gives every ground truth the anchor(s) it
 # overlaps best, whatever the IoU. First by hand:
+#
+# **Predict, then run.** The cell looks for an image with an object that no anchor covers with
+# IoU ≥ 0.5. How many positive anchors will that object get without the rule, and how many with
+# it? Will most anchors be foreground, background or ignored?
 
 
 # %%
@@ -832,6 +905,9 @@ plt.show()
 # These targets have similar magnitudes for small and large objects, and the decoded width
 # $w_a e^{d_w}$ is positive whatever the network outputs. torchvision's `BoxCoder` multiplies the
 # deltas by weights (Faster R-CNN uses (10, 10, 5, 5)) to balance them against the class loss.
+#
+# **Predict, then run.** Will the weights (10, 10, 5, 5) make the range of the deltas wider or
+# narrower than the weights (1, 1, 1, 1)? Will decoding the encoded deltas give the boxes back?
 
 
 # %%
@@ -881,6 +957,9 @@ for weights in ((1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0)):
 # 3. **AP** summarises the curve in one number: the area under it, computed COCO's way.
 #
 # Here is one class, three images, five objects and eight detections, written out:
+#
+# **Predict, then run.** Go through the eight detections in the cell by decreasing score. Which
+# are true positives at IoU 0.5, and what are the precision and the recall after the last one?
 
 
 # %%
@@ -932,6 +1011,9 @@ for k, (det, hit) in enumerate(zip(sorted(toy_dets, key=lambda d: -d[2]), is_tp,
 # threshold that gives less recall *and* less precision), then reads it at the 101 recall values
 # 0, 0.01, …, 1 and averages. Recall values never reached (here above 0.8: one object was never
 # found) count as precision 0.
+#
+# **Predict, then run.** The precision is 1.0 over the first 40% of recall, then falls. Will AP be
+# above or below 0.5, the precision after the last detection?
 
 
 # %%
@@ -987,6 +1069,9 @@ plt.show()
 # real detector; for now, a *simulated* one: it jitters each ground-truth box (triangles the most,
 # circles the least), sometimes misses an object, sometimes gets its class wrong, duplicates some
 # boxes, and adds low-scoring false alarms.
+#
+# **Predict, then run.** At IoU 0.5 and at IoU 0.75, which class will have the lowest AP? Will any
+# curve reach recall 1?
 
 
 # %%
@@ -1061,6 +1146,9 @@ plot_pr_curves(val_truths, simulated, "simulated detector")
 # detections are attached with `loadRes`, and `evaluate`, `accumulate`, `summarize` fill
 # `.stats` with the twelve numbers in `STAT_NAMES` order (the tests and a benchmark use the same
 # function):
+#
+# **Predict, then run.** Which will be higher, AP50 or AP? And what will `AP_large` be, when no
+# object in these images is larger than 96² px?
 
 
 # %%
@@ -1102,6 +1190,9 @@ print("AP per class:", {SHAPE_CLASSES[k - 1]: round(v, 4) for k, v in simulated_
 # locations are background), $1 - \mathrm{GIoU}$ for the boxes (section 4) and a binary
 # cross-entropy for centerness. `predict` turns the outputs into detections: score, threshold,
 # top-k, class-aware NMS (section 5).
+#
+# **Predict, then run.** For a batch of 4 images, what shapes will the class logits, the box
+# distances and the centerness logits have, with one row per location?
 
 
 # %%
@@ -1142,6 +1233,10 @@ plt.show()
 # %% [markdown]
 # Before training, the network's outputs mean nothing. Here are its detections on four validation
 # images; we will draw the same images, the same way, after training.
+#
+# **Predict, then run.** Every class logit starts at probability 0.01 and every centerness logit
+# at about 0, and a detection's score is $\sqrt{\text{class probability} \times \text{centerness}}$. What
+# scores will the untrained detections have, and will any reach 0.3?
 
 
 # %%
@@ -1216,6 +1311,9 @@ show_detections(detector, "after training")
 # held-out validation images (another seed, never seen in training). `evaluate_detector` runs
 # `predict` over a data set and calls `coco_evaluate`. We also collect the detections ourselves,
 # to plot the per-class curves and to compare with `pycocotools` once more, on a real detector.
+#
+# **Predict, then run.** Will AP50 be close to 1? Will AP, which asks for IoU up to 0.95, be as
+# close?
 
 
 # %%
@@ -1245,6 +1343,9 @@ plot_pr_curves(val_truths, val_detections, "trained ShapesDetector")
 # IoU up to 0.95. `metrics["precision"]` holds the interpolated curves for every threshold
 # (axes: IoU threshold, recall, class, area range, detections per image), so AP at each
 # threshold is one mean away:
+#
+# **Predict, then run.** Up to which IoU threshold will the trained detector keep an AP near 1, and
+# how will its curve compare with the simulated detector's?
 
 
 # %%
@@ -1279,6 +1380,9 @@ plt.show()
 # that object's row, in the column of its predicted class; one that overlaps no object counts in
 # the "nothing there" row. Each object without a confident detection *of its class* counts as
 # "missed".
+#
+# **Predict, then run.** Which errors will dominate: missed objects, found objects given the wrong
+# class, or detections where there is nothing?
 
 
 # %%
@@ -1342,6 +1446,10 @@ show_detections(detector, "the validation images with the most errors", indices=
 # the same format as `ShapesDetector.predict`, so `coco_evaluate` takes either.
 #
 # A few steps on the same data, just to see the API at work (not to train it):
+#
+# **Predict, then run.** How many losses will the model return in training mode, and to which
+# stage does each belong? Per step of 4 images, will it be about as fast as `ShapesDetector`, or
+# many times slower?
 
 
 # %%
@@ -1368,6 +1476,11 @@ ours_seconds = train_seconds / steps / training_config.batch_size * 4  # ShapesD
 print(f"per step of 4 images on {device}: Faster R-CNN {frcnn_seconds:.2f} s, ShapesDetector {ours_seconds:.3f} s "
       f"({frcnn_seconds / ours_seconds:.0f}x)")  # fmt: skip
 print(f"at this speed, 10,000 Faster R-CNN steps would take {10_000 * frcnn_seconds / 3600:.1f} hours here")
+
+
+# %% [markdown]
+# **Predict, then run.** In eval mode the model returns one dict per image. Which keys will it hold?
+# After three training steps from random weights, what AP50 do you expect?
 
 
 # %%
@@ -1454,6 +1567,89 @@ else:
 # can test against a library. When a detector's AP is bad, check those pieces first: box formats,
 # the matching thresholds, the NMS threshold, and which IoU threshold the metric uses.
 #
-# - **Exercise:** `exercises/03_detection/03_detection.ipynb`. Check it with
-#   `mlcraft check exercises/03_detection/03_detection.ipynb`.
-# - **Next lesson:** `04_nlp`.
+# ## Self-check
+#
+# 1. A detector trains without errors but its AP stays near 0. Its boxes come from a COCO json
+#    file and go into a torchvision model. What do you check first?
+#
+#    <details><summary>Answer</summary>The box format. COCO's json files store <code>xywh</code>,
+#    torchvision's models and ops take <code>xyxy</code>; mixing them up trains without an error and
+#    gives bad numbers. Convert with <code>box_convert</code> and draw a few boxes on their images
+#    (section 3). Then the matching thresholds, the NMS threshold and the IoU threshold of the
+#    metric (section 10).</details>
+#
+# 2. Why is $1 - \mathrm{IoU}$ a poor loss for a predicted box that does not overlap its object,
+#    and what does GIoU change?
+#
+#    <details><summary>Answer</summary>For disjoint boxes the IoU is 0 whatever their distance, so
+#    the loss is flat at 1 and its gradient is zero: nothing pulls the box towards the object. GIoU
+#    subtracts the share of the smallest enclosing box that neither box covers, so it keeps
+#    decreasing, towards −1, as the boxes move apart (section 4).</details>
+#
+# 3. After NMS at 0.5, an image still shows low-scoring boxes on plain background. Did NMS fail?
+#    What would a threshold of 0.7 change?
+#
+#    <details><summary>Answer</summary>No: NMS removes duplicates, boxes that overlap a better box by
+#    more than the threshold, not false positives. A score threshold removes those, and AP judges
+#    how they are ranked. At 0.7 fewer boxes are suppressed: two genuinely overlapping objects are
+#    less likely to merge into one detection, and more duplicates survive (section 5).</details>
+#
+# 4. A circle and a square overlap with IoU 0.61. What does class-agnostic NMS at 0.5 keep, and how
+#    does `batched_nms` avoid the problem?
+#
+#    <details><summary>Answer</summary>Class-agnostic NMS keeps only the higher-scoring box, losing an
+#    object. <code>batched_nms</code> runs NMS per class: torchvision shifts each class's boxes by an
+#    offset larger than the image, so boxes of different classes cannot overlap, and runs one plain
+#    NMS (section 5).</details>
+#
+# 5. In anchor matching, what is the band between the two IoU thresholds for, and why is the
+#    low-quality rule needed?
+#
+#    <details><summary>Answer</summary>Anchors with a best IoU between 0.4 and 0.5 are neither clearly
+#    right nor clearly wrong, so they are ignored: trained neither as foreground nor as background.
+#    A small or off-grid object may overlap no anchor by 0.5 and would be trained as background;
+#    the low-quality rule gives every ground truth the anchor(s) it overlaps best (section 6).</details>
+#
+# 6. In COCO evaluation, is a second detection of an object that a higher-scoring detection has
+#    already found a true or a false positive? Why does that matter?
+#
+#    <details><summary>Answer</summary>A false positive: each object can be matched only once, so
+#    duplicates lower the precision. That is why a detector's output goes through NMS before it is
+#    evaluated (sections 5 and 7).</details>
+#
+# 7. A detector has AP50 0.99 and AP 0.70. What does that tell you, and where do you look next?
+#
+#    <details><summary>Answer</summary>It finds the objects with the right class, but its boxes are
+#    not tight: AP averages over the IoU thresholds 0.5 to 0.95. Plot AP per IoU threshold
+#    (section 8) to see where it drops: the boxes need work, not the classes.</details>
+#
+# ## Further reading
+#
+# - W. Luo, Y. Li, R. Urtasun, R. Zemel (2016), "Understanding the effective receptive field in
+#   deep convolutional neural networks", NeurIPS, https://arxiv.org/abs/1701.04128
+# - R. Girshick (2015), "Fast R-CNN", ICCV, https://arxiv.org/abs/1504.08083
+# - S. Ren, K. He, R. Girshick, J. Sun (2015), "Faster R-CNN: towards real-time object detection
+#   with region proposal networks", NeurIPS, https://arxiv.org/abs/1506.01497
+# - T.-Y. Lin et al. (2017), "Feature pyramid networks for object detection", CVPR,
+#   https://arxiv.org/abs/1612.03144
+# - T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár (2017), "Focal loss for dense object
+#   detection" (RetinaNet), ICCV, https://arxiv.org/abs/1708.02002
+# - Z. Tian, C. Shen, H. Chen, T. He (2019), "FCOS: fully convolutional one-stage object
+#   detection", ICCV, https://arxiv.org/abs/1904.01355
+# - H. Rezatofighi et al. (2019), "Generalized intersection over union: a metric and a loss for
+#   bounding box regression", CVPR, https://arxiv.org/abs/1902.09630
+# - T.-Y. Lin et al. (2014), "Microsoft COCO: common objects in context", ECCV,
+#   https://arxiv.org/abs/1405.0312; COCO detection evaluation, https://cocodataset.org/#detection-eval
+# - M. Everingham et al. (2010), "The Pascal Visual Object Classes (VOC) challenge", IJCV,
+#   https://doi.org/10.1007/s11263-009-0275-4
+# - torchvision: `torchvision.ops` (boxes, IoU, NMS), https://pytorch.org/vision/stable/ops.html;
+#   transforms v2 and bounding boxes, https://pytorch.org/vision/stable/transforms.html; detection
+#   models, https://pytorch.org/vision/stable/models.html
+# - pycocotools, the official COCO API, https://github.com/cocodataset/cocoapi
+#
+# ---
+#
+# - **Previous lesson:** [02_attention.ipynb](02_attention.ipynb)
+# - **Exercise:** [../exercises/03_detection/03_detection.ipynb](../exercises/03_detection/03_detection.ipynb).
+#   Check it with `mlcraft check exercises/03_detection/03_detection.ipynb`.
+# - **Next lesson:** [04_nlp.ipynb](04_nlp.ipynb)

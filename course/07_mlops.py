@@ -26,6 +26,29 @@
 # Everything runs offline on the CPU in a minute or two. The tracking store, the registry and
 # the exported files live in a temporary folder that section 9 deletes, and every server the
 # notebook starts is stopped before it ends.
+#
+# **You will be able to…**
+#
+# - track training runs in MLflow (full config as params, metric curves, figures) and answer
+#   "what changed between these two runs?" with a query instead of from memory;
+# - register model versions, gate a release on held-out data, and promote or roll back by moving
+#   an alias, from any process;
+# - export a PyTorch model to ONNX with a dynamic batch axis, check parity at several batch sizes,
+#   and measure eager PyTorch against onnxruntime;
+# - serve a registered model behind a FastAPI service that rejects bad input with a 422 and names
+#   the version in every answer, and report its p50 and p99 latency alone and under load;
+# - monitor live inputs with PSI and the Kolmogorov–Smirnov test, check both against a hand
+#   computation and SciPy, and name the feature that drifted;
+# - catch a bad release from a labelled live batch and undo it in one call.
+#
+# **Prerequisites**: lessons `00_orientation` (seeding, devices), `01_training_loops` (the
+# `Trainer`, `TrainingConfig` and callbacks, which `MLflowCallback` plugs into), `05_tabular`
+# (held-out evaluation, and the production notes that point to ONNX) and `06_data` (data
+# contracts and PSI, section 11). Outside the course: HTTP requests, JSON and status codes;
+# hypothesis tests and p-values at an introductory level.
+#
+# **Time**: reading about 30 min; exercise `exercises/07_mlops` about 120 min; running the whole
+# notebook took 20 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured (nothing here needs one).
 
 # %%
 # Set-up: on Colab, install the course package; everywhere else this cell does nothing.
@@ -105,6 +128,9 @@ print(f"torch {torch.__version__}; everything this lesson writes goes to {root}"
 # noise, so it is the same on every machine and we know exactly what a real change in the inputs
 # looks like. The model standardizes its own inputs (mean and std are buffers fitted on the
 # training set), so whatever we ship takes raw features: the preprocessing travels with the weights.
+#
+# **Predict, then run.** 2000 rows split 0.8 / 0.2, and a holdout of 1000: what shapes will the
+# three feature arrays have?
 
 # %%
 train, val = make_tabular_data(2000, seed=0).split(0.8)
@@ -131,6 +157,9 @@ def accuracy(model, data):
 # indexed by step, and at the end `best_val_accuracy`.
 #
 # Three runs: a small baseline and two wider models with different learning rates.
+#
+# **Predict, then run.** A hidden layer of 8 against two layers of 64, at learning rates 3e-3 and
+# 3e-2, 8 epochs each. Which run reaches the best validation accuracy?
 
 # %%
 tracking = setup_tracking("07-tabular", root=root / "mlruns")
@@ -174,7 +203,10 @@ print("best run:", best_run.info.run_name)
 assert len(runs) == 3 and best_run.info.run_name != "baseline"
 
 # %% [markdown]
-# The curves come back from the store too (`metric_history` reads every logged step):
+# The curves come back from the store too (`metric_history` reads every logged step).
+#
+# **Predict, then run.** Validation accuracy is logged once per epoch. How many points will each
+# `val_accuracy` curve have?
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -205,7 +237,10 @@ print(f"mlflow ui --backend-store-uri {tracking.tracking_uri}")
 #
 # Here is the everyday version of the problem. A notebook trains "the same model" twice, a few
 # days apart; in between, somebody changed the batch size in a cell further up and re-ran the
-# notebook from the middle. Both runs end with a number:
+# notebook from the middle. Both runs end with a number.
+#
+# **Predict, then run.** Same data, same seed, same learning rate, batch 64 against batch 256 for
+# the same 8 epochs. Will the two accuracies be equal?
 
 # %%
 untracked = {}
@@ -218,7 +253,10 @@ print({day: round(acc, 3) for day, acc in untracked.items()})
 # %% [markdown]
 # Two accuracies, and nothing that says why they differ: a regression in the code, another seed,
 # other data, other settings? With tracking the question is one query. Every run's full config is
-# stored, so the difference between any two runs is a dictionary diff:
+# stored, so the difference between any two runs is a dictionary diff.
+#
+# **Predict, then run.** How many params will differ between `wide-lr3e-3` and `wide-lr3e-2`, and
+# how will the learning rate be stored: as a number or as a string?
 
 
 # %%
@@ -249,6 +287,9 @@ print("n params logged per run:", len(client.get_run(run_ids["baseline"]).data.p
 #
 # The baseline goes to production first (version 1, `champion`). The best run becomes version 2,
 # `challenger`.
+#
+# **Predict, then run.** Which versions will `champion` and `challenger` point to after the two
+# registrations?
 
 # %%
 MODEL_NAME = "tabular-mlp"
@@ -270,6 +311,9 @@ print(f"champion -> version {alias_version(tracking, MODEL_NAME, 'champion')}, "
 # notebook's memory: what is registered is what gets served) and compare them on the holdout set.
 # The registry also gives back exactly the function we trained: its outputs match the in-memory
 # model.
+#
+# **Predict, then run.** Which version scores higher on the holdout? After `promote`, which
+# version will `champion` point to, and what will its history hold?
 
 # %%
 loaded = {alias: load_model_by_alias(tracking, MODEL_NAME, alias) for alias in ("champion", "challenger")}
@@ -302,6 +346,10 @@ assert alias_version(tracking, MODEL_NAME, "champion") == v2 and alias_version(t
 # An exported graph is a *different program* from the PyTorch module, so it must be checked like
 # one: `check_onnx_parity` runs both on every holdout row at several batch sizes (1, 7, all) and
 # reports the largest absolute difference of the logits.
+#
+# **Predict, then run.** Will the largest logit difference between PyTorch and onnxruntime be
+# exactly 0, around 1e-6, or around 1e-2? Will the `.onnx` file be larger or smaller than the
+# weights alone?
 
 # %%
 champion_model = models[best_run.info.run_name]
@@ -318,7 +366,10 @@ print(f"weights in PyTorch: {footprint.torch_parameter_bytes / 1024:.1f} KiB; .o
 # %% [markdown]
 # **Without the dynamic axis.** Export traces the model on one example. If nothing says the batch
 # axis may vary, the exporter bakes the example's size into the graph: the file exports, it loads,
-# and it answers correctly for batches of exactly 16 rows. The first request with one row fails:
+# and it answers correctly for batches of exactly 16 rows. The first request with one row fails.
+#
+# **Predict, then run.** What input shape will the fixed export report, next to the
+# `['batch', 8]` of the first export?
 
 # %%
 fixed_path = root / "tabular_fixed_batch.onnx"
@@ -342,6 +393,9 @@ else:
 # **Eager vs onnxruntime.** `compare_runtimes` times one forward pass of each, alternating calls so
 # that noise from other programs falls on both alike, at batch 1 (an online request) and 256 (a
 # batch job). Both use one thread.
+#
+# **Predict, then run.** At batch 1, which is faster, eager PyTorch or onnxruntime? Will the gap
+# widen or narrow at batch 256?
 
 # %%
 comparisons = compare_runtimes(champion_model, session, holdout.features, batch_sizes=(1, 256), repeats=100, warmup=10)
@@ -422,7 +476,10 @@ else:
 # The service does not care what runs the model, only that it has `predict_proba`, a name, a
 # version and class names. `OnnxPredictor` wraps the exported file in the same interface, so the
 # same API can serve onnxruntime with no PyTorch in the request path; its answer matches the
-# PyTorch one:
+# PyTorch one.
+#
+# **Predict, then run.** 64 rows through both services. How far apart will the probabilities be,
+# given the parity check of section 5?
 
 # %%
 onnx_app = create_app(lambda: OnnxPredictor(onnx_path, name=MODEL_NAME, version=v2, class_names=CLASS_NAMES))
@@ -440,6 +497,9 @@ assert gap < 1e-5 and [p["class_index"] for p in from_torch] == [p["class_index"
 # of this kernel. `BackgroundServer` can span several cells; the `try`/`finally` makes sure it
 # stops even if something in between fails. We time 200 sequential requests, then run a bounded
 # load test: 200 requests from 4 concurrent clients.
+#
+# **Predict, then run.** With 4 clients instead of 1, will p50 and p99 go up, down or stay? Will
+# the requests per second roughly quadruple?
 
 # %%
 server = BackgroundServer(app)
@@ -475,7 +535,9 @@ print("\n".join(line for line in metrics_text.splitlines() if line.startswith(("
 
 # %% [markdown]
 # A mean hides what users notice: the slow requests. The histogram shows the whole distribution
-# with its p50 and p99:
+# with its p50 and p99.
+#
+# **Predict, then run.** Will p99 sit close to p50, or at several times it?
 
 # %%
 ms = 1000 * np.asarray(sequential)
@@ -513,6 +575,9 @@ assert math.isclose(percentile(ms, 50), float(np.percentile(ms, 50)), rel_tol=1e
 #
 # Two live windows: one from the same process as the training data, and one where an upstream
 # change has added about one standard deviation to `income` (`inject_drift`).
+#
+# **Predict, then run.** Which features will be flagged in each window? For the drifted `income`,
+# will PSI be just above 0.25, or several times it?
 
 # %%
 reference = train.features
@@ -537,7 +602,10 @@ plt.show()
 # instead of 10).
 #
 # PSI is short enough to compute by hand, and KS is in SciPy; both must agree with the
-# `mlcraft` versions:
+# `mlcraft` versions.
+#
+# **Predict, then run.** Will the hand-computed PSI agree with `mlcraft`'s to 1e-12? Will the KS
+# statistic `D` agree with SciPy's, and will the p-values agree as well?
 
 # %%
 ref_col, live_col = reference[:, income].astype(np.float64), live_drift[:, income].astype(np.float64)
@@ -570,6 +638,9 @@ for window_name, window in (("no drift", live_ok), ("drift", live_drift)):
 # only what the model sees did. As the shift grows, PSI and `D` grow and the champion's accuracy
 # on the labelled holdout falls, while the service still answers every request with 200. The
 # dotted lines are the PSI rules of thumb.
+#
+# **Predict, then run.** At which shift will PSI pass 0.25, and how much accuracy will the
+# champion have lost by then: several points, or one or two?
 
 # %%
 champion = load_model_by_alias(registry, MODEL_NAME, "champion").predictor()
@@ -608,6 +679,8 @@ plt.show()
 # A new version goes out without the release gate: somebody registers a model trained for a
 # fraction of an epoch and promotes it straight away. The next time the service starts, it loads
 # whatever `champion` points to: version 3.
+#
+# **Predict, then run.** What will the alias history of `champion` hold after this promotion?
 
 # %%
 bad_config = TrainingConfig(lr=1e-4, batch_size=64, max_steps=3, amp=False, progress=False, seed=0)
@@ -623,6 +696,9 @@ print(f"champion -> version {alias_version(tracking, MODEL_NAME, 'champion')}, h
 # back for yesterday's traffic) and compares with the accuracy measured at the release gate. A
 # drop of more than 10 points triggers `rollback`, which moves `champion` back to the previous
 # version in the alias history; the service reloads and answers with it.
+#
+# **Predict, then run.** Three optimizer steps at lr 1e-4: will the hotfix's live accuracy fall
+# more than 10 points below the release gate? After the rollback, which version answers?
 
 
 # %%
@@ -684,8 +760,106 @@ print("no server or worker thread alive; temporary store removed")
 # message? Who looks at drift, and at what threshold? How long does a rollback take, and who can
 # do it?
 #
-# - **Exercise:** `exercises/07_mlops/07_mlops.ipynb`. Check it with
-#   `mlcraft check exercises/07_mlops/07_mlops.ipynb`.
-# - **Beyond this notebook:** `docker/Dockerfile` runs the same service from the registry
-#   (`uvicorn --factory mlcraft.mlops.serving:app_from_env`); `benchmarks/` measures the ONNX and
-#   serving numbers with the server in its own process.
+# **Beyond this notebook.** `docker/Dockerfile` runs the same service from the registry
+# (`uvicorn --factory mlcraft.mlops.serving:app_from_env`); `benchmarks/` measures the ONNX and
+# serving numbers with the server in its own process.
+#
+# ## Self-check
+#
+# 1. The same notebook gave 0.81 accuracy on Monday and 0.78 on Friday. What would have told you
+#    why, and why log the whole config rather than the two settings you think matter?
+#
+#    <details><summary>Answer</summary>A tracking store with every run's full config as params:
+#    the diff of the two runs' params names what changed (here it would have been the batch
+#    size). Logging only the settings you think matter misses exactly the one that changed
+#    without anybody deciding to change it (sections 2 and 3).</details>
+#
+# 2. What is the difference between a registered model version and an alias, and what do
+#    <code>promote</code> and <code>rollback</code> change?
+#
+#    <details><summary>Answer</summary>A version is immutable; an alias is a movable pointer to
+#    one version. <code>promote</code> moves <code>champion</code> to the challenger's version and
+#    records the version it left in an alias history kept in the registry;
+#    <code>rollback</code> moves it back to the previous one. No weights are copied, and any
+#    process that can reach the store can do either (sections 4 and 8).</details>
+#
+# 3. An ONNX export matches PyTorch on the 16-row example it was exported with. Why is that not
+#    enough?
+#
+#    <details><summary>Answer</summary>If the batch axis was not declared dynamic, the graph is
+#    fixed to 16 rows and the first one-row request fails. Check parity on real rows at several
+#    batch sizes, 1 included, and compare the largest logit difference with a stated tolerance
+#    (section 5).</details>
+#
+# 4. Without request validation, what does the model do with a <code>NaN</code> feature, and
+#    with 7 features instead of 8?
+#
+#    <details><summary>Answer</summary>The <code>NaN</code> goes through: the probabilities are
+#    <code>NaN</code> and <code>argmax</code> returns class 0, which looks like an answer. The
+#    short row fails deep inside PyTorch, which a service turns into a 500 with nothing useful
+#    for the client. The request schema rejects both with a 422 and a message that names the
+#    field (section 6).</details>
+#
+# 5. A service's mean latency is 2 ms. Why report p50 and p99, and why measure them with
+#    several concurrent clients?
+#
+#    <details><summary>Answer</summary>The mean hides the slow requests that users notice; p99
+#    shows the tail. With concurrent clients, requests wait for each other, so p50 and p99 rise,
+#    and the p99 under load is what a service-level objective is written against
+#    (section 6).</details>
+#
+# 6. The service answers every request with 200, and the PSI of one feature between the training
+#    data and this week's requests is 0.4. What does that tell you, and what does it not?
+#
+#    <details><summary>Answer</summary>The inputs of that feature have shifted well past the 0.25
+#    rule of thumb for a major shift; the status codes say nothing about it. It does not say how
+#    much accuracy was lost: that needs labels. In the lesson, PSI passed 0.25 when accuracy had
+#    lost only a point or two, so input monitoring warns early; confirm with the KS test, look
+#    for the upstream change, and score a labelled batch (sections 7 and 8).</details>
+#
+# 7. Why does <code>drift_report</code> test each of 8 features at <code>alpha / 8</code>, and why
+#    does it also require <code>D ≥ 0.05</code> before a KS rejection counts?
+#
+#    <details><summary>Answer</summary>Eight tests at <code>alpha</code> each would raise a false
+#    alarm far more often than <code>alpha</code>; Bonferroni keeps the chance of any false alarm
+#    at most <code>alpha</code>. On a very large window, KS rejects shifts too small to matter, so
+#    a minimum effect size keeps those from being flagged (section 7).</details>
+#
+# ## Further reading
+#
+# - D. Sculley et al. (2015), "Hidden technical debt in machine learning systems", NeurIPS,
+#   https://papers.nips.cc/paper/5656-hidden-technical-debt-in-machine-learning-systems
+# - E. Breck, S. Cai, E. Nielsen, M. Salib, D. Sculley (2017), "The ML test score: a rubric for ML
+#   production readiness and technical debt reduction", IEEE Big Data,
+#   https://research.google/pubs/pub46555/
+# - MLflow documentation: Tracking, https://mlflow.org/docs/latest/tracking.html; Model Registry
+#   (versions and aliases), https://mlflow.org/docs/latest/model-registry.html
+# - ONNX documentation, https://onnx.ai/onnx/; ONNX Runtime documentation,
+#   https://onnxruntime.ai/docs/
+# - PyTorch documentation: `torch.onnx` (the `torch.export`-based exporter and `dynamic_shapes`),
+#   https://pytorch.org/docs/stable/onnx.html; `torch.export`,
+#   https://pytorch.org/docs/stable/export.html
+# - FastAPI documentation, https://fastapi.tiangolo.com/; testing with `TestClient`,
+#   https://fastapi.tiangolo.com/tutorial/testing/
+# - pydantic documentation, validators, https://docs.pydantic.dev/latest/concepts/validators/
+# - Uvicorn documentation, https://www.uvicorn.org/
+# - Prometheus, exposition formats, https://prometheus.io/docs/instrumenting/exposition_formats/
+# - B. Beyer, C. Jones, J. Petoff, N. R. Murphy (eds., 2016), *Site Reliability Engineering*,
+#   chapter "Service level objectives" (percentiles, not means),
+#   https://sre.google/sre-book/service-level-objectives/
+# - B. Yurdakul (2018), "Statistical properties of population stability index",
+#   https://scholarworks.wmich.edu/dissertations/3208/
+# - S. Rabanser, S. Günnemann, Z. C. Lipton (2019), "Failing loudly: an empirical study of
+#   methods for detecting dataset shift" (per-feature KS tests with a Bonferroni correction),
+#   NeurIPS, https://arxiv.org/abs/1810.11953
+# - SciPy documentation, `scipy.stats.ks_2samp`,
+#   https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.ks_2samp.html
+# - S. Holm (1979), "A simple sequentially rejective multiple test procedure" (a step-down
+#   alternative to the Bonferroni correction used here, with more power and the same guarantee),
+#   *Scandinavian Journal of Statistics* 6(2), https://www.jstor.org/stable/4615733
+#
+# ---
+#
+# - **Previous lesson:** [06_data.ipynb](06_data.ipynb)
+# - **Exercise:** [../exercises/07_mlops/07_mlops.ipynb](../exercises/07_mlops/07_mlops.ipynb).
+#   Check it with `mlcraft check exercises/07_mlops/07_mlops.ipynb`.

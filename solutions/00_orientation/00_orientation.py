@@ -56,6 +56,9 @@
 # side effects (here: the random generators your `seed_all` seeds) are marked `@in_kernel`:
 # they run beside your code and report what they saw. So return exactly what each task asks
 # for; nothing else in your notebook can change a test's verdict.
+#
+# Previous: lesson [`00_orientation`](../../course/00_orientation.ipynb) · Next: lesson
+# [`01_training_loops`](../../course/01_training_loops.ipynb).
 
 
 # %%
@@ -694,3 +697,46 @@ print("softmax: tests passed")
 #
 # The course package has production versions of the first two: `mlcraft.utils.seed_everything`
 # and `mlcraft.utils.amp_dtype`. Later modules use them.
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "self-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Self-check
+#
+# 1. `isinstance(True, int)` is `True`. What would `seed_all(True)` do if you did not reject it, and
+#    why is that worse than an error?
+# 2. Python's `random.seed` accepts `2**32`; NumPy's `np.random.seed` does not. If `seed_all(2**32)`
+#    seeded `random` first and only then called NumPy, in what state would it leave the generators?
+# 3. A test calls `seed_all(0)` twice and checks that the draws after each call are equal. Which
+#    wrong `seed_all` passes it, and what comparison catches it?
+# 4. Why does `choose_amp_dtype` take `bf16_supported` as an argument instead of asking `torch.cuda`
+#    itself?
+# 5. A gradient entry is `1e-8`. What does it become in `float16`, and in `bfloat16`? What does a
+#    `GradScaler` with scale 65536 change?
+# 6. For `x = [1000.0, 1000.0]` in `float32`, what does `torch.log(torch.exp(x).sum())` return, and
+#    what is the right answer?
+# 7. A slice of `x` is entirely `-inf`. Why does subtracting its maximum give `NaN`? What is
+#    `logsumexp` of that slice, and why does `softmax` have no answer there?
+#
+# <details><summary>Answers</summary>
+#
+# 1. It would seed every generator with 1. A caller who passed a flag by mistake would get a run that
+#    looks deliberately seeded, with no error pointing at the mistake.
+# 2. Half seeded: `random` re-seeded with `2**32`, NumPy and PyTorch as they were, and an exception
+#    that suggests nothing happened. Checking the argument first leaves every generator untouched.
+# 3. One that ignores its argument and always seeds with the same constant; also one that seeds only
+#    the generators the test happens to draw from. Compare, for two different seeds `s`, the draws
+#    of every generator with those after seeding each one directly with `s`.
+# 4. Its answer then depends only on its arguments, so every case (CUDA with and without bf16, MPS,
+#    CPU) can be tested on any machine, a CPU-only grader included. A function that asks the
+#    hardware can only be tested for the hardware it runs on.
+# 5. `0` in `float16`: its smallest positive value (a subnormal) is about `6e-8`. In `bfloat16` it
+#    stays about `1e-8`, since the range reaches `1.2e-38`. Scaled by 65536, it is about `6.6e-4`, an
+#    ordinary `float16` number; the scaler divides by 65536 again before the optimizer step.
+# 6. `inf`: `exp` overflows `float32` above about 88.7, and the log of `inf` is `inf`. The right
+#    answer is `1000 + ln 2 ≈ 1000.693`.
+# 7. The maximum is `-inf`, and `-inf - (-inf)` is `NaN`, which then spreads through `exp`, the sum
+#    and the log. Every term is `exp(-inf) = 0`, so `logsumexp` is `log 0 = -inf`, a proper value.
+#    A softmax would be `0 / 0`: no weights summing to 1 exist. An `-inf` entry in a slice with a
+#    finite maximum `m` gets `exp(-inf - m) = 0` exactly.
+#
+# </details>

@@ -56,6 +56,9 @@
 # The tests put models and tensors on `DEVICE`, the best device present (CUDA, then Apple
 # MPS, then CPU), so your code must work on whatever device it is given. Everything is tiny:
 # the whole notebook runs in well under a minute on a laptop CPU.
+#
+# Previous: lesson [`01_training_loops`](../../course/01_training_loops.ipynb) · Next: lesson
+# [`02_attention`](../../course/02_attention.ipynb).
 
 
 # %%
@@ -2204,3 +2207,53 @@ print("EarlyStopping: tests passed")
 #
 # The course package collects production versions of these pieces (schedules, checkpoints,
 # early stopping) in `mlcraft.training`; later modules use them.
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "self-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Self-check
+#
+# 1. Suppose `train_step` clipped before `scaler.unscale_`, with a scale of 65536 and
+#    `max_grad_norm=1`. How large would the gradient the optimizer uses be, and why can a test with a
+#    disabled scaler not catch the mistake?
+# 2. Why must `warmup_cosine_lr` return `min_lr` for `step >= total_steps` rather than keep
+#    evaluating the cosine? What would the cosine formula give at
+#    `step = 2 * total_steps - warmup_steps`? And with `warmup_steps == total_steps`, where would
+#    `progress` divide by zero?
+# 3. `accumulated_step` divides each micro-batch loss by `k`. If you forgot the division, would a
+#    comparison of one step with SGD catch it? With Adam?
+# 4. In `evaluate`, batches of 16, 16, 16 and 2 samples have mean losses 1.0, 1.0, 1.0 and 3.0. What
+#    is the loss over all samples, and what does the mean of the batch means give?
+# 5. Why does `evaluate` give every submodule back its own mode, instead of calling `model.train()`
+#    at the end?
+# 6. `save_checkpoint` writes a temporary file and then calls `os.replace`. Why must that file be in
+#    the folder of `path` and not in the system's temporary folder?
+# 7. The first value given to `EarlyStopping.step` is `NaN`. If it became `best`, what would happen
+#    to the rest of the run?
+#
+# <details><summary>Answers</summary>
+#
+# 1. The clip sees the scaled gradients, 65536 times too large, and cuts their norm to 1; the
+#    scaler's step then divides by 65536, so the optimizer gets a norm of about `1.5e-5`: almost no
+#    learning. The returned norm is also 65536 times too large. With a disabled scaler the scale is
+#    1, and the two orders give the same numbers.
+# 2. Past the end, `progress` exceeds 1 and the cosine rises again: at
+#    `step = 2 * total_steps - warmup_steps`, `progress = 2`, `cos(2π) = 1`, and the formula gives
+#    `base_lr` back. With `warmup_steps == total_steps`, `total_steps - warmup_steps` is 0, but the
+#    decay branch is never reached: every step below `total_steps` is warmup, every later one gets
+#    `min_lr`. Only code that computes `progress` before choosing the branch divides by zero.
+# 3. With SGD, yes: the step is `k` times too large. With Adam, barely: it divides the gradient by
+#    the root of its squared average, so a constant factor cancels except through `eps` (and
+#    weight decay, if any). A test with SGD shows the mistake plainly.
+# 4. `(48 × 1.0 + 2 × 3.0) / 50 = 1.08`. The mean of the batch means is `6.0 / 4 = 1.5`: the 2 samples
+#    of the last batch count as much as 16 samples each.
+# 5. `model.train()` sets every submodule to train mode: a BatchNorm layer kept frozen in eval mode
+#    would start updating its running statistics, and a model that came in eval mode would leave in
+#    train mode.
+# 6. `os.replace` is atomic only within one file system, and the temporary folder is often another
+#    one (a `tmpfs`, a different disk). There the replace fails, and a copy instead would not be
+#    atomic: a crash could leave half a checkpoint at `path`.
+# 7. Every comparison with `NaN` is false, so no later value could be an improvement: the run would
+#    stop after `patience` evaluations however well it trains. That is why `NaN` never becomes the
+#    best value.
+#
+# </details>

@@ -74,6 +74,9 @@
 # on its inputs' device, which a grader without a GPU could not otherwise tell. So create each
 # new tensor on the device of your inputs (`device=x.device`, `torch.zeros_like(...)`), and do
 # not turn tensor values into Python values (`.item()`, `.tolist()`, `if t.any():`).
+#
+# Previous: lesson [`02_attention`](../../course/02_attention.ipynb) · Next: lesson
+# [`03_detection`](../../course/03_detection.ipynb).
 
 
 # %%
@@ -1231,3 +1234,46 @@ print("decode_step: tests passed")
 # (`scaled_dot_product_attention`, `MultiHeadAttention`, which uses PyTorch's fused kernel),
 # `mlcraft.models.positional` (`RotaryEmbedding`) and `mlcraft.models.gpt` (a small GPT with a
 # KV cache). Later modules use them.
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "self-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Self-check
+#
+# 1. The entries of `q` and `k` are independent with variance 1 and `D = 64`. What is the standard
+#    deviation of `q · k`, and of the score after dividing by `sqrt(D)`?
+# 2. You pass your `causal_mask(T)` unchanged as `nn.MultiheadAttention`'s `attn_mask`. Which keys
+#    may query `i` attend to, and which query is left with no key at all?
+# 3. `x.view(B, H, T, D)` has the right shape. For `B = 1`, `T = 2`, `C = 4`, `H = 2`, with tokens
+#    `(a0, a1, a2, a3)` and `(b0, b1, b2, b3)`, what does head 0 hold, and what should it hold? Why
+#    would a test with `H = 1` or with `T = 1` not notice?
+# 4. Without a causal mask and without position embeddings, what happens to the output of
+#    `multi_head_self_attention` when you permute the tokens of `x`?
+# 5. With `D = 4` and `base = 10000`, what are `θ_0` and `θ_1`? Which channels form pair 1 in the
+#    rotate-half layout, and which in the interleaved one?
+# 6. A test adds 100 to every position and checks that the scores `q · k` after `apply_rope` do not
+#    change. Would it catch an `apply_rope` that ignores `positions` and uses `0, 1, ..., T-1`?
+# 7. If `decode_step` put the new key and value at the front of the cache instead of the end, would
+#    `out_t` change? What catches the mistake?
+#
+# <details><summary>Answers</summary>
+#
+# 1. `sqrt(64) = 8` for `q · k`, and 1 after the division: the softmax sees scores of the same
+#    spread for any head width.
+# 2. `attn_mask` means True = blocked, so query `i` could attend only to the keys `j > i`: the future
+#    and nothing else. The last query has every key blocked.
+# 3. `view` cuts the flat memory `a0 a1 a2 a3 b0 b1 b2 b3` in order, so head 0 gets
+#    `[[a0, a1], [a2, a3]]`, all of token 0; it should get `[[a0, a1], [b0, b1]]`, channels 0–1 of
+#    each token. With `H = 1` a head is a whole token, and with `T = 1` there is one token to cut:
+#    in both cases `view` happens to give the right layout.
+# 4. The output is permuted the same way, and nothing else changes: attention alone does not know
+#    the order of the tokens, which is why positions must be added (Task 5).
+# 5. `θ_0 = 1` and `θ_1 = 10000^(-2/4) = 0.01`. Rotate-half pairs channel `i` with `i + D/2`, so pair
+#    1 is channels 1 and 3; the interleaved layout pairs channels 2 and 3.
+# 6. No: such a function gives the same scores whatever the positions, so "unchanged" is trivially
+#    true. Compare the rotated vectors themselves at positions such as 100, 101, ... with a
+#    reference, or scores of a query and a key at different distances.
+# 7. No: one query's output is a weighted sum over the keys and values, and reordering them together
+#    changes neither the weights nor the sum. Only checking the returned caches entry by entry, in
+#    order, catches it.
+#
+# </details>

@@ -76,6 +76,9 @@
 # changes your code makes to the tensors and lists it is given are copied back, so the tests
 # still see whether you modified your inputs. Return exactly what each task asks for, with the
 # dtype and device it asks for: nothing else in your notebook can change a test's verdict.
+#
+# Previous: lesson [`03_detection`](../../course/03_detection.ipynb) · Next: lesson
+# [`04_nlp`](../../course/04_nlp.ipynb).
 
 
 # %%
@@ -1454,3 +1457,45 @@ print("average_precision: tests passed")
 # The course package has production versions: `mlcraft.ops` (`box_convert`, `box_iou`, `nms`,
 # `batched_nms`, `decode_boxes`), `mlcraft.evaluation` (`coco_evaluate`, which reproduces the
 # full COCO evaluation) and `mlcraft.models.anchors` (`grid_anchors`, `match_anchors`).
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "self-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Self-check
+#
+# 1. Take the boxes `(0, 0, 1, 1)` and `(2, 2, 3, 3)`. Without clamping the intersection's sides at
+#    0, what are its width, height and area, and what IoU comes out?
+# 2. Why can NMS not be computed in one shot as "remove every box that overlaps a higher-scored box
+#    by more than the threshold"? Which case shows the difference?
+# 3. With `iou_threshold = 1.0`, two identical boxes: which are kept? What would a suppression rule
+#    with `>=` instead of `>` do?
+# 4. Your `batched_nms` concatenates the kept indices class by class. Would a test with a single
+#    class catch that? Which test does?
+# 5. An anchor has IoU 0.30 with ground truth 0 and 0.35 with ground truth 1, and no other anchor
+#    overlaps ground truth 0 as much. With `high=0.5` and `low=0.4`, what does `match_anchors`
+#    return for it?
+# 6. Why is `dw` clamped from above only? What do `dw = 100` without the clamp and `dw = -100` give
+#    in `float32`?
+# 7. Two ground truths; detections ranked TP, FP, TP. What is the AP? And if the FP were ranked last?
+#
+# <details><summary>Answers</summary>
+#
+# 1. Width `1 - 2 = -1`, height `-1`, "area" `(-1) × (-1) = 1`; union `1 + 1 - 1 = 1`; IoU 1: two
+#    boxes that do not touch look identical. A random test catches it only if it draws boxes that
+#    are apart in both directions.
+# 2. Only kept boxes suppress. In a chain where A overlaps B and B overlaps C (A not C), the one-shot
+#    rule removes C because of B, although B was itself removed by A; NMS keeps A and C.
+# 3. Both: their IoU is exactly 1, which is not greater than 1. With `>=` the lower-scored one would
+#    be removed.
+# 4. No: with one class the order is already by score. A test with two classes whose scores
+#    interleave (class 3 at 0.9 and 0.5, class 17 at 0.7) catches it: the result must be ordered
+#    0.9, 0.7, 0.5.
+# 5. Step 1 gives `-1` (best IoU 0.35 `< low`). Step 2 matches it as ground truth 0's best anchor,
+#    and it gets **its own** best ground truth: 1.
+# 6. A large positive `dw` overflows `exp`: `exp(100) ≈ 2.7e43` is `inf` in `float32`, and an infinite
+#    box spreads `inf` and `NaN` into IoUs and losses. A negative one only shrinks the box:
+#    `exp(-100) ≈ 3.7e-44` is tiny but finite, a harmless near-empty box.
+# 7. Precisions 1, 1/2, 2/3 at recalls 1/2, 1/2, 1; the envelope gives 1, 2/3, 2/3. The 51 thresholds
+#    0–0.5 read 1, the 50 thresholds 0.51–1 read 2/3: AP `= (51 + 50 × 2/3) / 101 ≈ 0.835`. With the
+#    FP last, AP is 1: a false positive ranked below every true positive costs nothing.
+#
+# </details>

@@ -64,6 +64,8 @@
 # the percentiles, the parity error from onnxruntime, the params and histories the test asked
 # to log) are computed in the grader. So return exactly what each task asks for; nothing else
 # in your notebook can change a test's verdict.
+#
+# Previous: lesson [`07_mlops`](../../course/07_mlops.ipynb). This is the last module.
 
 
 # %%
@@ -1580,3 +1582,46 @@ print("drift_flags: tests passed")
 # `mlcraft.mlops.serving` (the FastAPI service and its request models), `mlcraft.mlops.export`
 # (`export_onnx`, `check_onnx_parity`) and `mlcraft.mlops.tracking` (`setup_tracking`,
 # `MLflowCallback`, `metric_history`).
+
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "self-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Self-check
+#
+# 1. Why must `psi` take its bin edges from the reference only? What would it report if each
+#    window were cut at its own quantiles?
+# 2. A bin holds 10% of the reference and none of the live window. With `floor=1e-4`, what does
+#    that bin add to the PSI?
+# 3. Timings of 10, 20, 30 and 40 ms: what are p50, p90 and p99 by linear interpolation? If you
+#    forgot to sort, which inputs would still give the right answer?
+# 4. Why does `PredictRequest` need strict mode to reject `True` and `"1.5"`, and why does
+#    `allow_inf_nan=False` not reject `1e39`?
+# 5. Give a faulty ONNX graph that `check_parity` would miss if it ran only each row alone, and one
+#    it would miss if it ran only the whole batch. Why must the model be in eval mode?
+# 6. `log_run` logs a metric at steps 3, 1 and 2, in that order. Why must `read_run` sort the
+#    history by step, and what would logging every value at step 0 lose?
+# 7. With 20 stable features, where does the 18% chance of a false alarm at `alpha = 0.01` come from,
+#    and what level does each feature get under Bonferroni?
+#
+# <details><summary>Answers</summary>
+#
+# 1. Edges from the live window move with the drift: every window holds about `1/bins` in each of
+#    its own bins, so the PSI is near 0 however far the data moved.
+# 2. `(1e-4 - 0.1) × ln(1e-4 / 0.1) ≈ 0.69`: one emptied bin alone is well above the 0.25 of a major
+#    shift.
+# 3. p50 = 25 ms (`pos = 1.5`), p90 = 37 ms (`pos = 2.7`), p99 = 39.7 ms (`pos = 2.97`). Without the
+#    sort, only inputs that arrive already in ascending order; real timings, in the order they
+#    were measured, are not.
+# 4. In lax mode pydantic converts: `True` becomes `1.0` and `"1.5"` becomes `1.5`. `1e39` is a
+#    finite `float64`, so only the `float32` bound rejects it; in the model it would become `inf`.
+# 5. A graph whose batch axis was fixed at 1, or that is wrong only when several rows are run
+#    together (rows mixed within a batch), passes row by row; a graph that is wrong only at batch
+#    size 1 passes on the whole batch. In train mode dropout makes the eager outputs random, and
+#    the error measures the dropout, not the export.
+# 6. The store does not promise to return the history in step order, and the tests log steps out of
+#    order; sorting by step is the only order the caller can rely on. Logged all at step 0, the
+#    values keep no step: the curve over training cannot be rebuilt.
+# 7. `1 - 0.99^20 ≈ 0.18`: the chance that at least one of 20 independent tests at 0.01 fires.
+#    Bonferroni tests each at `0.01 / 20 = 0.0005`, so the chance of any false alarm is at most
+#    `20 × 0.0005 = 0.01`.
+#
+# </details>
