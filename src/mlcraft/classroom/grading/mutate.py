@@ -34,7 +34,7 @@ import queue
 import time
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -369,9 +369,7 @@ class MutationRunner(GuardedExecute):
             if self._timed_out or _first_error(cells[index]):
                 self._dirty = True
                 break
-        if outcome is None:
-            return Outcome(mutant.id, "survived")
-        return Outcome(outcome.id, outcome.status, outcome.test, outcome.detail, tuple(failed))
+        return Outcome(mutant.id, "survived") if outcome is None else replace(outcome, failed=tuple(failed))
 
     def _run_cell(self, cell: NotebookNode, index: int) -> None:
         cell.outputs = []

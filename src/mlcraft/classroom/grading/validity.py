@@ -202,18 +202,19 @@ def run_variants(
             raise ValueError(f"{module} {variant.student}: no answer or test cell {', '.join(unknown)}")
         changed = sorted((answers[gid], source) for gid, source in variant.overrides.items())
         through = max(cells[t] for t in variant.must_fail) if variant.kind == "mutant" else len(nb.cells) - 1
-        first, source = changed[0]
+        (first, source), more = changed[0], tuple(changed[1:])
+        cell = str(nb.cells[first].metadata["nbgrader"]["grade_id"])
         tasks.append(
             Mutant(
-                variant.student,
-                str(nb.cells[first].metadata["nbgrader"]["grade_id"]),
-                first,
-                "variant",
-                0,
-                source,
-                "",
-                variant.description,
-                more=tuple(changed[1:]),
+                id=variant.student,
+                cell=cell,
+                index=first,
+                operator="variant",
+                line=0,
+                source=source,
+                diff="",
+                change=variant.description,
+                more=more,
                 through=through,
             )
         )

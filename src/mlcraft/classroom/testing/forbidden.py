@@ -15,7 +15,8 @@ aliased (``from torch import logsumexp as lse``, ``from mlcraft.utils import amp
    source file and constants, so a learner's own function that happens to compile to the same
    bytecode is not taken for the library's; a function with a docstring also matches a copy
    compiled from its source elsewhere (``exec`` of the library's file under another name: the
-   same bytecode, names and constants, docstring included, is a copy, not a coincidence). Built-in methods are also matched by their owner's
+   same bytecode, names and constants, docstring included, is a copy, not a coincidence).
+   Built-in methods are also matched by their owner's
    module and qualified name, so a bound method (``[3, 1].sort()``, ``array.sort()``) is seen
    when its class's method (``builtins.list.sort``) is forbidden.
 
@@ -272,10 +273,9 @@ def watch_calls(*targets: str) -> Iterator[Watch]:
 
     def profiler(frame: FrameType, event: Any, arg: Any) -> None:
         if event == "call":
-            code = frame.f_code
-            name = by_code.get(_code_key(code))
-            if name is None and by_copy and code.co_consts and isinstance(code.co_consts[0], str):
-                name = by_copy.get((code.co_code, code.co_names, code.co_consts))
+            name = by_code.get(_code_key(frame.f_code))
+            if name is None and by_copy and (copy_key := _copy_key(frame.f_code)) is not None:
+                name = by_copy.get(copy_key)
         elif event == "c_call":
             name = by_id.get(id(arg))
             if name is None and by_qualname and getattr(arg, "__qualname__", None) in qualnames:
