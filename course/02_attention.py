@@ -72,11 +72,6 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import nn
 
-from mlcraft.utils import best_device, configure_logging, seed_everything
-
-# Quiet the trainer's per-step log lines. Call this before importing mlcraft.training: its
-# logger picks up the level when the module is imported.
-configure_logging("WARNING")
 from mlcraft.config import TrainingConfig
 from mlcraft.data import CharTokenizer, TokenBlockDataset, stdlib_corpus
 from mlcraft.inference import filter_logits, generate
@@ -95,6 +90,10 @@ from mlcraft.models import (
     split_heads,
 )
 from mlcraft.training import HistoryCallback, Trainer
+from mlcraft.utils import best_device, configure_logging, seed_everything
+
+# Quiet the trainer's per-step log lines. Any time works: loggers read the level when they log.
+configure_logging("WARNING")
 
 plt.rcParams.update({"axes.grid": True, "grid.alpha": 0.3})
 device = best_device()

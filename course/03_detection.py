@@ -81,11 +81,6 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 from torchvision.transforms import v2
 
-from mlcraft.utils import best_device, configure_logging, draw_boxes, seed_everything
-
-# Quiet the trainer's per-step log lines. Call this before importing mlcraft.training: its
-# logger picks up the level when the module is imported.
-configure_logging("WARNING")
 from mlcraft.data import SHAPE_CLASSES, VOC_CLASSES, ShapesConfig, ShapesDetection, collate_detection, voc_detection
 from mlcraft.evaluation import average_precision, coco_evaluate, precision_recall_curve
 from mlcraft.evaluation.coco import IOU_THRESHOLDS, STAT_NAMES, run_cocoeval
@@ -111,6 +106,10 @@ from mlcraft.ops import (
     nms,
 )
 from mlcraft.recipes import DEFAULT_DETECTOR_TRAINING, evaluate_detector, train_detector
+from mlcraft.utils import best_device, configure_logging, draw_boxes, seed_everything
+
+# Quiet the trainer's per-step log lines. Any time works: loggers read the level when they log.
+configure_logging("WARNING")
 
 plt.rcParams.update({"axes.grid": True, "grid.alpha": 0.3})
 device = best_device()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -140,3 +143,48 @@ def test_logger_name_is_in_output(capsys: pytest.CaptureFixture[str]) -> None:
     get_logger("mlcraft.some_module").info("evt")
     (record,) = _json_lines(capsys.readouterr().err)
     assert "mlcraft.some_module" in record.values()
+
+
+_TRAIN_THREE_TIMES = textwrap.dedent(
+    """
+    import sys
+
+    if sys.argv[1] == "training-first":
+        from mlcraft.training import Trainer
+        from mlcraft.utils import configure_logging
+    else:
+        from mlcraft.utils import configure_logging
+
+        configure_logging("ERROR", json=True)
+        from mlcraft.training import Trainer
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from mlcraft.config import TrainingConfig
+
+    x = torch.randn(64, 3)
+    for level in ("INFO", "WARNING", "INFO"):
+        configure_logging(level, json=True)
+        cfg = TrainingConfig(batch_size=32, max_steps=2, log_every=1, progress=False)
+        Trainer(torch.nn.Linear(3, 1), cfg, TensorDataset(x, x), torch.nn.functional.mse_loss, device="cpu").fit()
+        print("--- " + level, file=sys.stderr, flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("order", ["training-first", "logging-first"])
+def test_levels_apply_whatever_the_import_order(order: str) -> None:
+    """A module-level logger imported before or after configure_logging follows every later call."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TRAIN_THREE_TIMES, order], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    per_level: list[int] = []
+    count = 0
+    for line in done.stderr.splitlines():
+        if line.startswith("--- "):
+            per_level.append(count)
+            count = 0
+        elif line.startswith("{") and json.loads(line).get("logger_name") == "mlcraft.training.trainer":
+            count += 1
+    assert per_level == [2, 0, 2], done.stderr[-2000:]  # two INFO step lines, none at WARNING, two again
