@@ -18,13 +18,16 @@
 # 3. `zero_grad`, and what forgetting it does;
 # 4. evaluation done right: `model.eval()`, `torch.inference_mode()`, and back to train mode;
 # 5. learning-rate schedules: warmup and cosine decay;
-# 6. gradient clipping;
-# 7. gradient accumulation;
-# 8. mixed precision: speed, memory, `GradScaler`, and the full step;
-# 9. checkpoints that resume a run exactly;
-# 10. the production loop: `mlcraft.training.Trainer` end to end;
-# 11. outgrowing one GPU: distributed data parallel (DDP);
-# 12. the `torch.compile` switch.
+# 6. finding the learning rate: the LR range test;
+# 7. gradient clipping;
+# 8. gradient accumulation;
+# 9. mixed precision (speed, memory, `GradScaler`, the full step) and activation checkpointing;
+# 10. weight decay on the right parameters (parameter groups), and an EMA of the weights;
+# 11. checkpoints that resume a run exactly;
+# 12. the production loop: `mlcraft.training.Trainer` end to end;
+# 13. feeding the loop: `DataLoader` throughput, and how to tell a starved step;
+# 14. outgrowing one GPU: distributed data parallel (DDP);
+# 15. the `torch.compile` switch: graph breaks and recompiles.
 #
 # Everything runs on the device you have, CPU included, on a synthetic data set generated here.
 #
@@ -32,24 +35,26 @@
 #
 # - write a training loop and an evaluation function free of the quiet bugs: gradients never
 #   cleared, evaluation in training mode (dropout, BatchNorm), a module's mode not restored;
-# - build a warmup + cosine learning-rate schedule, check it against PyTorch's schedulers, and read
-#   from the loss and gradient-norm curves when a run needs warmup or gradient clipping;
-# - accumulate gradients over micro-batches so that the step equals the big-batch step, and say
-#   when that equivalence fails;
-# - measure what mixed precision buys on your device (step time, saved activation memory), call
-#   `unscale_` before clipping, and check that fp32 and autocast runs learn the same model;
+# - pick a peak learning rate with an LR range test, build a warmup + cosine schedule checked
+#   against PyTorch's schedulers, and read from the loss and gradient-norm curves when a run needs
+#   warmup or gradient clipping;
+# - set up the optimizer the way production code does: gradient accumulation that equals the
+#   big-batch step, weight decay kept off biases, norms and embeddings, an EMA of the weights;
+# - measure what mixed precision and activation checkpointing buy and cost (step time, saved
+#   activation memory), call `unscale_` before clipping, and check that the cheaper run learns the
+#   same model;
 # - checkpoint everything a run needs (weights, optimizer, scheduler, scaler, data position, RNG
 #   states) so that a resumed run matches an uninterrupted one bitwise on a CPU, and load
 #   checkpoints with `weights_only=True`;
-# - train with `mlcraft`'s `Trainer` (early stopping, best checkpoint, logged lr and gradient
-#   norm), and say what DDP and `torch.compile` change and what they cost.
+# - train with `mlcraft`'s `Trainer`, tell a data-starved loop from a compute-bound one and tune
+#   the `DataLoader`, and say what DDP and `torch.compile` change and cost (graph breaks, recompiles).
 #
 # **Prerequisites**: lesson `00_orientation` (seeding, devices and autocast dtypes, loss scaling,
 # deterministic mode, the checklist before training). Outside the course: PyTorch tensors,
 # `nn.Module` and optimizers (SGD, Adam); backpropagation and cross-entropy at the level of an
 # introductory deep-learning course; what dropout and batch normalisation do.
 #
-# **Time**: reading about 55 min; exercise `exercises/01_training_loops` 90–120 min; running the
+# **Time**: reading about 85 min; exercise `exercises/01_training_loops` 90–120 min; running the
 # whole notebook took 32 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured.
 
 
@@ -64,6 +69,8 @@ if "google.colab" in sys.modules:
 
 
 # %%
+import copy
+import logging
 import math
 import os
 import pickle
@@ -77,18 +84,24 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
+from torch._dynamo.utils import counters
 from torch.nn.functional import cosine_similarity, cross_entropy
-from torch.utils.data import TensorDataset
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.checkpoint import checkpoint
+from torch.utils.data import DataLoader, TensorDataset
 
 from mlcraft.config import TrainingConfig
 from mlcraft.training import (
     EarlyStopping,
     HistoryCallback,
+    ModelEMA,
     Trainer,
     build_scheduler,
     load_checkpoint,
     lr_multiplier,
+    lr_range_test,
     maybe_compile,
+    param_groups,
     save_checkpoint,
 )
 from mlcraft.utils import (
@@ -100,7 +113,7 @@ from mlcraft.utils import (
     set_deterministic,
 )
 
-configure_logging("WARNING")  # the Trainer logs structured metrics; section 9 shows what they look like
+configure_logging("WARNING")  # the Trainer logs structured metrics; section 11 shows what they look like
 plt.rcParams.update({"axes.grid": True, "grid.alpha": 0.3})
 
 device = best_device()
@@ -311,7 +324,7 @@ torch.testing.assert_close(loss.item(), 0.0, rtol=0, atol=0.05, msg="the model m
 # ## 3. `zero_grad`: gradients add up
 #
 # `loss.backward()` does not *write* gradients into `p.grad`, it *adds* to them. That is a
-# feature (section 7 builds on it), and a classic bug when you forget to clear them.
+# feature (section 8 builds on it), and a classic bug when you forget to clear them.
 #
 # **Predict, then run.** Two `backward()` calls on two batches, with no `zero_grad` in between. Is
 # the resulting gradient `g_a + g_b`? Is its norm `|g_a| + |g_b|`, or less?
@@ -338,7 +351,7 @@ torch.testing.assert_close(model[0].weight.grad, g_a + g_b, rtol=1e-5, atol=1e-7
 # Now a whole run without `zero_grad`. The "gradient" the optimizer sees at step *t* is the sum
 # of every gradient so far: it never forgets a stale direction, and its norm keeps growing. From
 # here on the loops record the gradient norm too: `clip_grad_norm_` with `max_norm=inf` measures
-# the global L2 norm of all gradients without changing them (section 6 uses it for real).
+# the global L2 norm of all gradients without changing them (section 7 uses it for real).
 #
 # **Predict, then run.** Without `zero_grad`, what will the gradient norm do over 300 steps, and
 # will the loss end lower or higher than with it?
@@ -655,7 +668,124 @@ for w in (0, 40):
 # use a higher peak lr than the start of training could bear; cosine decay then lowers the lr so
 # the final steps settle into a minimum instead of bouncing around it.
 #
-# ## 6. Gradient clipping
+# ## 6. Finding the learning rate: the LR range test
+#
+# Every run so far used a peak lr picked in advance. On a new model or data set, the quickest
+# principled starting point is Leslie Smith's **learning-rate range test** (popularised as
+# fastai's `lr_find`): train for about a hundred batches while the lr grows exponentially from
+# far too small to far too large, and record the loss. First nothing happens (the steps are too
+# small to matter), then the loss falls, then it turns up and explodes. A good peak lr lies on
+# the falling stretch, below the point where the loss is lowest. It costs a hundred steps instead
+# of a sweep of short runs, so it is worth running before any other tuning.
+#
+# The test is the loop you already know, with three details:
+#
+# - step `i` of `n` runs at `start · (end / start)^(i / (n − 1))`: equal steps in `log(lr)`, the
+#   sequence `ExponentialLR` produces;
+# - batch losses are noisy, so they are smoothed with an exponential moving average
+#   `a_i = β·a_(i−1) + (1 − β)·loss_i`, reported with Adam's bias correction `a_i / (1 − β^(i+1))`
+#   so that the first values are not pulled towards the starting zero;
+# - it stops once the smoothed loss exceeds 4× its best so far, and afterwards the model and the
+#   optimizer must be put back exactly as they were: the test has just trained them into the ground.
+#
+# `mlcraft.training.lr_range_test` does all of it and suggests a tenth of the lr at the smoothed
+# minimum. Below, the by-hand lr formula and smoothing (float64) and PyTorch's `ExponentialLR`
+# check it, on the lesson's MLP with AdamW, 100 steps from 1e-6 to 10.
+#
+# **Predict, then run.** Adam's usual default lr is 1e-3. Will the suggestion land within a factor
+# of 3 of it, or orders of magnitude away? After the test, will the model's weights be the ones it
+# started with?
+
+
+# %%
+START_LR, END_LR, RANGE_STEPS, BETA = 1e-6, 10.0, 100, 0.9
+seed_everything(0)
+model = make_mlp()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+weights_before = copy.deepcopy(model.state_dict())
+range_loader = DataLoader(TensorDataset(X_train, y_train), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+finder = lr_range_test(model, opt, range_loader, cross_entropy, start_lr=START_LR, end_lr=END_LR, num_steps=RANGE_STEPS, smooth=BETA)
+
+
+def smoothed_by_hand(losses, beta):
+    """Bias-corrected exponential moving average, in float64."""
+    average, out = 0.0, []
+    for i, value in enumerate(losses):
+        average = beta * average + (1 - beta) * value
+        out.append(average / (1 - beta ** (i + 1)))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+steps_taken = len(finder.lrs)
+lrs_by_hand = torch.tensor([START_LR * (END_LR / START_LR) ** (i / (RANGE_STEPS - 1)) for i in range(steps_taken)], dtype=torch.float64)
+lrs_exponential = lr_trace(lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=(END_LR / START_LR) ** (1 / (RANGE_STEPS - 1))), base_lr=START_LR, steps=steps_taken)
+found_lrs = torch.tensor(finder.lrs, dtype=torch.float64)
+torch.testing.assert_close(found_lrs, lrs_by_hand, rtol=1e-12, atol=0, msg="lr sequence = the formula")
+torch.testing.assert_close(found_lrs, lrs_exponential, rtol=1e-10, atol=0, msg="lr sequence = ExponentialLR")
+torch.testing.assert_close(torch.tensor(finder.smoothed, dtype=torch.float64), smoothed_by_hand(finder.losses, BETA), rtol=1e-12, atol=0, msg="smoothing = bias-corrected EMA")
+restored = all(torch.equal(value, weights_before[key]) for key, value in model.state_dict().items())
+assert restored and opt.param_groups[0]["lr"] == 1e-3 and not opt.state, "the test must leave the model and the optimizer as they were"
+print(f"{steps_taken} steps, lr {finder.lrs[0]:.0e} -> {finder.lrs[-1]:.1e}, stopped on divergence: {finder.diverged}")
+print(f"max relative difference from ExponentialLR {((found_lrs - lrs_exponential).abs() / lrs_exponential).max():.1e}; weights and optimizer restored: {restored}")
+print(f"smoothed loss lowest at lr {finder.min_loss_lr:.2e}; suggested (a tenth of it) {finder.suggested_lr:.2e}; steepest descent at {finder.steepest_lr:.2e}")
+
+
+# %% [markdown]
+# A suggestion is a hypothesis: check it with short runs. Below, the curve, then 200 steps of
+# AdamW at a constant lr of a tenth of the suggestion, the suggestion, and ten times it.
+#
+# **Predict, then run.** Which of the three short runs ends with the lowest validation loss?
+
+
+# %%
+brief_runs = {}
+for factor in (0.1, 1.0, 10.0):
+    seed_everything(0)
+    model = make_mlp()
+    brief_runs[factor] = train_mlp(model, torch.optim.AdamW(model.parameters(), lr=factor * finder.suggested_lr), 200)
+    brief_runs[factor]["val"] = evaluate(model, Xva, yva)
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+axes[0].plot(finder.lrs, finder.losses, color="tab:blue", alpha=0.3, lw=0.8, label="batch loss")
+axes[0].plot(finder.lrs, finder.smoothed, color="tab:blue", label=f"smoothed, β = {BETA}")
+axes[0].plot(finder.lrs, smoothed_by_hand(finder.losses, 0.98), color="grey", ls="--", lw=1, label="smoothed, β = 0.98")
+axes[0].axvline(finder.min_loss_lr, color="tab:red", ls="--", lw=1, label=f"smoothed minimum {finder.min_loss_lr:.1e}")
+axes[0].axvline(finder.suggested_lr, color="tab:green", lw=1.5, label=f"suggested (minimum / 10) {finder.suggested_lr:.1e}")
+axes[0].axvline(finder.steepest_lr, color="tab:purple", ls=":", lw=1.5, label=f"steepest descent {finder.steepest_lr:.1e}")
+axes[0].set_xscale("log")
+axes[0].set_ylim(0, 1.5 * finder.smoothed[0])
+axes[0].set_xlabel("learning rate (log)")
+axes[0].set_ylabel("training loss")
+axes[0].set_title("LR range test: AdamW, 100 batches")
+for (factor, r), color in zip(brief_runs.items(), ("tab:orange", "tab:green", "tab:red"), strict=True):
+    axes[1].plot(smooth(r["loss"]), color=color, label=f"lr {factor:g} x suggested: val loss {r['val'][0]:.3f}, acc {r['val'][1]:.3f}")
+axes[1].set_xlabel("step")
+axes[1].set_ylabel("training loss (moving avg)")
+axes[1].set_title("200 steps at a constant lr")
+for ax in axes:
+    ax.legend(fontsize=7)
+plt.tight_layout()
+plt.show()
+for factor, r in brief_runs.items():
+    print(f"lr {factor * finder.suggested_lr:.1e} ({factor:g} x suggested): val loss {r['val'][0]:.3f}, accuracy {r['val'][1]:.3f}")
+assert brief_runs[1.0]["val"][0] < brief_runs[10.0]["val"][0], "the suggestion should beat 10x the suggestion"
+
+
+# %% [markdown]
+# The suggestion sits at the low end of the falling stretch and trains best of the three. Ten
+# times more is where the raw losses of the test already jump around: that run learns fastest at
+# first, then stalls at a higher loss. A tenth of it is safe but slow. The grey curve is why the lesson passed `smooth=0.9` rather than fastai's
+# default 0.98: an average with memory `1/(1 − β)` = 50 steps, over a test of only 100, flattens the
+# dip and shifts its minimum to the right. With a longer test (300 steps or more), 0.98 is fine.
+# The steepest-descent point is the other common rule; it is more aggressive, and on a noisy curve
+# it can land on an early wiggle, which is why `mlcraft` suggests the minimum / 10.
+#
+# Three caveats. The result belongs to this model, batch size and optimizer: change any of them and
+# rerun. It probes the first hundred steps at a constant lr; for a warmup + cosine schedule, treat
+# it as the order of magnitude of the peak and refine with two or three short runs. And the test
+# changes the global RNG state (batches and dropout draws), like any training.
+#
+# ## 7. Gradient clipping
 #
 # Sometimes a single batch produces a huge gradient: an outlier, a sharp region of the loss
 # surface, a learning rate at the edge of stability. One such step can move the weights so far
@@ -736,7 +866,7 @@ for clip in (None, 1.0):
 # the learning rate rather than lean on the clip. `max_norm=1.0` is a common default; the
 # `Trainer` below records `grad_norm` for every step so you can check which case you are in.
 #
-# ## 7. Gradient accumulation
+# ## 8. Gradient accumulation
 #
 # Suppose the batch you want (say 32) does not fit in memory, but 8 does. Because `backward()`
 # adds into `.grad`, you can run 4 micro-batches of 8, call `backward()` on each, and step once.
@@ -793,9 +923,9 @@ print("without the division, every parameter moved exactly 4x as far: the lr was
 # Two caveats. The equivalence needs equal-sized micro-batches and a mean-reduced loss; a short
 # last micro-batch should get a smaller weight. And it does not hold with BatchNorm, whose
 # statistics are computed per micro-batch of 8, not over 32. In distributed training, only the
-# last micro-batch of a group needs to synchronise gradients (section 11).
+# last micro-batch of a group needs to synchronise gradients (section 14).
 #
-# ## 8. Mixed precision
+# ## 9. Mixed precision
 #
 # Lesson 00 showed what autocast does to dtypes. Here is what it buys in a training step. First,
 # speed, on a matmul-heavy MLP. The two settings are timed in alternation, each step ends with a
@@ -924,6 +1054,137 @@ if device.type == "cuda":
 # twice as large. The parameters, their gradients and the optimizer state stay fp32: autocast
 # never touches them (this is the "mixed" in mixed precision).
 #
+# ### Activation checkpointing: memory for compute
+#
+# Mixed precision halves the activations. When that is not enough (a deeper network, longer
+# sequences, a batch you do not want to shrink), **activation checkpointing** (Chen et al., 2016,
+# "sublinear memory cost") keeps only the *input* of each checkpointed block during the forward
+# pass and drops everything inside it. During the backward pass it runs the block's forward again,
+# from that input, to get the activations back, one block at a time. Memory for a block's
+# activations drops to one tensor; the price is a second forward pass of every checkpointed
+# block. Large language models are routinely trained this way.
+#
+# By hand, it is one line in the model's `forward`:
+# `x = checkpoint(block, x, use_reentrant=False)` instead of `x = block(x)`. (Pass
+# `use_reentrant=False`, the variant the PyTorch docs recommend: it handles keyword arguments,
+# inputs that need no gradient and nesting; the reentrant one is kept for old code.) We measure with
+# the same `saved_tensors_hooks` counter as above, on a stack of 8 residual feed-forward blocks
+# (the MLP half of a transformer layer, dropout included), and check the gradients against the plain model.
+#
+# **Predict, then run.** Each block saves its input and three 4×-wide tensors: the GELU's input,
+# the dropout mask and the dropout output (the second layer's input). With checkpointing, about
+# what fraction of the saved bytes remains: a half, a quarter, or less? How much longer will a training step take: twice as
+# long, or about a third longer? And will the gradients equal the plain model's bit for bit,
+# although dropout draws random masks?
+
+
+# %%
+class FeedForwardBlock(nn.Module):
+    """x + W2 · dropout(GELU(W1 · x)): the feed-forward half of a transformer layer."""
+
+    def __init__(self, width, p=0.1):
+        super().__init__()
+        self.ff = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Dropout(p), nn.Linear(4 * width, width))
+
+    def forward(self, x):
+        return x + self.ff(x)  # (B, W) -> (B, W)
+
+
+class DeepStack(nn.Module):
+    def __init__(self, width=128, depth=8, checkpointed=False):
+        super().__init__()
+        self.blocks = nn.ModuleList(FeedForwardBlock(width) for _ in range(depth))
+        self.head = nn.Linear(width, NUM_CLASSES)
+        self.checkpointed = checkpointed
+
+    def forward(self, x):
+        for block in self.blocks:
+            # checkpointed: keep x only; the block's forward runs again during backward
+            x = checkpoint(block, x, use_reentrant=False) if self.checkpointed else block(x)
+        return self.head(x)
+
+
+def saved_bytes_of(model, x, y):
+    """Bytes autograd keeps for backward in one forward pass of `model` (parameters excluded)."""
+    params = {p.data_ptr() for p in model.parameters()}
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        if t.data_ptr() not in params:
+            total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = cross_entropy(model(x), y)
+    del loss
+    return total
+
+
+def stack_step(model, x, y, seed=0):
+    """Forward + backward from a fixed RNG state; returns the time, the output and the gradients."""
+    torch.manual_seed(seed)  # the same dropout masks for both models
+    model.zero_grad(set_to_none=True)
+    t0 = time.perf_counter()
+    out = model(x)
+    cross_entropy(out, y).backward()
+    sync()
+    return time.perf_counter() - t0, out.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+seed_everything(0)
+plain_stack = DeepStack().to(device)
+ckpt_stack = copy.deepcopy(plain_stack)
+ckpt_stack.checkpointed = True  # same weights, checkpointed blocks
+x_stack = torch.randn(256, 128, device=device)
+y_stack = torch.randint(0, NUM_CLASSES, (256,), device=device)
+
+plain_bytes, ckpt_bytes = saved_bytes_of(plain_stack, x_stack, y_stack), saved_bytes_of(ckpt_stack, x_stack, y_stack)
+block_input_bytes = x_stack.numel() * x_stack.element_size()
+_, out_plain, grads_plain = stack_step(plain_stack, x_stack, y_stack)
+_, out_ckpt, grads_ckpt = stack_step(ckpt_stack, x_stack, y_stack)
+exact = device.type == "cpu"  # on a GPU, allow for kernels that are not bitwise reproducible
+tol = {"rtol": 0, "atol": 0} if exact else {"rtol": 1e-5, "atol": 1e-6}
+torch.testing.assert_close(out_ckpt, out_plain, **tol, msg="checkpointing must not change the output")
+for g_ckpt, g_plain in zip(grads_ckpt, grads_plain, strict=True):
+    torch.testing.assert_close(g_ckpt, g_plain, **tol, msg="checkpointing must not change the gradients")
+
+stack_times = {False: [], True: []}
+for _ in range(5):  # alternate, as in the speed measurement above
+    for checkpointed, m in ((False, plain_stack), (True, ckpt_stack)):
+        stack_times[checkpointed].append(stack_step(m, x_stack, y_stack)[0])
+with torch.no_grad():
+    forward_times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        plain_stack(x_stack)
+        sync()
+        forward_times.append(time.perf_counter() - t0)
+t_plain, t_ckpt, t_fwd = (statistics.median(ts[1:]) for ts in (stack_times[False], stack_times[True], forward_times))
+print(f"saved for backward: plain {plain_bytes / 2**20:.2f} MiB, checkpointed {ckpt_bytes / 2**20:.2f} MiB "
+      f"({ckpt_bytes / plain_bytes:.1%}; the 9 block and head inputs alone are {9 * block_input_bytes / 2**20:.2f} MiB)")
+print(f"forward + backward: plain {t_plain * 1e3:.1f} ms, checkpointed {t_ckpt * 1e3:.1f} ms (+{t_ckpt / t_plain - 1:.0%}); "
+      f"one forward pass alone {t_fwd * 1e3:.1f} ms")
+print(f"outputs and gradients equal {'bitwise' if exact else 'to the tolerance'}: {tol}")
+assert ckpt_bytes < 0.15 * plain_bytes, "checkpointing should keep little more than the block inputs"
+
+
+# %% [markdown]
+# With checkpointing, autograd keeps little more than the inputs of the 8 blocks and of the head,
+# about a tenth of the plain model's bytes here; inside the blocks, the wide activations were dropped.
+# (During the backward pass the activations of one block at a time come back, so the true peak
+# adds one block's worth.) The step is slower by roughly one extra forward pass: compare the
+# increase with the forward time on the last line. The gradients are
+# bitwise equal, dropout included, because `checkpoint` saves the RNG state before the block and
+# restores it for the recomputation (`preserve_rng_state=True`, the default), so the recomputed
+# masks are the same.
+#
+# In practice: checkpoint the repeated blocks (transformer layers), never the cheap head; trade
+# with the batch size, since the memory freed can hold a larger batch, which often wins back the
+# time. `torch.utils.checkpoint.checkpoint_sequential` splits an `nn.Sequential` into segments,
+# and recent PyTorch versions can recompute only selected cheap operations (selective
+# checkpointing). On a GPU, check with `torch.cuda.max_memory_allocated()` as in the cell above.
+#
 # ### GradScaler, and why `unscale_` comes before clipping
 #
 # With **fp16** (older GPUs), small gradients underflow to zero (lesson 00, section 4). The
@@ -1030,7 +1291,183 @@ torch.testing.assert_close(amp_acc, fp32_acc, rtol=0, atol=0.03, msg="mixed prec
 # but not where training goes. That is the property to check whenever you switch precision: same
 # loss curve within noise, same validation metrics.
 #
-# ## 9. Checkpoints and exact resume
+# ## 10. Weight decay on the right parameters, and an average of the weights
+#
+# Two small additions to the optimizer that production training code almost always has.
+#
+# ### Parameter groups
+#
+# AdamW applies weight decay *decoupled* from the gradient (Loshchilov & Hutter): every step
+# multiplies each parameter by `1 − lr·wd`, pulling it towards zero. For a weight matrix that is
+# regularisation: it limits how large the weights grow. For a bias, or the scale and shift of a
+# LayerNorm or BatchNorm, zero is not a simpler model, just a different one: decaying a norm's
+# scale shrinks that layer's output, which the next layers then have to undo, and these vectors
+# hold too few numbers to overfit with anyway. Embedding tables are a case of their own: their
+# gradient touches only the rows of tokens in the batch, but decay shrinks every row at every
+# step, so rare tokens fade between their appearances. The usual convention (BERT, GPT-2, timm):
+# decay matrices and convolution kernels; leave biases, normalisation parameters and (usually)
+# embeddings alone. `AdamW(model.parameters(), weight_decay=0.01)` decays everything, and so does
+# the `Trainer`'s default optimizer. Optimizers accept **parameter groups** instead: a list of
+# dicts, each with its own hyper-parameters.
+#
+# Two details make this more than "`ndim >= 2` gets decay". An embedding table is 2-D. And tied
+# weights (an output layer sharing the embedding matrix, as in GPT-2) are one tensor held by two
+# modules: it must be in exactly one group, since PyTorch refuses a tensor in two. `mlcraft.training.param_groups`
+# decides by module type and dimension, counts a shared tensor once (decayed only if every module
+# holding it would decay it), skips frozen parameters and reports the names. Below, a small
+# tagger with all of these, listed by hand first.
+#
+# **Predict, then run.** One AdamW step with lr 0.1, weight decay 0.5 and every gradient set to
+# zero: Adam's own update is then `0 / (0 + eps) = 0`, so only the decay acts. By what factor does a
+# decayed matrix shrink, and how far does a LayerNorm weight move? Which names would the common
+# shortcut "decay whatever has `weight` in its name" decay?
+
+
+# %%
+class TinyTagger(nn.Module):
+    """Tokens -> logits over the vocabulary at each position: an embedding, a LayerNorm, a layer
+    with BatchNorm, and an output layer tied to the embedding (GPT-2 style)."""
+
+    def __init__(self, vocab=50, dim=16):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.fc = nn.Linear(dim, dim)
+        self.bn = nn.BatchNorm1d(dim)
+        self.out = nn.Linear(dim, vocab, bias=False)
+        self.out.weight = self.embed.weight  # tied: one tensor, two modules
+
+    def forward(self, tokens):
+        h = self.norm(self.embed(tokens))  # (B, T, D)
+        h = self.bn(self.fc(h).transpose(1, 2)).transpose(1, 2).relu()  # BatchNorm1d wants (B, D, T)
+        return self.out(h)  # (B, T, vocab)
+
+
+seed_everything(0)
+tagger = TinyTagger().to(device)
+by_hand = {
+    "decay": ["fc.weight"],
+    "no decay": ["embed.weight", "norm.weight", "norm.bias", "fc.bias", "bn.weight", "bn.bias"],  # embed.weight is out.weight too
+}
+groups = param_groups(tagger, weight_decay=0.5)
+for group in groups:
+    print(f"weight_decay {group['weight_decay']}: {sum(p.numel() for p in group['params']):4} numbers in {group['param_names']}")
+assert [sorted(g["param_names"]) for g in groups] == [sorted(by_hand["decay"]), sorted(by_hand["no decay"])], "groups differ from the hand listing"
+placed = [p for g in groups for p in g["params"]]
+assert len(placed) == len({id(p) for p in placed}) == len(list(tagger.parameters())), "every parameter exactly once, the tied one too"
+print(f"the shortcut 'weight' in name would decay: {[name for name, _ in tagger.named_parameters() if 'weight' in name]}")
+
+lr, wd = 0.1, 0.5
+opt = torch.optim.AdamW(groups, lr=lr)
+before = {name: p.detach().clone() for name, p in tagger.named_parameters()}
+for p in tagger.parameters():
+    p.grad = torch.zeros_like(p)  # zero gradients: only the decay acts
+opt.step()
+for name, p in tagger.named_parameters():
+    decayed = name in by_hand["decay"]
+    expected = before[name] * (1 - lr * wd) if decayed else before[name]
+    torch.testing.assert_close(p.detach(), expected, rtol=1e-6, atol=0, msg=f"{name}: decayed={decayed}")
+    change = (p.detach() - before[name]).abs().max().item()
+    print(f"{name:13} {'decay' if decayed else 'no decay':9} largest change {change:.4f} (largest |value| before: {before[name].abs().max().item():.4f})")
+
+
+# %% [markdown]
+# The decayed matrix shrank by exactly `lr·wd = 5%`; every other tensor stayed put, bit for bit.
+# The name shortcut would have decayed the LayerNorm and BatchNorm scales and the embedding,
+# and it would list the tied matrix twice under its two names if you built groups from
+# `named_modules()`. To use the groups with the `Trainer`, pass the optimizer yourself:
+# `Trainer(model, config, ..., optimizer=torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr))`;
+# the schedule scales each group's lr alike.
+#
+# ### An exponential moving average of the weights
+#
+# With a high learning rate or small batches, the weights at step `t` jitter around a good region
+# instead of settling in it. The average of the recent weights sits nearer the middle of that
+# region (Polyak averaging), and evaluating the average often beats the last weights, at the cost
+# of one extra copy of the weights and one `lerp` per step: no extra forward or backward pass.
+# timm trains its ImageNet models with it, and diffusion models and self-supervised "teacher"
+# networks (mean teacher, BYOL, DINO) depend on it.
+#
+# By hand it is two lines: copy the weights once, then after every optimizer step
+# `ema = decay · ema + (1 − decay) · w`, that is `ema.lerp_(w, 1 − decay)`. The average remembers
+# about `1 / (1 − decay)` steps, and starting from a copy of the initial weights it needs about
+# that many to forget them. `ModelEMA(..., warmup=True)` applies Adam's bias correction instead,
+# so that after `t` updates it is the weighted mean of the weights seen so far. Buffers such as
+# BatchNorm's running statistics are copied from the model (`buffers="copy"`; `"average"` averages
+# them too). Below, on a deliberately noisy run (SGD with momentum at lr 0.1, batch 64), the
+# by-hand EMA, `mlcraft.training.ModelEMA` and PyTorch's
+# `AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))` run side by side, and we track
+# the validation loss of the raw weights and of the averages.
+#
+# **Predict, then run.** Over the last evaluations, will the EMA's validation loss be below the raw
+# weights', about equal, or above? Which of the two EMAs looks worse during the first 100 steps?
+
+
+# %%
+EMA_DECAY, EMA_STEPS = 0.98, 400
+seed_everything(0)
+model = make_mlp()
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+ema_by_hand = [p.detach().clone() for p in model.parameters()]
+ema = ModelEMA(model, EMA_DECAY)  # starts from a copy of the initial weights
+ema_warm = ModelEMA(model, EMA_DECAY, warmup=True)
+reference = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(EMA_DECAY))
+reference.update_parameters(model)  # AveragedModel's first update copies; ModelEMA copied at construction
+g = torch.Generator().manual_seed(0)
+ema_curves = {"raw weights": [], f"EMA, decay {EMA_DECAY}": [], f"EMA, decay {EMA_DECAY}, warmup": []}
+eval_steps = []
+for step in range(1, EMA_STEPS + 1):
+    idx = torch.randint(0, len(Xtr), (64,), generator=g).to(device)
+    loss = cross_entropy(model(Xtr[idx]), ytr[idx])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        for e, p in zip(ema_by_hand, model.parameters(), strict=True):
+            e.lerp_(p, 1 - EMA_DECAY)  # by hand
+    ema.update(model)
+    ema_warm.update(model)
+    reference.update_parameters(model)
+    if step % 20 == 0:
+        eval_steps.append(step)
+        for curve, m in zip(ema_curves.values(), (model, ema.module, ema_warm.module), strict=True):
+            curve.append(evaluate(m, Xva, yva)[0])
+
+for mine, hand, theirs in zip(ema.module.parameters(), ema_by_hand, reference.module.parameters(), strict=True):
+    torch.testing.assert_close(mine, hand, rtol=1e-6, atol=1e-7, msg="ModelEMA = the by-hand EMA")
+    torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-7, msg="ModelEMA = AveragedModel with get_ema_multi_avg_fn")
+diff_torch = max((a - b).abs().max().item() for a, b in zip(ema.module.parameters(), reference.module.parameters(), strict=True))
+with ema_warm.swapped_into(model):  # evaluate through the training model, e.g. when it is wrapped
+    swapped = evaluate(model, Xva, yva)
+assert swapped == evaluate(ema_warm.module, Xva, yva), "swapping the EMA in evaluates the EMA"
+
+fig, ax = plt.subplots(figsize=(7, 3.5))
+for (name, values), color in zip(ema_curves.items(), ("tab:red", "tab:blue", "tab:green"), strict=True):
+    ax.plot(eval_steps, values, "o-", ms=3, color=color, label=name)
+ax.set_xlabel("step")
+ax.set_ylabel("validation loss")
+ax.set_title(f"SGD + momentum, lr 0.1: raw weights vs their EMA (decay {EMA_DECAY})")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+last = {name: statistics.mean(values[-5:]) for name, values in ema_curves.items()}
+print(f"{EMA_STEPS} updates: max |ModelEMA - AveragedModel| = {diff_torch:.1e}; the swapped-in model scores {swapped[0]:.3f}")
+for name, value in last.items():
+    print(f"{name:27} mean val loss over the last 5 evaluations {value:.3f}")
+assert last[f"EMA, decay {EMA_DECAY}, warmup"] < last["raw weights"], "on a noisy run the EMA should evaluate better"
+
+
+# %% [markdown]
+# The three implementations agree (on a CPU the largest difference printed is 0: they compute
+# the same `lerp`). The raw weights' validation loss bounces from one evaluation to the next; the EMA's is lower and smoother, for
+# the price of a copy of the weights. Without warmup the EMA spends its first ~100
+# steps dragging the random initial weights along (their share is `0.98^t`: still 13% at step 100);
+# with `decay=0.999`, common in long runs, that start-up lasts thousands of steps, so use warmup or
+# start the EMA late. The average is not free of judgement: with a well-tuned schedule that decays
+# the lr, the last weights are already "averaged" by the small final steps and the gain shrinks.
+# Evaluate both and keep the better one. The EMA is state, so it goes into the checkpoint too.
+#
+# ## 11. Checkpoints and exact resume
 #
 # Long jobs get killed: preempted spot instances, time limits, out-of-memory errors, a machine
 # that reboots. A checkpoint lets the run carry on where it stopped, and a *good* checkpoint makes
@@ -1046,9 +1483,10 @@ torch.testing.assert_close(amp_acc, fp32_acc, rtol=0, atol=0.03, msg="mixed prec
 # | position in the data: epoch and batches consumed | or the resumed run repeats or skips data |
 # | every RNG state (Python, NumPy, torch CPU and CUDA) | dropout masks, augmentation, shuffling |
 # | early-stopping state and best metric | or patience restarts |
+# | the EMA of the weights, if you keep one (`ema.state_dict()`) | or the average restarts from the current weights |
 # | the config | to refuse resuming with different settings |
 #
-# From here on we use `mlcraft.training.Trainer`, which packages the step from section 8 with the
+# From here on we use `mlcraft.training.Trainer`, which packages the step from section 9 with the
 # bookkeeping around it. Its `fit(until_step=k)` pauses after `k` steps: our stand-in for the
 # kill. Then a **fresh** model and a **fresh** Trainer load the checkpoint and finish the run. For
 # this one run we turn the log level to `INFO`, to see the Trainer's structured log lines (they go
@@ -1172,7 +1610,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
 
 # %% [markdown]
-# ## 10. The production loop
+# ## 12. The production loop
 #
 # Now the whole thing with one config: AdamW, warmup then cosine decay, clipping, accumulation
 # (2 micro-batches of 32 per step), mixed precision, evaluation every 10 steps, early stopping on
@@ -1272,7 +1710,239 @@ for value in [1.0, 0.8, 0.82, 0.79, 0.80, 0.81, 0.85]:
 
 
 # %% [markdown]
-# ## 11. Outgrowing one GPU: distributed data parallel
+# ## 13. Feeding the loop: `DataLoader` throughput
+#
+# So far the data sat in memory as one tensor. Real data is read from disk and decoded (JPEG
+# images, audio, tokenised text), often in Python, one example at a time. If producing a batch
+# takes longer than a training step, the accelerator waits: a starved GPU trains no faster when
+# you buy a bigger one, and every model-side optimisation in this lesson is wasted. `DataLoader`
+# hides the loading behind the step by running `__getitem__` in `num_workers` background
+# processes, each assembling whole batches ahead of time. Its knobs:
+#
+# | argument | what it does |
+# |---|---|
+# | `num_workers` | worker processes; 0 loads in the training process itself, between steps |
+# | `batch_size` | examples per batch; a worker sends each batch to the training process as one pickled message |
+# | `prefetch_factor` | batches each worker prepares ahead (default 2); smooths uneven loading times, adds no throughput |
+# | `persistent_workers` | keep the workers alive between epochs instead of starting new ones every epoch |
+# | `pin_memory` | put batches in page-locked memory so that `.to("cuda", non_blocking=True)` copies while the GPU computes; without CUDA it does nothing (PyTorch warns and ignores it) |
+#
+# Workers are processes, and how they are started matters in a notebook. With `fork` (the default
+# on Linux up to Python 3.13) a worker is a copy of the running kernel and finds every class
+# defined in it. With `spawn` (macOS, Windows) or `forkserver` (Linux from Python 3.14) a worker
+# is a fresh interpreter that receives the dataset *pickled*, and pickle stores a class as
+# "module, name". A class defined in a notebook lives in `__main__`, which the fresh interpreter
+# does not have, and the worker dies with `Can't get attribute ... on <module '__main__'>`. The
+# fix that works everywhere: put the dataset class in a `.py` file and import it. The lesson writes
+# such a file to a temporary folder; in a project it sits next to the notebook. Our data set makes
+# `__getitem__` slow on purpose, in one of two ways: `work="cpu"` spins the CPU (like decoding an
+# image), `work="wait"` sleeps (like waiting for a disk or a network).
+#
+# **Predict, then run.** Unpickling the dataset in a fresh interpreter is what a spawned worker
+# does. Which of the two classes survives it?
+
+
+# %%
+print(f"start method for DataLoader workers here: {torch.multiprocessing.get_start_method()}; CPU cores: {os.cpu_count()}")
+
+SLOW_DATA = textwrap.dedent('''
+    """A map-style data set with a slow __getitem__, importable by DataLoader workers under any start method."""
+    import time
+
+    import numpy as np
+
+
+    class SlowDataset:
+        """Item i: (64 float32 features, label). Each item costs `ms` milliseconds of `work`: "cpu" spins
+        the processor (decoding), "wait" sleeps (I/O). Items of every `slow_every`-th batch of `batch`
+        items cost `slow_ms` instead (a cold cache, a large file)."""
+
+        def __init__(self, n, ms=1.0, work="cpu", slow_every=0, slow_ms=0.0, batch=16):
+            self.n, self.seconds, self.work = n, ms / 1000, work
+            self.slow_every, self.slow_seconds, self.batch = slow_every, slow_ms / 1000, batch
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            slow = self.slow_every and (i // self.batch) % self.slow_every == 0
+            seconds = self.slow_seconds if slow else self.seconds
+            if self.work == "wait":
+                time.sleep(seconds)
+            else:
+                end = time.perf_counter() + seconds
+                while time.perf_counter() < end:
+                    pass
+            return np.full(64, i % 7, dtype=np.float32), i % 10
+''')
+data_module_dir = tempfile.TemporaryDirectory()
+Path(data_module_dir.name, "slow_data.py").write_text(SLOW_DATA)
+sys.path.insert(0, data_module_dir.name)  # spawned workers receive the parent's sys.path
+from slow_data import SlowDataset
+
+
+class NotebookDataset(torch.utils.data.Dataset):
+    """The same kind of class, defined in the notebook (that is, in __main__)."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return i
+
+
+def unpickle_in_fresh_interpreter(obj):
+    """What a spawned worker does with the dataset: a new Python process unpickles it."""
+    code = "import pickle, sys; sys.path[:0] = sys.argv[1:]; print(type(pickle.loads(sys.stdin.buffer.read())).__name__, 'rebuilt')"
+    result = subprocess.run([sys.executable, "-c", code, data_module_dir.name], input=pickle.dumps(obj), capture_output=True, timeout=60)
+    return result.stdout.decode().strip() or result.stderr.decode().strip().splitlines()[-1]
+
+
+notebook_outcome = unpickle_in_fresh_interpreter(NotebookDataset())
+module_outcome = unpickle_in_fresh_interpreter(SlowDataset(8))
+print(f"class defined in the notebook: {notebook_outcome}")
+print(f"class imported from slow_data.py: {module_outcome}")
+assert "Can't get attribute" in notebook_outcome and module_outcome == "SlowDataset rebuilt"
+
+
+# %% [markdown]
+# `SlowDataset` needs no `torch.utils.data.Dataset` base class: a map-style data set is anything
+# with `__len__` and `__getitem__`, and `DataLoader`'s default collate function stacks the NumPy
+# arrays and labels into tensors. (Keeping `torch` out of the file also lets the check above start
+# in a blink; a real worker imports torch, which takes seconds per spawned worker, every epoch
+# unless the workers persist.)
+#
+# Now the throughput. For each setting we time the first batch (which includes starting the
+# workers) separately from the samples per second after it.
+#
+# **Predict, then run.** Each item costs 1 ms. With 2 workers instead of 0, will the "wait" data
+# set load about twice as fast? And the "cpu" one? With no work per item, will `batch_size=1` through
+# two workers be faster or slower than loading in the training process?
+
+
+# %%
+def loader_throughput(dataset, **loader_kwargs):
+    """(seconds to the first batch, samples per second after it) for one pass over `dataset`."""
+    t0 = time.perf_counter()
+    batches = iter(DataLoader(dataset, **loader_kwargs))
+    next(batches)
+    t_first = time.perf_counter() - t0
+    t1, count = time.perf_counter(), 0
+    for _, labels in batches:
+        count += len(labels)
+    return t_first, count / (time.perf_counter() - t1)
+
+
+pin = device.type == "cuda"  # pin_memory helps only with CUDA
+throughput = []
+for work in ("cpu", "wait"):
+    for workers in (0, 1, 2):
+        throughput.append((f"1 ms of {work} per item", workers, 16, *loader_throughput(SlowDataset(128, ms=1.0, work=work), batch_size=16, num_workers=workers, pin_memory=pin)))
+for workers, batch_size, n in ((0, 1, 512), (2, 1, 256), (2, 32, 2048)):
+    throughput.append(("no work per item", workers, batch_size, *loader_throughput(SlowDataset(n, ms=0.0), batch_size=batch_size, num_workers=workers, pin_memory=pin)))
+print(f"{'data set':>22} {'workers':>8} {'batch':>6} {'first batch':>12} {'samples/s after it':>19}")
+for name, workers, batch_size, t_first, rate in throughput:
+    print(f"{name:>22} {workers:>8} {batch_size:>6} {t_first * 1e3:>9.0f} ms {rate:>19,.0f}")
+
+
+# %% [markdown]
+# Read the table in three parts:
+#
+# - **"wait" items** scale with the number of workers whatever the machine: a sleeping process
+#   needs no core, so two workers wait in parallel and deliver close to twice the rate of one.
+# - **"cpu" items** scale only with *free* cores. On a machine with idle cores, two workers are
+#   close to twice as fast again; on a busy one (a 2-core machine shared with other jobs, which is
+#   where this lesson's numbers were taken) they gain little or nothing, and more workers than
+#   cores only add switching. Start with `num_workers` at the number of cores you can spare.
+# - **The first batch** is slower with workers: each must start before it can deliver (with
+#   `spawn`, each also imports torch). You pay that every epoch unless `persistent_workers=True`.
+#   And the **batch size** matters for throughput itself: with cheap items, one-item batches sent
+#   between processes are far slower than no workers at all, because each batch is a pickled
+#   message; larger batches amortise it.
+#
+# The question that matters in training is not the loader's rate on its own but whether the step
+# waits for it. Measure it inside the loop: the time spent in `next(batch)` against the time spent
+# in the step. Below, the "step" is a real forward and backward pass padded with a sleep to 8 ms,
+# a stand-in for an accelerator step during which the CPU is free. The data set is uneven: one batch in four is 6 times
+# slower than the others, 9 ms per batch on average, so one process cannot keep up while two can.
+# On a GPU, synchronise before reading the clock after the step: kernels run asynchronously, and
+# without a sync the step's time would show up as waiting for the next batch.
+#
+# **Predict, then run.** What share of the time will the loop spend waiting with 0 workers? With
+# 2 workers, will a larger `prefetch_factor` reduce it? And in the second epoch, how long will the
+# first batch take with persistent workers?
+
+
+# %%
+STEP_SECONDS = 0.008
+step_model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, NUM_CLASSES)).to(device)
+step_opt = torch.optim.SGD(step_model.parameters(), lr=0.01)
+
+
+def waiting_share(loader):
+    """Seconds waiting for batches and seconds in steps over one epoch (the first batch left out)."""
+    waiting = stepping = 0.0
+    t_ready = time.perf_counter()
+    for i, (features, labels) in enumerate(loader):
+        t_got = time.perf_counter()
+        features, labels = features.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        loss = cross_entropy(step_model(features), labels)
+        step_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        step_opt.step()
+        sync()  # without it, on a GPU, the step's time would show up as waiting
+        time.sleep(max(0.0, STEP_SECONDS - (time.perf_counter() - t_got)))  # the rest of the "accelerator" step
+        if i > 0:  # the first batch includes the workers' start-up
+            waiting += t_got - t_ready
+            stepping += time.perf_counter() - t_got
+        t_ready = time.perf_counter()
+    return waiting, stepping
+
+
+uneven = SlowDataset(256, ms=0.25, work="wait", slow_every=4, slow_ms=1.5, batch=16)
+print(f"{'loader':>32} {'waiting':>9} {'in steps':>9} {'share waiting':>14}")
+for workers, prefetch in ((0, None), (2, 1), (2, 2), (2, 4)):
+    extra = {} if workers == 0 else {"prefetch_factor": prefetch}
+    waiting, stepping = waiting_share(DataLoader(uneven, batch_size=16, num_workers=workers, pin_memory=pin, **extra))
+    label = f"{workers} workers" + ("" if workers == 0 else f", prefetch_factor {prefetch}")
+    print(f"{label:>32} {waiting * 1e3:>6.0f} ms {stepping * 1e3:>6.0f} ms {waiting / (waiting + stepping):>14.0%}")
+
+for persistent in (False, True):
+    loader = DataLoader(SlowDataset(32, ms=0.25, work="wait"), batch_size=16, num_workers=2, persistent_workers=persistent)
+    first_batch = []
+    for _ in range(2):  # two epochs
+        t0 = time.perf_counter()
+        batches = iter(loader)
+        next(batches)
+        first_batch.append(time.perf_counter() - t0)
+        for _ in batches:
+            pass
+    print(f"persistent_workers={persistent!s:5}: first batch of epoch 1 {first_batch[0] * 1e3:4.0f} ms, of epoch 2 {first_batch[1] * 1e3:4.0f} ms")
+    del loader, batches  # shuts persistent workers down
+
+sys.path.remove(data_module_dir.name)
+data_module_dir.cleanup()
+
+
+# %% [markdown]
+# With no workers, the loop spends about half of its time waiting for data: the step is starved,
+# and a faster model would not make the epoch shorter. Two workers load in parallel with the step
+# and most of the waiting disappears. A deeper `prefetch_factor` lets the worker that holds a slow
+# batch start on it earlier, which absorbs part of the unevenness (batches are delivered in order,
+# so one slow batch holds up the others); it cannot make the loader faster on average. (On a shared
+# machine these percentages move by several points from run to run: run the cell twice before
+# reading small differences.) Persistent workers skip the start-up at every epoch after the first.
+#
+# The diagnosis carries over to any setup: if the share waiting is more than a few per cent,
+# the data is the bottleneck. Then add workers (up to the free cores), make `__getitem__` cheaper
+# (decode once and cache, read memory-mapped arrays, move augmentation to the GPU), raise the
+# batch size per message, and on CUDA set `pin_memory=True` with `non_blocking=True` copies (the
+# `Trainer`'s `move_to` uses `non_blocking=True`). On a GPU, the utilisation reported by
+# `nvidia-smi` and gaps in a profiler timeline tell the same story from the other side.
+
+
+# %% [markdown]
+# ## 14. Outgrowing one GPU: distributed data parallel
 #
 # When one GPU is too slow, **data parallelism** runs one process per GPU, each with a full copy
 # of the model, each on a different slice of every batch:
@@ -1393,7 +2063,7 @@ assert "max |rank 0 weights - rank r weights| = 0.0e+00" in result.stdout, "DDP 
 # script runs with `nccl` and one GPU per process; across machines, replace `--standalone` with
 # `--nnodes`, `--node_rank` and a rendezvous address.
 #
-# ## 12. `torch.compile`
+# ## 15. `torch.compile`
 #
 # `torch.compile` traces the model into graphs and generates fused kernels for them. On GPUs it
 # often speeds training up by 1.3–2× for free; the price is a compilation pause at the first
@@ -1426,12 +2096,145 @@ print(f"compiled output matches eager; the compiled module shares the original's
 # above), and save checkpoints from the original module (`trainer.model`), whose `state_dict`
 # keys have no `_orig_mod.` prefix.
 #
-# ## 13. What's next
+# ### Graph breaks and recompiles
+#
+# Dynamo reads the Python bytecode of the function and records its tensor operations into a
+# graph. Whatever it cannot record ends the graph: a Python `if` on a tensor's *value*, `.item()`,
+# `print`, a call into an unknown C extension. That is a **graph break**: the graph so far runs,
+# Python executes the offending line, and a new graph starts after it. Each break costs a trip
+# back to Python and splits code the compiler could have fused; in a training step a few breaks
+# can cost most of what compiling buys. `torch._dynamo.explain(fn)(*args)` runs `fn` once under
+# Dynamo and reports the graphs and the reason for each break.
+#
+# **Predict, then run.** The first function below has a `print`, a data-dependent `if` and an
+# `.item()`. How many graphs will Dynamo cut it into?
+
+
+# %%
+def normalise_with_breaks(x):
+    y = x.sin()
+    print("    (printed inside the function) y:", tuple(y.shape), y.dtype)  # I/O
+    if y.sum() > 0:  # a Python branch on a tensor's value
+        y = y * 2
+    scale = y.abs().max().item()  # a tensor turned into a Python float
+    return (y / scale).cos()
+
+
+def normalise_without_breaks(x):
+    y = x.sin()
+    y = torch.where(y.sum() > 0, y * 2, y)  # both branches computed, one selected: stays in the graph
+    scale = y.abs().max()  # stays a tensor
+    return (y / scale).cos()
+
+
+x_small = torch.randn(64, generator=torch.Generator().manual_seed(0))
+torch._dynamo.reset()
+torch._logging.set_logs(dynamo=logging.ERROR)  # Dynamo logs a hint for every .item(); keep the output short
+broken = torch._dynamo.explain(normalise_with_breaks)(x_small)
+fixed = torch._dynamo.explain(normalise_without_breaks)(x_small)
+torch._logging.set_logs()  # back to the defaults
+print(f"with breaks: {broken.graph_count} graphs, {broken.graph_break_count} breaks")
+for reason in broken.break_reasons:
+    print(f"  - at `{reason.user_stack[-1].line}`: {reason.reason.splitlines()[0][:70]}")
+print(f"rewritten:   {fixed.graph_count} graph, {fixed.graph_break_count} breaks")
+assert (broken.graph_count, broken.graph_break_count) == (4, 3), "one break per culprit"
+assert (fixed.graph_count, fixed.graph_break_count) == (1, 0), "the rewrite traces as one graph"
+compiled_fixed = torch.compile(normalise_without_breaks, backend="eager", fullgraph=True)  # fullgraph: a break would raise
+torch.testing.assert_close(compiled_fixed(x_small), normalise_with_breaks(x_small), rtol=1e-6, atol=1e-6, msg="same values")
+
+
+# %% [markdown]
+# Three culprits, three breaks, four graphs; the `print` ran in Python between them. The rewrite
+# keeps the values on the tensor side: `torch.where` instead of `if`, a tensor instead of
+# `.item()`, and no printing in the compiled region (log outside it, or every N steps).
+# `torch.compile(..., fullgraph=True)` turns any break into an error, a cheap way to keep a hot
+# function break-free.
+#
+# Every graph is also **specialised**: guards check, at every call, the shapes, dtypes and Python
+# constants it was traced with, and when one fails Dynamo **recompiles**. After
+# `torch._dynamo.config.recompile_limit` recompiles of one function (8 by default) it gives up and
+# runs the function eagerly, silently slower. `torch._dynamo.utils.counters` counts the graphs
+# compiled, and `torch._logging.set_logs(recompiles=True)` logs the guard that failed each time;
+# we catch those lines to print them.
+#
+# **Predict, then run.** `scaled_sin(x, factor)` is called with 4 different lengths of `x`. How many
+# graphs will be compiled by default, with `dynamic=False`, and with `dynamic=True`? And for one
+# length but 4 different Python ints `factor`?
+
+
+# %%
+def scaled_sin(x, factor):
+    return torch.sin(x * factor)
+
+
+class CollectLines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines += [line.strip() for line in record.getMessage().splitlines() if line.strip().startswith("- ")]
+
+
+def graphs_compiled(calls, mark_first_dynamic=False, **compile_kwargs):
+    """Graphs Dynamo compiles for `calls`, a list of (x, factor), and the guard failures it logged."""
+    torch._dynamo.reset()
+    counters.clear()
+    collect.lines.clear()
+    fn = torch.compile(scaled_sin, backend="eager", **compile_kwargs)
+    for i, (x, factor) in enumerate(calls):
+        if mark_first_dynamic and i == 0:
+            torch._dynamo.mark_dynamic(x, 0)  # "dimension 0 varies": trace it symbolically from the start
+        fn(x, factor)
+    return counters["stats"]["unique_graphs"], list(collect.lines)
+
+
+lengths = [torch.randn(n) for n in (8, 16, 32, 64)]
+scenarios = {
+    "4 lengths, default": (lambda: graphs_compiled([(x, 2) for x in lengths])),
+    "4 lengths, dynamic=False": (lambda: graphs_compiled([(x, 2) for x in lengths], dynamic=False)),
+    "4 lengths, dynamic=True": (lambda: graphs_compiled([(x, 2) for x in lengths], dynamic=True)),
+    "4 lengths, mark_dynamic": (lambda: graphs_compiled([(x.clone(), 2) for x in lengths], mark_first_dynamic=True)),
+    "4 Python ints, default": (lambda: graphs_compiled([(lengths[0], k) for k in (2, 3, 4, 5)])),
+}
+collect = CollectLines()
+recompile_log = logging.getLogger("torch._dynamo.guards.__recompiles")
+torch._logging.set_logs(recompiles=True)
+recompile_log.addHandler(collect)
+recompile_log.propagate = False  # into our list instead of stderr
+try:
+    results = {name: run() for name, run in scenarios.items()}
+finally:
+    recompile_log.removeHandler(collect)
+    recompile_log.propagate = True
+    torch._logging.set_logs()
+    torch._dynamo.reset()
+for name, (count, reasons) in results.items():
+    because = reasons[0][2:].split("  #")[0].strip() if reasons else ""  # the failed guard, without the source comment
+    print(f"{name:26} {count} graph(s)" + (f"; first recompile because {because}" if because else ""))
+expected_graphs = {"4 lengths, default": 2, "4 lengths, dynamic=False": 4, "4 lengths, dynamic=True": 1, "4 lengths, mark_dynamic": 1, "4 Python ints, default": 2}
+assert {name: count for name, (count, _) in results.items()} == expected_graphs, "recompile counts"
+
+
+# %% [markdown]
+# By default the first call is traced with static sizes; when the length changes, the guard fails,
+# and Dynamo recompiles with that dimension symbolic ("automatic dynamic shapes"), so later lengths
+# reuse the second graph: 2 graphs. `dynamic=False` compiles once per length and would hit the
+# recompile limit at the ninth; `dynamic=True`, or `torch._dynamo.mark_dynamic(x, 0)` on the first
+# input, compiles one shape-generic graph from the start (with a real backend its kernels can be a
+# little slower than specialised ones). Python ints behave like sizes: a changing int costs one
+# recompile, then becomes symbolic. In a training loop the usual culprits are the smaller last
+# batch of an epoch (`drop_last=True` avoids it), sequences of varying length (pad to a few fixed
+# lengths), and a step counter passed in as a Python number.
+#
+# ## 16. What's next
 #
 # You now have a loop where every line has a reason: cleared gradients, honest evaluation, a
-# warmup-cosine schedule checked against PyTorch's, clipping, accumulation with the right scale,
-# mixed precision with the scaler in the right place, checkpoints that resume bitwise, and the
-# same loop on several processes. Lesson `02_attention` builds attention and a small transformer,
+# peak lr from a range test and a warmup-cosine schedule checked against PyTorch's, clipping,
+# accumulation with the right scale, weight decay only where it belongs and an EMA of the
+# weights, mixed precision with the scaler in the right place and checkpointed activations,
+# checkpoints that resume bitwise, a data pipeline that keeps up, the same loop on several
+# processes, and a compiled model without breaks or needless recompiles. Lesson `02_attention` builds attention and a small transformer,
 # and trains it with this `Trainer`.
 #
 # ## Self-check
@@ -1469,7 +2272,7 @@ print(f"compiled output matches eager; the compiled module shares the original's
 #    <details><summary>Answer</summary>Every step is 4 times as large: the learning rate was
 #    silently multiplied by 4. With the division the steps are equal to float64 rounding, but not
 #    with BatchNorm (its statistics come from 8 examples, not 32) or with micro-batches of unequal
-#    size under a mean-reduced loss (section 7).</details>
+#    size under a mean-reduced loss (section 8).</details>
 #
 # 5. With fp16 and a <code>GradScaler</code>, you call <code>clip_grad_norm_(params, 1.0)</code>
 #    right after <code>backward()</code>. What happens?
@@ -1477,7 +2280,7 @@ print(f"compiled output matches eager; the compiled module shares the original's
 #    <details><summary>Answer</summary>The gradients are still multiplied by the loss scale
 #    (65536 at the start), so the measured norm is 65536 times too large and every step is clipped
 #    to almost nothing. Call <code>scaler.unscale_(optimizer)</code> first, then clip, then
-#    <code>scaler.step</code> and <code>scaler.update</code> (section 8).</details>
+#    <code>scaler.step</code> and <code>scaler.update</code> (section 9).</details>
 #
 # 6. After a resume from a checkpoint the loss jumps, although the weights were restored. Name
 #    three other pieces of state the checkpoint may be missing. Why load it with
@@ -1487,7 +2290,7 @@ print(f"compiled output matches eager; the compiled module shares the original's
 #    scheduler (the lr goes back to warmup), the scaler's current scale, the position in the
 #    data, the RNG states, the early-stopping state. <code>torch.load</code> unpickles, and
 #    unpickling can run arbitrary code; <code>weights_only=True</code> accepts only tensors,
-#    numbers, strings and containers (section 9).</details>
+#    numbers, strings and containers (section 11).</details>
 #
 # 7. Two GPUs, a batch of 32 per GPU, 4 accumulation steps. What is the effective batch size, and
 #    why do the two copies of the model stay identical?
@@ -1496,32 +2299,107 @@ print(f"compiled output matches eager; the compiled module shares the original's
 #    weights at construction and averages the gradients across ranks during
 #    <code>backward()</code>, so both ranks take the same step from the same gradients. Use
 #    <code>no_sync()</code> on all but the last micro-batch so that only one all-reduce runs per
-#    step (section 11).</details>
+#    step (section 14).</details>
+#
+# 8. An LR range test's smoothed loss is lowest at lr 2e-2. Which lr do you try first, and why
+#    not 2e-2 itself? Why can the smoothing factor move the answer?
+#
+#    <details><summary>Answer</summary>About 2e-3, a tenth of it: at the minimum the loss is about
+#    to blow up, so it is the edge of stability, not the best lr. A heavy moving average
+#    (<code>β = 0.98</code> over only 100 steps) lags the raw losses and flattens the dip, which
+#    moves the minimum to larger lrs; use a lighter one or more steps. Then confirm with short
+#    runs at the suggestion and around it (section 6).</details>
+#
+# 9. What does <code>checkpoint(block, x, use_reentrant=False)</code> keep during the forward pass,
+#    what does it cost, and why are the gradients still exact with dropout inside the block?
+#
+#    <details><summary>Answer</summary>Only the block's input; the activations inside are
+#    recomputed during backward by running the block's forward again, about one extra forward pass
+#    of time. The saved RNG state is restored for the recomputation, so dropout draws the same
+#    masks and the gradients are bitwise those of the plain model (section 9).</details>
+#
+# 10. Why keep weight decay off biases, LayerNorm/BatchNorm parameters and embeddings, and what goes
+#     wrong with "decay every parameter whose name contains <code>weight</code>" in a GPT with
+#     tied input and output embeddings?
+#
+#     <details><summary>Answer</summary>Decay pulls towards zero, which for a bias or a norm's
+#     scale is not a simpler model but a different one, and it shrinks every embedding row each step
+#     while only the rows in the batch get a gradient. The name rule decays the norm scales
+#     (<code>ln.weight</code>) and the embedding, and building groups per module lists the tied
+#     matrix twice, which the optimizer refuses. Group by module type and dimension, each tensor
+#     once (section 10).</details>
+#
+# 11. An EMA of the weights with <code>decay=0.999</code>, started from the initial weights,
+#     evaluates worse than the raw weights after 500 steps. Why, and what do you change?
+#
+#     <details><summary>Answer</summary>The average still holds <code>0.999^500 ≈ 61%</code> of the
+#     random initial weights: its memory is about <code>1/(1 − decay)</code> = 1000 steps. Use
+#     warmup (bias correction: the average of the weights seen so far), start the EMA later, or
+#     lower the decay for a short run (section 10).</details>
+#
+# 12. A training step waits for data 40% of the time. How did you measure that, and what do you try?
+#     Why may <code>num_workers=4</code> not help a CPU-heavy <code>__getitem__</code> on a busy
+#     2-core machine, and why does a data set class defined in a notebook fail on macOS?
+#
+#     <details><summary>Answer</summary>Time spent in <code>next(batch)</code> against time in the
+#     step (synchronised on a GPU). Add workers up to the free cores, make loading cheaper, larger
+#     batches per message, <code>persistent_workers</code> for the start-up, a deeper
+#     <code>prefetch_factor</code> for uneven loading, <code>pin_memory</code> with
+#     <code>non_blocking</code> copies on CUDA. CPU-bound work scales only with free cores. macOS
+#     starts workers with <code>spawn</code>: a fresh interpreter unpickles the data set and cannot
+#     find a class that lives in the notebook's <code>__main__</code>; import it from a
+#     <code>.py</code> file (section 13).</details>
+#
+# 13. A compiled training step is fast for a while, then slows down at the end of every epoch and
+#     after some changes stops being compiled at all. What do you look for, and how do you fix it?
+#
+#     <details><summary>Answer</summary>Recompiles: a guard failed on a new shape (the smaller last
+#     batch, a new sequence length) or a new Python constant. Count them with
+#     <code>torch._dynamo.utils.counters</code> or log them with
+#     <code>torch._logging.set_logs(recompiles=True)</code>; past <code>recompile_limit</code> the
+#     function runs eagerly. Fix with <code>drop_last=True</code>, padding to a few lengths,
+#     <code>mark_dynamic</code> or <code>dynamic=True</code>. Check for graph breaks with
+#     <code>torch._dynamo.explain</code> and <code>fullgraph=True</code> (section 15).</details>
 #
 # ## Further reading
 #
 # - D. P. Kingma, J. Ba (2015), "Adam: a method for stochastic optimization", ICLR,
 #   https://arxiv.org/abs/1412.6980
-# - I. Loshchilov, F. Hutter (2019), "Decoupled weight decay regularization" (AdamW), ICLR,
-#   https://arxiv.org/abs/1711.05101
+# - I. Loshchilov, F. Hutter (2019), "Decoupled weight decay regularization" (AdamW; the decay
+#   that parameter groups keep off biases and norms), ICLR, https://arxiv.org/abs/1711.05101
 # - I. Loshchilov, F. Hutter (2017), "SGDR: stochastic gradient descent with warm restarts" (the
 #   cosine schedule), ICLR, https://arxiv.org/abs/1608.03983
 # - P. Goyal et al. (2017), "Accurate, large minibatch SGD: training ImageNet in 1 hour" (linear
 #   warmup, scaling the lr with the batch), https://arxiv.org/abs/1706.02677
 # - L. Liu et al. (2020), "On the variance of the adaptive learning rate and beyond" (why Adam
 #   needs warmup), ICLR, https://arxiv.org/abs/1908.03265
+# - L. N. Smith (2017), "Cyclical learning rates for training neural networks" (the LR range
+#   test), WACV, https://arxiv.org/abs/1506.01186; fastai's `lr_find`,
+#   https://docs.fast.ai/callback.schedule.html
 # - R. Pascanu, T. Mikolov, Y. Bengio (2013), "On the difficulty of training recurrent neural
 #   networks" (clipping by the gradient norm), ICML, https://arxiv.org/abs/1211.5063
 # - S. Ioffe, C. Szegedy (2015), "Batch normalization: accelerating deep network training by
 #   reducing internal covariate shift", ICML, https://arxiv.org/abs/1502.03167
 # - P. Micikevicius et al. (2018), "Mixed precision training" (fp32 master weights, loss
 #   scaling), ICLR, https://arxiv.org/abs/1710.03740
+# - T. Chen, B. Xu, C. Zhang, C. Guestrin (2016), "Training deep nets with sublinear memory cost"
+#   (activation checkpointing), https://arxiv.org/abs/1604.06174; PyTorch documentation,
+#   `torch.utils.checkpoint`, https://pytorch.org/docs/stable/checkpoint.html
+# - B. T. Polyak, A. B. Juditsky (1992), "Acceleration of stochastic approximation by averaging",
+#   SIAM Journal on Control and Optimization 30(4), https://doi.org/10.1137/0330046;
+#   A. Tarvainen, H. Valpola (2017), "Mean teachers are better role models" (an EMA of the weights
+#   as a teacher), NeurIPS, https://arxiv.org/abs/1703.01780; timm's `ModelEmaV2`,
+#   https://github.com/huggingface/pytorch-image-models/blob/main/timm/utils/model_ema.py
+# - PyTorch documentation, weight averaging (SWA and EMA) in `torch.optim.swa_utils`,
+#   https://pytorch.org/docs/stable/optim.html#weight-averaging-swa-and-ema
 # - PyTorch documentation, "Automatic Mixed Precision examples" (gradient clipping with
 #   `unscale_`, accumulation), https://pytorch.org/docs/stable/notes/amp_examples.html; the
 #   `torch.amp` package, https://pytorch.org/docs/stable/amp.html
 # - PyTorch documentation, learning-rate schedulers in `torch.optim`,
 #   https://pytorch.org/docs/stable/optim.html; `torch.load` and `weights_only`,
 #   https://pytorch.org/docs/stable/generated/torch.load.html
+# - PyTorch documentation, `torch.utils.data` (`DataLoader`, workers, pinned memory,
+#   multiprocessing start methods), https://pytorch.org/docs/stable/data.html
 # - PyTorch tutorial, "Saving and loading models",
 #   https://pytorch.org/tutorials/beginner/saving_loading_models.html
 # - PyTorch documentation, "Distributed data parallel" design notes,
@@ -1531,7 +2409,10 @@ print(f"compiled output matches eager; the compiled module shares the original's
 #   training", VLDB, https://arxiv.org/abs/2006.15704
 # - J. Ansel et al. (2024), "PyTorch 2: faster machine learning through dynamic Python bytecode
 #   transformation and graph compilation", ASPLOS, https://doi.org/10.1145/3620665.3640366;
-#   `torch.compile`, https://pytorch.org/docs/stable/generated/torch.compile.html
+#   `torch.compile`, https://pytorch.org/docs/stable/generated/torch.compile.html; troubleshooting
+#   (graph breaks, `torch._dynamo.explain`, recompilations),
+#   https://pytorch.org/docs/stable/torch.compiler_troubleshooting.html; dynamic shapes,
+#   https://pytorch.org/docs/stable/torch.compiler_dynamic_shapes.html
 #
 # ---
 #
