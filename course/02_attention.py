@@ -10,18 +10,23 @@
 # # 02 · Attention and transformers from scratch
 #
 # A transformer is one idea, attention, wrapped in some plumbing. This lesson builds the idea in a
-# few lines of PyTorch, checks every piece against a reference implementation, and ends with a
-# small GPT trained on your CPU in about a minute:
+# few lines of PyTorch, checks every piece against a reference implementation, trains a small GPT
+# on your CPU, and ends with what changes at scale:
 #
 # 1. attention as a soft dictionary lookup, in five lines;
 # 2. masks (causal, padding, fully masked rows) and why the scores are divided by √d;
 # 3. multi-head attention, checked against `torch.nn.MultiheadAttention`;
 # 4. positional information: sinusoidal, learned and rotary encodings;
 # 5. the transformer block and a small GPT, checked against Hugging Face's GPT-2;
-# 6. training it on Python's own source code;
-# 7. sampling: greedy, temperature, top-k, top-p;
-# 8. the KV cache, and what it buys;
-# 9. what the trained attention heads look at.
+# 6. a LLaMA-style block (RMSNorm, SwiGLU, RoPE, grouped key/value heads), checked against Hugging
+#    Face's LLaMA layer;
+# 7. training the GPT on Python's own source code; perplexity, bits per character, and the FLOPs
+#    the run cost;
+# 8. sampling: greedy, temperature, top-k, top-p;
+# 9. the KV cache, and what it buys;
+# 10. attention at scale: online softmax (FlashAttention), grouped-query attention and the memory
+#     of the KV cache, sliding windows;
+# 11. what the trained attention heads look at.
 #
 # The reference code lives in `mlcraft.models`, `mlcraft.inference` and `mlcraft.data`. Each
 # section writes the idea by hand first, then checks it against the library with an explicit
@@ -29,27 +34,28 @@
 #
 # **You will be able to…**
 #
-# - write scaled dot-product attention from its formula, with boolean, additive, causal and
-#   padding masks, and check it against `F.scaled_dot_product_attention` to 1e-12 in float64;
-# - explain why the scores are divided by √d, and keep fully masked rows from turning a loss and
-#   its gradients into NaN;
-# - assemble multi-head attention from a fused QKV projection, copy its weights into
-#   `nn.MultiheadAttention` with the mask the right way round, and get the same output;
-# - compare sinusoidal, learned and rotary position encodings, and show that a rotary score
-#   depends only on the distance between two positions;
-# - build a GPT-2-style model whose logits equal Hugging Face's GPT-2 to 1e-5, explain its loss at
-#   initialisation, and train it on a CPU;
-# - sample from it (greedy, temperature, top-k, top-p), check that a KV cache gives the same
-#   tokens as no cache, measure its speed-up and compute its memory, and read the attention maps
-#   of the trained heads.
+# - write scaled dot-product attention from its formula, with boolean, additive, causal, padding
+#   and sliding-window masks, check it against `F.scaled_dot_product_attention` to 1e-12 in
+#   float64, and explain the √d scale and the NaN of fully masked rows;
+# - assemble multi-head attention from a fused QKV projection and compare it with
+#   `nn.MultiheadAttention`, mask the right way round; compare sinusoidal, learned and rotary
+#   position encodings;
+# - build a GPT-2-style model and a LLaMA-style block that equal Hugging Face's GPT-2 and LLaMA
+#   layer to 1e-5, and name what RMSNorm, SwiGLU and grouped key/value heads change;
+# - train the GPT on a CPU, explain its loss at initialisation, report its perplexity and bits per
+#   character, and account for its FLOPs with 6ND;
+# - sample from it (greedy, temperature, top-k, top-p), check that a KV cache changes no token,
+#   and compute the cache's memory for multi-head, grouped-query and multi-query attention;
+# - compute exact attention blockwise with a running max and sum (the FlashAttention recurrence),
+#   and read the attention maps of trained heads.
 #
 # **Prerequisites**: lessons `00_orientation` (the course set-up and the checklist for a first
-# training run, used in section 6) and `01_training_loops` (the `Trainer`, `TrainingConfig`,
-# warm-up and cosine decay, `HistoryCallback`, used in section 6). Outside the course: PyTorch
+# training run, used in section 7) and `01_training_loops` (the `Trainer`, `TrainingConfig`,
+# warm-up and cosine decay, `HistoryCallback`, used in section 7). Outside the course: PyTorch
 # tensors, broadcasting and `nn.Module`; matrix products and dot products; softmax and
 # cross-entropy.
 #
-# **Time**: reading about 50 min; exercise `exercises/02_attention` 90–120 min; running the whole
+# **Time**: reading about 80 min; exercise `exercises/02_attention` 90–120 min; running the whole
 # notebook took 163 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured.
 
 
@@ -64,13 +70,17 @@ if "google.colab" in sys.modules:
 
 
 # %%
+import json
 import math
+import os
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from mlcraft.config import TrainingConfig
 from mlcraft.data import CharTokenizer, TokenBlockDataset, stdlib_corpus
@@ -79,14 +89,23 @@ from mlcraft.models import (
     GPT,
     GPTConfig,
     LearnedPositionalEmbedding,
+    LlamaBlock,
     MultiHeadAttention,
+    RMSNorm,
     RotaryEmbedding,
+    SwiGLU,
     apply_rotary,
     causal_mask,
+    kv_cache_bytes,
+    llama_block_config_from_hf,
     load_hf_gpt2_weights,
+    load_hf_llama_layer,
     merge_heads,
+    online_softmax_attention,
+    repeat_kv,
     scaled_dot_product_attention,
     sinusoidal_encoding,
+    sliding_window_mask,
     split_heads,
 )
 from mlcraft.training import HistoryCallback, Trainer
@@ -225,7 +244,7 @@ print("boolean and additive masks give the same output, in ours, PyTorch's and m
 #
 # A language model predicts token $t+1$ from tokens $1..t$, so position $t$ must not see later
 # positions. That is the lower-triangular **causal mask**. `mlcraft.models.causal_mask(T_q, T_k)`
-# also covers decoding with a cache (section 8), where a few new queries meet many keys: the
+# also covers decoding with a cache (section 9), where a few new queries meet many keys: the
 # queries are then the *last* positions, and the triangle is aligned to the bottom right.
 #
 # **Predict, then run.** Sketch `causal_mask(3, 8)` before you look: which keys may the first of
@@ -750,9 +769,112 @@ torch.testing.assert_close(our_logits, hf_logits, rtol=1e-5, atol=1e-5)
 # With a network, the same call copies the pretrained GPT-2 small checkpoint
 # (`GPT2LMHeadModel.from_pretrained("gpt2")`, about 550 MB) into
 # `GPT(GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, d_model=768))`. Here we
-# train our own small model instead.
+# train our own small model instead, after one look at how newer models change the block.
 #
-# ## 6. Training the small GPT on CPU
+# ## 6. A LLaMA-style block
+#
+# GPT-2's block is from 2019. LLaMA (2023) and most open models since keep its shape, a pre-norm
+# residual stream with an attention branch and an MLP branch, and change four parts of it:
+#
+# - **RMSNorm** instead of LayerNorm: $x / \sqrt{\mathrm{mean}(x^2) + \epsilon} \cdot g$, with no
+#   mean subtraction and no bias: one statistic instead of two, and the same quality in practice;
+# - a **SwiGLU** MLP, $W_{down}\,(\mathrm{silu}(W_{gate}\,x) \odot W_{up}\,x)$: a gated MLP, better
+#   per parameter in Shazeer's comparison. Three matrices of width $\approx 8C/3$ hold as many
+#   weights as GPT-2's two of width $4C$;
+# - **RoPE** (section 4.4) on the queries and keys of every layer, instead of learned positions
+#   added at the bottom;
+# - **grouped-query attention** (GQA): fewer key/value heads than query heads, each shared by a
+#   group of query heads, which shrinks the KV cache (section 10.2 counts it). And no biases.
+#
+# ```text
+# x = x + attn(rmsnorm_1(x))   # causal attention, RoPE on q and k, n_kv_heads shared key/value heads
+# x = x + mlp(rmsnorm_2(x))    # SwiGLU
+# ```
+#
+# `mlcraft.models.llama` writes these parts out. RMSNorm first:
+#
+# **Predict, then run.** RMSNorm skips the mean subtraction of LayerNorm. On a vector whose entries
+# have mean 0, how far apart are the two (without their learned scale and bias)? And on one whose
+# mean is 3?
+
+
+# %%
+x_norm = torch.randn(4, 64, generator=g)
+rms_by_hand = x_norm / torch.sqrt(x_norm.pow(2).mean(dim=-1, keepdim=True) + 1e-6)  # (4, 64)
+torch.testing.assert_close(RMSNorm(64, eps=1e-6)(x_norm), rms_by_hand, rtol=1e-6, atol=1e-6, msg="mlcraft RMSNorm")
+torch.testing.assert_close(nn.RMSNorm(64, eps=1e-6)(x_norm), rms_by_hand, rtol=1e-6, atol=1e-6, msg="torch.nn.RMSNorm")
+for mean in (0.0, 3.0):
+    shifted = x_norm - x_norm.mean(dim=-1, keepdim=True) + mean  # every row has this mean
+    gap = (RMSNorm(64, eps=1e-6)(shifted) - F.layer_norm(shifted, (64,), eps=1e-6)).abs().max().item()
+    print(f"rows with mean {mean}: max |RMSNorm - LayerNorm| = {gap:.1e}")
+
+C_l = 64
+print(f"SwiGLU(64, 172): {sum(p.numel() for p in SwiGLU(C_l, 172).parameters()):,} weights; GPT-2's MLP without biases: {2 * C_l * 4 * C_l:,}")
+
+
+# %% [markdown]
+# On centred rows the root mean square *is* the standard deviation, so the two norms agree to
+# rounding; with a mean of 3 they differ by far more than rounding. RMSNorm assumes the residual
+# stream needs no re-centring, and training copes. SwiGLU's width 172 (8 · 64 / 3, rounded up to
+# a multiple of 4) gives it almost exactly the weights of GPT-2's MLP.
+#
+# ### 6.1 Parity with Hugging Face's LLaMA layer
+#
+# `LlamaBlock` must give the same output as Hugging Face's `LlamaDecoderLayer` with the same
+# weights, and `load_hf_llama_layer` copies them (names differ, shapes do not: LLaMA uses plain
+# `nn.Linear`). Two details of the Hugging Face layer: it does not compute RoPE itself but takes
+# `position_embeddings=(cos, sin)` from `LlamaRotaryEmbedding`, computed once per model and shared
+# by every layer; and its "eager" attention *adds* whatever mask it is given, so a causal mask has
+# to be passed as an additive `(B, 1, T, T)` tensor, or the layer attends to the future.
+#
+# **Predict, then run.** The Hugging Face layer has 4 query heads and 2 key/value heads. How many
+# rows does its `k_proj.weight` have, compared with `q_proj.weight`?
+
+
+# %%
+from transformers import LlamaConfig
+from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRotaryEmbedding
+
+hf_llama_config = LlamaConfig(
+    hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=172, num_hidden_layers=1, vocab_size=V
+)
+hf_llama_config._attn_implementation = "eager"  # the written-out attention, which adds our mask
+torch.manual_seed(2)
+hf_layer = LlamaDecoderLayer(hf_llama_config, layer_idx=0).eval()
+with torch.no_grad():  # Hugging Face starts the norm weights at 1: make them random so their copy is checked too
+    for norm in (hf_layer.input_layernorm, hf_layer.post_attention_layernorm):
+        norm.weight.normal_(1.0, 0.1)
+print(f"q_proj {tuple(hf_layer.self_attn.q_proj.weight.shape)}, k_proj {tuple(hf_layer.self_attn.k_proj.weight.shape)}, v_proj {tuple(hf_layer.self_attn.v_proj.weight.shape)}")
+
+llama_block = LlamaBlock(llama_block_config_from_hf(hf_llama_config)).eval()
+print(llama_block.config)
+T_l = 12
+xl = torch.randn(2, T_l, 64, generator=g)
+position_ids = torch.arange(T_l)[None].expand(2, T_l)  # (B, T)
+cos_sin = LlamaRotaryEmbedding(hf_llama_config)(xl, position_ids)  # ((B, T, D), (B, T, D)), shared by every layer
+additive_causal = torch.zeros(T_l, T_l).masked_fill(~causal_mask(T_l), float("-inf"))[None, None]  # (1, 1, T, T)
+with torch.no_grad():
+    hf_out = hf_layer(xl, attention_mask=additive_causal, position_ids=position_ids, position_embeddings=cos_sin)
+    hf_out = hf_out[0] if isinstance(hf_out, tuple) else hf_out  # transformers 4.x returned a tuple
+    print(f"before copying: max |difference| {(llama_block(xl) - hf_out).abs().max():.3f}")
+    load_hf_llama_layer(llama_block, hf_layer)
+    ours_l = llama_block(xl)
+print(f"after copying:  max |difference| {(ours_l - hf_out).abs().max():.1e}")
+torch.testing.assert_close(ours_l, hf_out, rtol=1e-5, atol=1e-5, msg="LlamaBlock vs LlamaDecoderLayer")
+
+gpt_block_weights = 12 * C_l**2  # GPT-2 block of width 64, weights only: attention 4C², MLP 8C²
+llama_block_weights = sum(p.numel() for p in llama_block.parameters())
+print(f"weights per block at width 64: GPT-2 {gpt_block_weights:,}, LLaMA-style {llama_block_weights:,} (2 of 4 heads' K/V removed)")
+
+
+# %% [markdown]
+# The key and value projections have half the rows of the query projection: 2 key/value heads of
+# width 16 each serve 4 query heads, and inside the attention `repeat_kv` repeats each key/value
+# head for its group of 2 query heads. The block then has fewer weights than GPT-2's, and what
+# matters more for serving, half the KV cache per token. The rest of the lesson trains GPT-2's
+# block, so that the model stays comparable number for number with Hugging Face's GPT-2.
+#
+# ## 7. Training the small GPT on CPU
 #
 # The corpus is the source code of a few standard-library modules (`argparse`, `pathlib`,
 # `typing`, ...), read from your Python installation: code, comments and docstrings in English. The
@@ -843,17 +965,62 @@ torch.testing.assert_close(predicted, init_loss, rtol=0, atol=0.05)
 # Now train with the `Trainer` from module 01: AdamW, linear warm-up then cosine decay, and
 # gradient clipping. Autocast is on for a GPU only: how fast bf16 runs on a CPU depends on the CPU
 # model, and a model this small has little to gain from it there. `HistoryCallback` keeps the
-# logged metrics for the plot. About a minute on two CPU cores; seconds on a GPU.
+# logged metrics for the plot.
 #
-# **Predict, then run.** After 800 steps, will the validation loss be above or below the training
-# loss? Will it still be falling at the end, or already rising?
+# The full run is 800 steps: about two and a half minutes on two CPU cores, seconds on a GPU. On
+# a CPU the lesson runs a 250-step version by default (under a minute), and the plot shows the
+# full run's curves beside it, read from a small file that the full run wrote once. The cosine
+# schedule is stretched over whichever number of steps runs, so the short run also ends at a
+# learning rate near 0.
 
 
 # %%
+# The full run takes about 2.5 min on a 2-core CPU and seconds on a GPU. It is on by default on a GPU;
+# set MLCRAFT_FULL_RUN=1 (or change this line to True) to run it on a CPU.
+FULL_RUN = device.type == "cuda" or os.environ.get("MLCRAFT_FULL_RUN") == "1"
+FULL_STEPS, SHORT_STEPS = 800, 250
+FULL_RUN_FILE = Path("assets") / "02_gpt_full_run.json"  # relative to the notebook's folder, course/
+
+
+def save_loss_curve(history, path, seconds, every=5):
+    """Write the run's train loss (every `every`-th step) and its validation evals as JSON.
+
+    The committed assets/02_gpt_full_run.json was made by this function on the full path: 800 steps,
+    seed 0, on a 2-core AMD EPYC CPU with one intra-op thread (MLCRAFT_FULL_RUN=1, pytest --nbval-lax),
+    on 2026-12-04.
+    """
+    record = {
+        "made_by": "course/02_attention.py, save_loss_curve (MLCRAFT_FULL_RUN=1)",
+        "steps": int(history.steps[-1]["step"]),
+        "seed": train_config.seed,
+        "seconds": round(seconds, 1),
+        "train": [[int(s["step"]), round(s["loss"], 4)] for s in history.steps[::every]] + [[int(history.steps[-1]["step"]), round(history.steps[-1]["loss"], 4)]],
+        "val": [[int(e["step"]), round(e["val_loss"], 4)] for e in history.evals],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def load_loss_curve(path):
+    """The saved full run as a dict, or None (with a note) where the file is not there, e.g. on Colab."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        print(f"no saved full run to compare with ({err.__class__.__name__}: {path}); the plot shows this run only")
+        return None
+
+
+# %% [markdown]
+# **Predict, then run.** At the end of the run, will the validation loss be above or below the
+# training loss? Will it still be falling at the end, or already rising?
+
+
+# %%
+max_steps = FULL_STEPS if FULL_RUN else SHORT_STEPS
 train_config = TrainingConfig(
-    lr=3e-3, batch_size=32, max_steps=800, warmup_steps=50, grad_clip_norm=1.0,
+    lr=3e-3, batch_size=32, max_steps=max_steps, warmup_steps=50, grad_clip_norm=1.0,
     amp=device.type == "cuda",  # bf16 autocast on recent GPUs, fp16 with a GradScaler on older ones
-    eval_every=100, log_every=1, progress=False, seed=0,
+    eval_every=max_steps // 8, log_every=1, progress=False, seed=0,
 )
 history = HistoryCallback()
 trainer = Trainer(model, train_config, train_ds, lm_loss, val_data=val_ds, callbacks=[history])
@@ -862,36 +1029,153 @@ trainer.fit()
 train_seconds = time.perf_counter() - start
 final_train = sum(s["loss"] for s in history.steps[-20:]) / 20
 final_val = history.evals[-1]["val_loss"]
-print(f"{train_config.max_steps} steps in {train_seconds:.0f} s on {trainer.device} ({train_seconds / train_config.max_steps * 1e3:.0f} ms/step)")
+print(f"{'full' if FULL_RUN else 'short'} run: {max_steps} steps in {train_seconds:.0f} s on {trainer.device} ({train_seconds / max_steps * 1e3:.0f} ms/step)")
 print(f"final train loss (mean of the last 20 steps) {final_train:.3f}, val loss {final_val:.3f}")
-predictions = train_config.max_steps * train_config.batch_size * block_size
+predictions = max_steps * train_config.batch_size * block_size
 print(f"{predictions:,} next-character predictions: each training character came round {predictions / len(train_ids):.1f} times")
+assert final_val < math.log(V) - 1.0, "training should take the validation loss well below the uniform guess"
+if FULL_RUN:
+    save_loss_curve(history, FULL_RUN_FILE, train_seconds)
+full_run = load_loss_curve(FULL_RUN_FILE)
 
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 4))
+if full_run is not None and not FULL_RUN:
+    ax.plot(*zip(*full_run["train"], strict=True), lw=0.8, alpha=0.5, color="tab:grey", label=f"full run, train ({full_run['steps']} steps, saved)")
+    ax.plot(*zip(*full_run["val"], strict=True), "s--", ms=4, color="tab:grey", label="full run, validation (saved)")
 steps = [s["step"] for s in history.steps]
-ax.plot(steps, [s["loss"] for s in history.steps], lw=0.8, alpha=0.7, label="train (per step)")
-ax.plot([e["step"] for e in history.evals], [e["val_loss"] for e in history.evals], "o-", label="validation")
+ax.plot(steps, [s["loss"] for s in history.steps], lw=0.8, alpha=0.7, color="tab:blue", label=f"this run, train ({max_steps} steps)")
+ax.plot([e["step"] for e in history.evals], [e["val_loss"] for e in history.evals], "o-", color="tab:orange", label="this run, validation")
 ax.axhline(math.log(V), color="grey", ls="--", lw=0.8, label=f"ln {V}: uniform guess")
 ax.set_xlabel("step")
 ax.set_ylabel("cross-entropy (nats per character)")
 ax.set_title(f"Small GPT on Python source, {model.num_parameters() / 1e6:.2f} M parameters")
-ax.legend()
+ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
+if full_run is not None and not FULL_RUN:
+    print(f"validation loss: this run {final_val:.3f} after {max_steps} steps; full run {full_run['val'][-1][1]:.3f} after {full_run['steps']}")
 
 
 # %% [markdown]
 # The loss falls fast from $\ln V$ as the model learns character frequencies, then keeps falling as
 # it learns spelling, indentation and common keywords. The validation loss is still falling at the
-# end: no sign of overfitting, which is why dropout stays off. Each character came round only a
-# couple of times, each time at a different place in its window. Validation stays above training
-# because it is different text: the last 10% of the corpus, which lies in the last module of the
-# list (`typing.py`), with its own style. 800 steps is a short run; more steps and a larger model
-# bring the loss down further.
+# end of both runs: no sign of overfitting, which is why dropout stays off. Even in the full run
+# each character came round only a couple of times, each time at a different place in its window.
+# Validation stays above training because it is different text: the last 10% of the corpus, which
+# lies in the last module of the list (`typing.py`), with its own style. The short run stops more
+# than half a nat above the full one; 800 steps is itself a short run, and more steps and a larger
+# model bring the loss down further. The sections below use whichever model you trained: the
+# short one samples worse text and has blurrier heads, but every check holds for both.
 #
-# ## 7. Sampling
+# ### 7.1 Perplexity and bits per character
+#
+# A loss in nats is hard to feel. Two readings of the same number are standard. **Perplexity**,
+# $\exp(\text{mean NLL})$, is the number of equally likely choices the model is as unsure as: a
+# uniform guess over $V$ characters has perplexity exactly $V$. **Bits per character**,
+# $\text{NLL} / \ln 2$, is the size a compressor driven by the model would reach: 8 for plain
+# ASCII, less for a model that predicts well. Both are per *token*, so they compare models only on
+# the same tokenization: a character model and a word model with the same perplexity are not
+# equally good.
+#
+# **Predict, then run.** Where will a **unigram** model (each character with its training
+# frequency, ignoring the context) land: closer to the uniform guess or to the trained GPT?
+
+
+# %%
+model.eval()
+ppl_x, ppl_y = (torch.stack(parts) for parts in zip(*(val_all[i] for i in range(8)), strict=True))  # 8 windows: 512 characters
+with torch.no_grad():
+    ppl_logits = model(ppl_x.to(trainer.device)).double().cpu()  # (8, T, V)
+nll = F.cross_entropy(ppl_logits.flatten(0, 1), ppl_y.flatten(), reduction="none")  # (8·T,) nats per character
+
+
+def nll_loop(logits, targets):
+    """-log p(target) one character at a time, in Python floats: log-sum-exp written out."""
+    out = []
+    for row, target in zip(logits.reshape(-1, logits.shape[-1]).tolist(), targets.flatten().tolist(), strict=True):
+        top = max(row)
+        out.append(-(row[target] - top - math.log(sum(math.exp(z - top) for z in row))))
+    return out
+
+
+torch.testing.assert_close(nll, torch.tensor(nll_loop(ppl_logits, ppl_y), dtype=torch.float64), rtol=1e-12, atol=1e-12)
+print(f"512 characters: mean NLL {nll.mean():.3f} nats, perplexity exp(mean NLL) = {nll.mean().exp():.2f} (loop agrees to 1e-12)")
+
+counts = torch.bincount(train_ids, minlength=V).double() + 1.0  # +1: a character unseen in training still gets a probability
+unigram_nll = -(counts / counts.sum()).log()[val_ids].mean().item()
+rows = {"uniform over the vocabulary": math.log(V), "unigram (character frequencies)": unigram_nll, f"this GPT ({max_steps} steps)": final_val}
+if full_run is not None and not FULL_RUN:
+    rows[f"the full run ({full_run['steps']} steps, saved)"] = full_run["val"][-1][1]
+print(f"\n{'validation text':38} {'nats/char':>9} {'bits/char':>9} {'perplexity':>10}")
+for name, nats in rows.items():
+    print(f"{name:38} {nats:9.3f} {nats / math.log(2):9.2f} {math.exp(nats):10.2f}")
+assert final_val < unigram_nll < math.log(V), "the GPT must beat the unigram model, which must beat the uniform guess"
+
+
+# %% [markdown]
+# The loop and `F.cross_entropy` agree, so perplexity is nothing more than the exponential of the
+# loss we trained on. The uniform guess scores $V$; the unigram model, which knows only that spaces
+# and `e` are common, already cuts that several times; the GPT, which reads the context, cuts it
+# several times again. At about 3 bits per character (2 for the full run) a model-driven
+# compressor would store this code in well under half of its ASCII size.
+#
+# ### 7.2 What the run cost in FLOPs
+#
+# The standard estimate of training compute (Kaplan et al., 2020) is $6ND$ floating-point
+# operations for $N$ non-embedding parameters and $D$ training tokens: each weight does a
+# multiply-add (2 FLOPs) per token in the forward pass, and twice that in the backward pass (one
+# product for the gradient of the input, one for the gradient of the weight). A forward pass alone,
+# which is what generation runs, costs about $2N$ per token. The rule leaves out the attention
+# scores themselves: $QK^\top$ and the weighted sum of values cost $2 \cdot 2 \cdot T \cdot C$ per
+# token and layer forward, three times that with the backward pass, so $12 L T C$ per token. It also
+# leaves out the output layer, which is tied to the embedding and so not counted in $N$. PyTorch's
+# `FlopCounterMode` counts the FLOPs of every matrix product that really runs:
+#
+# **Predict, then run.** Will the counted FLOPs of one training step be above or below $6ND$, and by
+# more or less than 10%?
+
+
+# %%
+N_non_embedding = sum(p.numel() for name, p in model.named_parameters() if name not in ("wte.weight", "wpe.weight"))
+tokens_per_step = train_config.batch_size * block_size
+rule = 6 * N_non_embedding * tokens_per_step
+
+counting_model = GPT(config)  # the count does not depend on the weights
+for blk in counting_model.blocks:
+    blk.attn.fused = False  # written-out attention: its two matmuls are visible to the counter on every device
+xb, yb = (torch.stack(parts) for parts in zip(*(train_ds[i] for i in range(train_config.batch_size)), strict=True))
+with FlopCounterMode(display=False) as counter:
+    lm_loss(counting_model(xb), yb).backward()  # one forward and backward pass of a (32, 64) batch
+counted = counter.get_total_flops()
+
+matmul_weights = L * 12 * Cm**2  # N without biases and norm gains: elementwise work the counter does not count
+attention_term = 12 * L * block_size * Cm * tokens_per_step
+output_layer = 6 * V * Cm * tokens_per_step
+assert counted == 6 * matmul_weights * tokens_per_step + attention_term + output_layer
+print(f"N = {N_non_embedding:,} non-embedding parameters, D = {tokens_per_step:,} tokens per step")
+print(f"6ND = {rule / 1e9:.2f} GFLOP per step; FlopCounterMode counts {counted / 1e9:.2f} GFLOP: ratio {counted / rule:.3f}")
+print(f"  = 6·(matmul weights)·D {6 * matmul_weights * tokens_per_step / 1e9:.2f} + attention 12·L·T·C·D {attention_term / 1e9:.2f} + output layer 6·V·C·D {output_layer / 1e9:.2f}")
+print(f"forward only, per token: 2N = {2 * N_non_embedding / 1e6:.1f} MFLOP")
+run_flops = counted * max_steps
+print(f"this training run: {max_steps} steps × {counted / 1e9:.1f} GFLOP = {run_flops / 1e12:.1f} TFLOP in {train_seconds:.0f} s: {run_flops / train_seconds / 1e9:.0f} GFLOP/s achieved on {trainer.device}")
+
+
+# %% [markdown]
+# The count lands within 10% of $6ND$, and the identity asserted above says exactly where the
+# difference is. With $N \approx 12 L C^2$, the attention term is $12LTC / 6N \approx T / (6C)$ of the
+# rule: small while the context is short compared with the width (here $T = 64$, $C = 128$: about
+# 8%), dominant at long contexts. The output layer adds about $V / (12 L C)$, under 2% here. With the fused attention of the other
+# sections, this version of PyTorch counts nothing for attention on a CPU (its CPU kernel has no
+# FLOP formula), hence the written-out attention here. The achieved rate includes the evaluations and
+# the optimizer, so it is a lower bound; compare it with the tens of GFLOP/s one CPU core can reach
+# in float32 and the roughly $10^{15}$ FLOP/s of a data-centre GPU in bf16. The same rule sizes real
+# runs: GPT-3 (175 B parameters, 300 B tokens) took $6 \cdot 1.75 \cdot 10^{11} \cdot 3 \cdot 10^{11}
+# \approx 3.1 \cdot 10^{23}$ FLOPs.
+#
+#
+# ## 8. Sampling
 #
 # The model outputs a distribution over the next character. How we pick from it matters as much as
 # the model. At each step, `generate` takes the logits of the last position and
@@ -950,7 +1234,7 @@ for name, kwargs in strategies.items():
 # considers unlikely. A low temperature, top-k and top-p all cut that tail in different ways, and
 # give the most code-like text. None of this changes the model, only how we read its output.
 #
-# ## 8. The KV cache
+# ## 9. The KV cache
 #
 # Generating token $t+1$ needs the attention of position $t$ over keys and values $1..t$. Without a
 # cache, `generate` runs the whole context through the model at every step, recomputing keys and
@@ -1033,9 +1317,211 @@ print(f"cache for one 1024-token sequence of GPT-2 small (fp16):   {kv_cache_mib
 # grows with the context; with it, each step processes one token. The price is memory:
 # $2 \times L \times T \times C$ numbers per sequence (keys and values, every layer, every
 # position). That is small here, but it grows with every dimension of the model, and serving many
-# long sequences at once is largely a matter of managing that memory.
+# long sequences at once is largely a matter of managing that memory. Section 10.2 shows how
+# newer models shrink it.
 #
-# ## 9. What the trained heads look at
+# ## 10. Attention at scale
+#
+# Everything so far materialised the $T \times T$ score matrix, and at $T = 64$ that costs
+# nothing. At long contexts, three things break first: the memory of the scores, the memory of the
+# KV cache, and the quadratic cost itself. Each has a standard answer.
+#
+# ### 10.1 Online softmax: attention without the score matrix (FlashAttention)
+#
+# The softmax of a row needs its maximum (for stability) and its sum before any weight is known,
+# which seems to require the whole row. It does not. Go through the keys in blocks and keep, for
+# each query, the running maximum $m$, the running sum $\ell = \sum_j e^{s_j - m}$ and the
+# unnormalised output $a = \sum_j e^{s_j - m} v_j$. When a block raises the maximum from $m$ to
+# $m'$, everything summed so far is rescaled by $e^{m - m'}$:
+#
+# $$m' = \max(m, \max_{j \in \text{block}} s_j), \quad \ell' = \ell\, e^{m - m'} + \sum_{j \in \text{block}} e^{s_j - m'}, \quad a' = a\, e^{m - m'} + \sum_{j \in \text{block}} e^{s_j - m'} v_j,$$
+#
+# and at the end the output is $a / \ell$. This recurrence is the core of FlashAttention, whose
+# kernels also tile the queries so that each tile fits in a GPU's on-chip memory: the scores never
+# go to main memory, and the memory traffic, not the arithmetic, is what it saves.
+#
+# **Predict, then run.** With keys processed in blocks of 32, will the result equal the full
+# softmax to 1e-12 in float64, or only approximate it, like a streaming estimate?
+
+
+# %%
+def online_attention_by_hand(q, k, v, block):
+    """Exact attention over blocks of `block` keys; also returns the size of the largest score tensor."""
+    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=q.dtype)  # running max, (..., T_q, 1)
+    l = torch.zeros_like(m)  # noqa: E741 (the running sum, named as in the paper)
+    a = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=q.dtype)  # unnormalised output, (..., T_q, D_v)
+    largest = 0
+    for start in range(0, k.shape[-2], block):
+        s = q @ k[..., start : start + block, :].transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, block)
+        largest = max(largest, s.numel())
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+        p = torch.exp(s - m_new)
+        correction = torch.exp(m - m_new)  # exp(-inf) = 0 on the first block
+        l = l * correction + p.sum(dim=-1, keepdim=True)  # noqa: E741
+        a = a * correction + p @ v[..., start : start + block, :]
+        m = m_new
+    return a / l, largest
+
+
+T_long = 200  # 32 does not divide 200: the last block has 8 keys
+ql, kl, vl = (torch.randn(2, 4, T_long, 16, generator=g, dtype=torch.float64) for _ in range(3))
+by_hand, largest = online_attention_by_hand(ql, kl, vl, block=32)
+torch.testing.assert_close(by_hand, F.scaled_dot_product_attention(ql, kl, vl), rtol=1e-12, atol=1e-12)
+torch.testing.assert_close(
+    online_softmax_attention(ql, kl, vl, block_size=32, causal=True),
+    F.scaled_dot_product_attention(ql, kl, vl, is_causal=True),
+    rtol=1e-12, atol=1e-12,
+)
+q32, k32, v32 = ql.float(), kl.float(), vl.float()
+torch.testing.assert_close(
+    online_softmax_attention(q32, k32, v32, block_size=32, causal=True),
+    F.scaled_dot_product_attention(q32, k32, v32, is_causal=True),
+    rtol=1e-5, atol=1e-5,  # float32: the blocks sum in a different order, so rounding differs
+)
+print("blocks of 32 = full softmax to 1e-12 (float64, with and without the causal mask), to 1e-5 in float32")
+print(f"largest score tensor: {largest:,} numbers, against {ql.shape[0] * ql.shape[1] * T_long * T_long:,} for the full (B, H, T, T) matrix")
+
+print("\nscores of ONE head, float32:        full T×T       one block of 128 queries × 128 keys")
+for t_ctx in (2_048, 8_192, 131_072):
+    print(f"  T = {t_ctx:>7,}: {t_ctx * t_ctx * 4 / 2**20:>14,.0f} MiB   {128 * 128 * 4 / 2**10:>10.0f} KiB")
+
+t_time = 1024
+qt, kt, vt = (torch.randn(1, 4, t_time, 64, generator=g) for _ in range(3))
+times = {}
+for name, fn in {
+    "full matrix (section 1's attention)": lambda: attention(qt, kt, vt, mask=causal_mask(t_time)),
+    "online softmax, blocks of 256 (Python loop)": lambda: online_softmax_attention(qt, kt, vt, block_size=256, causal=True),
+    "F.scaled_dot_product_attention (fused kernel)": lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=True),
+}.items():
+    runs = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    times[name] = min(runs)
+print(f"\nT = {t_time}, 4 heads of 64, float32, causal, on the CPU:")
+for name, seconds in times.items():
+    print(f"  {name:46} {seconds * 1e3:7.1f} ms")
+
+
+# %% [markdown]
+# The blockwise result is exact, not an estimate: the rescaling by $e^{m - m'}$ turns every
+# earlier term into what it would have been under the final maximum. The score matrix of one head
+# at 128k tokens would take 64 GiB; one 128 × 128 tile takes 64 KiB. On a CPU, our Python loop
+# is not faster than the full matrix (the point of FlashAttention is the memory, and its speed on
+# a GPU comes from not writing the scores to main memory). PyTorch's fused kernel is the fastest
+# of the three: it runs the same blocked recurrence in compiled code, on a CPU as well.
+#
+# ### 10.2 Grouped-query attention and the memory of the KV cache
+#
+# When a model serves many users, the KV cache (section 9), not the weights, decides how many
+# sequences fit on a device. Its size is
+# $2 \cdot \text{layers} \cdot \text{kv\_heads} \cdot \text{head\_dim} \cdot \text{seq\_len} \cdot
+# \text{batch} \cdot \text{bytes per number}$. **Multi-query attention** (Shazeer, 2019) keeps one
+# key/value head for all query heads; **grouped-query attention** (Ainslie et al., 2023) keeps
+# `n_kv_heads` of them, each shared by a group of `n_heads / n_kv_heads` query heads, and loses
+# almost no quality. LLaMA-2 70B, LLaMA-3 and Mistral use 8 key/value heads. In the computation,
+# `repeat_kv` simply repeats each key/value head for its group:
+#
+# **Predict, then run.** For a LLaMA-7B-like shape (32 layers, 32 query heads of width 128) and one
+# sequence of 8k tokens in bf16, how many GiB does the cache take with 32 key/value heads, with 8
+# and with 1?
+
+
+# %%
+n_q_heads, n_kv = 8, 2
+qg = torch.randn(2, n_q_heads, 10, 16, generator=g, dtype=torch.float64)
+kg, vg = (torch.randn(2, n_kv, 10, 16, generator=g, dtype=torch.float64) for _ in range(2))
+group = n_q_heads // n_kv
+gqa = F.scaled_dot_product_attention(qg, repeat_kv(kg, group), repeat_kv(vg, group), is_causal=True)
+per_head = torch.stack(
+    [F.scaled_dot_product_attention(qg[:, h], kg[:, h // group], vg[:, h // group], is_causal=True) for h in range(n_q_heads)],
+    dim=1,
+)  # query head h reads key/value head h // group
+torch.testing.assert_close(gqa, per_head, rtol=1e-12, atol=1e-12)
+torch.testing.assert_close(gqa, F.scaled_dot_product_attention(qg, kg, vg, is_causal=True, enable_gqa=True), rtol=1e-12, atol=1e-12)
+print("repeat_kv + attention == a loop over query heads == F.scaled_dot_product_attention(enable_gqa=True)")
+
+with torch.no_grad():
+    _, real_cache = model.forward_with_cache(prompt_ids)  # the trained GPT: 4 heads, 4 key/value heads
+allocated = sum(t.nbytes for pair in real_cache for t in pair)
+formula = kv_cache_bytes(n_layers=config.n_layer, n_kv_heads=config.n_head, head_dim=config.d_model // config.n_head, seq_len=prompt_ids.shape[1], dtype=real_cache[0][0].dtype)
+assert formula == allocated
+gqa_cache = [(torch.empty(3, 2, 100, 16, dtype=torch.bfloat16), torch.empty(3, 2, 100, 16, dtype=torch.bfloat16)) for _ in range(5)]
+assert sum(t.nbytes for pair in gqa_cache for t in pair) == kv_cache_bytes(n_layers=5, n_kv_heads=2, head_dim=16, seq_len=100, batch_size=3, dtype=torch.bfloat16)
+print(f"kv_cache_bytes = bytes of real caches: our GPT's after {prompt_ids.shape[1]} tokens ({allocated:,} B), and a bf16 GQA cache")
+
+print("\nLLaMA-7B-like shape: 32 layers, 32 query heads × 128, 8,192 tokens, bf16")
+for name, kv_heads in (("multi-head (32 K/V heads)", 32), ("grouped-query (8)", 8), ("multi-query (1)", 1)):
+    per_seq = kv_cache_bytes(n_layers=32, n_kv_heads=kv_heads, head_dim=128, seq_len=8192, dtype=torch.bfloat16)
+    print(f"  {name:26} {per_seq / 2**30:6.3f} GiB per sequence -> {int(60 * 2**30 // per_seq):4d} sequences in 60 GiB")
+
+
+# %% [markdown]
+# A multi-head cache of 4 GiB per 8k-token sequence means 15 sequences in 60 GiB left over after
+# the weights. Eight key/value heads divide that by 4, a single one by 32. The attention
+# arithmetic barely changes (every query head still attends over every position); what shrinks is
+# the memory read at every decoding step, which is what limits decoding speed.
+#
+# ### 10.3 Sliding-window attention
+#
+# Full causal attention costs $O(T^2)$ per layer and needs a cache that grows with $T$. A
+# **sliding window** lets each token see only the last $W$ positions (itself included): the cost is
+# $O(T W)$ and the cache can be a ring buffer of $W$ entries. Information still travels further:
+# layer 2 reads positions that themselves read $W - 1$ positions back, so after $L$ layers the
+# last token can draw on $L (W - 1) + 1$ positions. Longformer combines such local windows with a
+# few global tokens; Mistral 7B uses $W = 4096$ in all 32 layers.
+#
+# **Predict, then run.** With $W = 4$, how many positions can the last token of a 32-token sequence
+# draw on after 1, 2 and 3 layers?
+
+
+# %%
+T_w, W = 12, 4
+window_mask = sliding_window_mask(T_w, W)
+by_loop = torch.tensor([[i - W < j <= i for j in range(T_w)] for i in range(T_w)])
+assert torch.equal(window_mask, by_loop)
+
+qw, kw, vw = (torch.randn(1, 2, T_w, 8, generator=g, dtype=torch.float64) for _ in range(3))
+windowed = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=window_mask)
+for i in range(T_w):  # query i on the truncated context, keys max(0, i - W + 1) .. i, with no mask at all
+    lo = max(0, i - W + 1)
+    alone = F.scaled_dot_product_attention(qw[..., i : i + 1, :], kw[..., lo : i + 1, :], vw[..., lo : i + 1, :])
+    torch.testing.assert_close(windowed[..., i : i + 1, :], alone, rtol=1e-12, atol=1e-12)
+print("sliding-window attention == attention on the explicitly truncated context, for every query (float64)")
+
+reach = torch.eye(32, dtype=torch.long)
+for layers in (1, 2, 3):
+    reach = (sliding_window_mask(32, W).long() @ reach).clamp_max(1)  # which inputs reach each position
+    print(f"after {layers} layer(s) with W = {W}: the last token draws on {int(reach[-1].sum())} positions (L·(W−1)+1 = {layers * (W - 1) + 1})")
+    assert int(reach[-1].sum()) == layers * (W - 1) + 1
+
+with torch.no_grad():  # the LLaMA-style block of section 6 takes the window as its mask
+    xw_changed = xl.clone()
+    xw_changed[:, 2] += 10.0  # change token 2
+    moved = (llama_block(xw_changed, attn_mask=sliding_window_mask(T_l, W)) - llama_block(xl, attn_mask=sliding_window_mask(T_l, W))).abs().amax(dim=(0, 2))
+print(f"one LLaMA block with W = {W}: changing token 2 moves positions {(moved > 0).nonzero().flatten().tolist()}")
+assert (moved > 0).nonzero().flatten().tolist() == [2, 3, 4, 5], "token 2 is in the window of positions 2 .. 2 + W - 1 only"
+print(f"Mistral 7B: W = 4096, 32 layers -> reach {32 * 4095 + 1:,} positions; cache bounded at {kv_cache_bytes(n_layers=32, n_kv_heads=8, head_dim=128, seq_len=4096, dtype=torch.bfloat16) / 2**20:.0f} MiB per sequence")
+
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+for ax, (mask, title) in zip(axes, [(causal_mask(T_w), "causal_mask(12)"), (window_mask, f"sliding_window_mask(12, {W})")], strict=True):
+    ax.imshow(mask.numpy(), cmap="Blues", vmin=0, vmax=1.3)
+    ax.set_xlabel("key position")
+    ax.set_ylabel("query position")
+    ax.set_title(title, fontsize=10)
+    ax.grid(False)
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# The window is a band of width $W$ along the diagonal, and masking it is the same as cutting
+# the context: each query sees exactly its last $W$ keys. One layer confines a change to the next
+# $W - 1$ positions; stacking layers widens the reach by $W - 1$ each, so Mistral's 32 layers can
+# carry information about 131k positions back while each layer, and the cache, stays at 4096.
+#
+# ## 11. What the trained heads look at
 #
 # Finally, open the model up. For a snippet of code, recompute one layer's queries and keys by
 # hand from its fused `qkv` projection, and get the attention weights from
@@ -1044,7 +1530,7 @@ print(f"cache for one 1024-token sequence of GPT-2 small (fp16):   {kv_cache_mib
 #
 # **Predict, then run.** A head that only ever looks at the previous character would score 1 in the
 # "previous character" rows of the table below, and a head that spreads its weight evenly would
-# score far less. After a minute of training, will any head of layer 0 come close to 1?
+# score far less. After this short training run, will any head of layer 0 come close to 1?
 
 
 # %%
@@ -1085,6 +1571,8 @@ print(f"mean weight on ...          {'  '.join(f'head {h}' for h in range(config
 for name, table in scores.items():
     for layer, row in enumerate(table):
         print(f"{name if layer == 0 else '':24} L{layer}  " + "  ".join(f"{v:6.2f}" for v in row.tolist()))
+even = (1 / torch.arange(2, len(snippet) + 1)).mean().item()  # query i spreading evenly gives 1/(i+1) to each key
+print(f"a head that spreads its weight evenly scores {even:.2f} on the previous character")
 
 
 # %% [markdown]
@@ -1114,8 +1602,9 @@ show_heads(0)
 
 # %% [markdown]
 # Each row is one query character, each column a character it may attend to; the upper triangle is
-# empty because of the causal mask. Read the maps together with the table. Two patterns are easy
-# to spot in the first layer:
+# empty because of the causal mask. Read the maps together with the table. Two patterns to look
+# for in the first layer (the short run shows the second clearly and the first faintly, at a few
+# times the even-spread score printed under the table):
 #
 # - A **previous-character head** is a bright line just below the diagonal, with a high "previous
 #   character" score. It copies the last character forward, the raw material for anything that
@@ -1133,13 +1622,13 @@ show_heads(config.n_layer - 1)
 
 
 # %% [markdown]
-# Small models trained for a minute have blurry heads, and which head does what changes with the
-# seed, the device and the Python version whose standard library you trained on, so compare your
-# tables rather than these words. Longer training sharpens them, and larger models grow heads with
+# Small models trained for a few hundred steps have blurry heads (the 250-step run blurrier than
+# the 800-step one), and which head does what changes with the seed, the device and the Python
+# version whose standard library you trained on, so compare your tables rather than these words. Longer training sharpens them, and larger models grow heads with
 # more specific jobs, such as copying a name seen earlier in the context (the "induction heads" of
 # Olsson et al., 2022).
 #
-# ## 10. What's next
+# ## 12. What's next
 #
 # You have built attention from its formula, checked it against PyTorch and Hugging Face, trained a
 # GPT and looked inside it.
@@ -1154,7 +1643,7 @@ show_heads(config.n_layer - 1)
 # text = fetch_text(url, sha256=expected_sha256, cache_dir="data")  # ValueError on a mismatch
 # ```
 #
-# Sections 6 to 9 then run on the new text. Change the prompt and the snippet to match its style:
+# Sections 7 to 11 then run on the new text. Change the prompt and the snippet to match its style:
 # the character tokenizer only knows characters it has seen.
 #
 # ## Self-check
@@ -1196,23 +1685,53 @@ show_heads(config.n_layer - 1)
 #    angle p θ_i, a formula defined for every position p, and the rotated score depends only on the
 #    distance between query and key (section 4).</details>
 #
-# 5. A freshly initialised GPT with tied weights has a loss below $\ln V$. Is it a bug?
+# 5. Name the four changes a LLaMA-style block makes to GPT-2's, and what each one buys. Why must
+#    a causal mask be passed to Hugging Face's eager `LlamaDecoderLayer` explicitly?
+#
+#    <details><summary>Answer</summary>RMSNorm instead of LayerNorm (no mean subtraction, no bias:
+#    one statistic instead of two, same quality in practice); a SwiGLU MLP,
+#    <code>down(silu(gate(x)) * up(x))</code>, with width ≈ 8C/3 so that its three matrices hold
+#    as many weights as GPT-2's two of width 4C; RoPE on queries and keys inside every layer
+#    instead of learned positions at the bottom; grouped-query attention, fewer key/value heads
+#    than query heads, which shrinks the KV cache. And no biases. The eager attention adds the mask
+#    it is given and adds nothing when given none, so without an additive causal mask the layer
+#    attends to the future (section 6).</details>
+#
+# 6. A freshly initialised GPT with tied weights has a loss below $\ln V$. Is it a bug?
 #
 #    <details><summary>Answer</summary>Not here, but it had to be explained before training. The last
 #    hidden state still contains the input token's embedding, and with tied weights the logit of
 #    that same token is the embedding dotted with itself, so the model predicts "the next character
 #    repeats this one" a little more often than 1/V. In Python source (runs of spaces) that is
 #    often right. The repeat probability and the repeat rate predict the measured loss; an untied
-#    copy starts at ln V (section 6).</details>
+#    copy starts at ln V (section 7).</details>
 #
-# 6. What does top-p sampling do that top-k does not?
+# 7. A character model has a validation loss of 1.5 nats per character. What are its perplexity
+#    and its bits per character, and can you compare that perplexity with a word-level model's?
+#
+#    <details><summary>Answer</summary>Perplexity e^1.5 ≈ 4.5: as unsure as a uniform choice among
+#    4.5 characters. Bits per character 1.5 / ln 2 ≈ 2.2. A word-level model's perplexity is per
+#    word, a much larger unit, so the numbers do not compare; compare bits per character (or per
+#    byte) of the same text instead. A uniform guess scores perplexity V (section 7.1).</details>
+#
+# 8. Where does 6ND come from, and what does it leave out?
+#
+#    <details><summary>Answer</summary>Each of the N weights does one multiply-add (2 FLOPs) per
+#    token in the forward pass and two in the backward pass (gradients of the input and of the
+#    weight): 6 FLOPs per weight per token, for D tokens. It leaves out the attention scores,
+#    12·L·T·C per token (QKᵀ and the weighted sum of values, forward and backward), which grow with
+#    the context; the embedding layers, whose lookups cost nothing but whose tied output layer costs
+#    6·V·C per token; and elementwise work (norms, activations, softmax). FlopCounterMode's count of
+#    the small GPT is 6·(matmul weights)·D plus exactly those two terms (section 7.2).</details>
+#
+# 9. What does top-p sampling do that top-k does not?
 #
 #    <details><summary>Answer</summary>Top-k always keeps k tokens. Top-p keeps the smallest set of most
 #    likely tokens whose probabilities add up to p, so it keeps few tokens when the model is sure
 #    and many when it is not. Both cut the unlikely tail that a high temperature samples from
-#    (section 7).</details>
+#    (section 8).</details>
 #
-# 7. What does a KV cache save, what must it not change, and what does it cost for GPT-2 small at
+# 10. What does a KV cache save, what must it not change, and what does it cost for GPT-2 small at
 #    1024 tokens in fp16?
 #
 #    <details><summary>Answer</summary>Each step runs only the newest token instead of the whole
@@ -1220,7 +1739,33 @@ show_heads(config.n_layer - 1)
 #    numbers: step-by-step logits equal a full pass, and sampled tokens are identical. It costs
 #    2 × L × T × C numbers per sequence: 2 × 12 × 1024 × 768 × 2 bytes ≈ 36 MiB. With learned
 #    absolute positions the cache has to be rebuilt once the context is cropped to the window
-#    (section 8).</details>
+#    (section 9).</details>
+#
+# 11. The softmax of a row needs its maximum and its sum. How can attention then be computed one
+#     block of keys at a time, exactly, and what does it save?
+#
+#     <details><summary>Answer</summary>Keep per query the running maximum m, the running sum
+#     ℓ = Σ exp(s − m) and the unnormalised output a = Σ exp(s − m) v. When a block raises the
+#     maximum to m', rescale ℓ and a by exp(m − m') before adding the block's terms; at the end
+#     the output is a / ℓ, equal to the full softmax to rounding (1e-12 in float64). It never holds
+#     the T × T score matrix, only one block of it: at 128k tokens, 64 GiB per head in float32
+#     against 64 KiB for a 128 × 128 tile. That is FlashAttention's recurrence (section 10.1).</details>
+#
+# 12. A LLaMA-7B-like model (32 layers, 32 heads of width 128) serves 8k-token sequences in bf16.
+#     How much KV cache does one sequence need with 32, 8 and 1 key/value heads?
+#
+#     <details><summary>Answer</summary>2 × 32 layers × kv_heads × 128 × 8192 tokens × 2 bytes:
+#     4 GiB with 32 (multi-head), 1 GiB with 8 (grouped-query), 128 MiB with 1 (multi-query).
+#     Query head h reads key/value head h // (n_heads / n_kv_heads), which
+#     <code>repeat_kv</code> or <code>enable_gqa=True</code> arrange (section 10.2).</details>
+#
+# 13. With a sliding window of W keys (itself included), what does a layer cost, and how far back
+#     can the last token draw information after L layers?
+#
+#     <details><summary>Answer</summary>O(T·W) instead of O(T²) per layer, and a cache of W
+#     positions. Each layer widens the reach by W − 1, so after L layers the last token draws on
+#     L·(W − 1) + 1 positions: Mistral 7B's W = 4096 and 32 layers reach about 131k (section
+#     10.3).</details>
 #
 # ## Further reading
 #
@@ -1242,12 +1787,36 @@ show_heads(config.n_layer - 1)
 #   inference cost), https://arxiv.org/abs/2211.05102
 # - C. Olsson et al. (2022), "In-context learning and induction heads", Transformer Circuits
 #   Thread, https://transformer-circuits.pub/2022/in-context-learning-and-induction-heads/index.html
+# - H. Touvron et al. (2023), "LLaMA: open and efficient foundation language models",
+#   https://arxiv.org/abs/2302.13971
+# - B. Zhang, R. Sennrich (2019), "Root mean square layer normalization" (RMSNorm), NeurIPS,
+#   https://arxiv.org/abs/1910.07467
+# - N. Shazeer (2020), "GLU variants improve transformer" (SwiGLU), https://arxiv.org/abs/2002.05202
+# - J. Kaplan et al. (2020), "Scaling laws for neural language models" (the 6ND estimate, section
+#   2.1), https://arxiv.org/abs/2001.08361
+# - T. Dao et al. (2022), "FlashAttention: fast and memory-efficient exact attention with
+#   IO-awareness", NeurIPS, https://arxiv.org/abs/2205.14135; T. Dao (2023), "FlashAttention-2:
+#   faster attention with better parallelism and work partitioning", https://arxiv.org/abs/2307.08691
+# - M. Milakov, N. Gimelshein (2018), "Online normalizer calculation for softmax" (the running max
+#   and sum), https://arxiv.org/abs/1805.02867
+# - N. Shazeer (2019), "Fast transformer decoding: one write-head is all you need" (multi-query
+#   attention), https://arxiv.org/abs/1911.02150
+# - J. Ainslie et al. (2023), "GQA: training generalized multi-query transformer models from
+#   multi-head checkpoints", EMNLP, https://arxiv.org/abs/2305.13245
+# - I. Beltagy, M. Peters, A. Cohan (2020), "Longformer: the long-document transformer" (sliding
+#   windows), https://arxiv.org/abs/2004.05150
+# - A. Jiang et al. (2023), "Mistral 7B" (sliding-window attention with a rolling cache),
+#   https://arxiv.org/abs/2310.06825
 # - A. Karpathy, nanoGPT: a small, readable GPT-2 in PyTorch, https://github.com/karpathy/nanoGPT
 # - PyTorch: `torch.nn.functional.scaled_dot_product_attention`,
 #   https://pytorch.org/docs/stable/generated/torch.nn.functional.scaled_dot_product_attention.html;
 #   `torch.nn.MultiheadAttention`,
-#   https://pytorch.org/docs/stable/generated/torch.nn.MultiheadAttention.html
-# - Hugging Face Transformers: GPT-2, https://huggingface.co/docs/transformers/model_doc/gpt2
+#   https://pytorch.org/docs/stable/generated/torch.nn.MultiheadAttention.html; `torch.nn.RMSNorm`,
+#   https://pytorch.org/docs/stable/generated/torch.nn.RMSNorm.html;
+#   `torch.utils.flop_counter.FlopCounterMode` (operators without a FLOP formula count zero),
+#   https://docs.pytorch.org/docs/stable/generated/torch.utils.flop_counter.FlopCounterMode.html
+# - Hugging Face Transformers: GPT-2, https://huggingface.co/docs/transformers/model_doc/gpt2;
+#   LLaMA, https://huggingface.co/docs/transformers/model_doc/llama
 #
 # ---
 #

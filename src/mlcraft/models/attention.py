@@ -10,6 +10,13 @@ Mask conventions (the same as PyTorch's): a boolean mask is True where a query *
 a float mask is **added** to the scores (0 to keep, ``-inf`` to block). Masks broadcast to
 ``(B, H, T_q, T_k)``. A query row whose keys are all masked gets an all-zero output (PyTorch's
 fused kernels may return NaN there).
+
+Attention at scale (lesson 02, section 9): :func:`online_softmax_attention` is the running-max /
+running-sum recurrence of FlashAttention (Dao et al., 2022, https://arxiv.org/abs/2205.14135;
+FlashAttention-2, Dao, 2023, https://arxiv.org/abs/2307.08691) over blocks of keys;
+:func:`repeat_kv` and :func:`kv_cache_bytes` serve grouped-query attention (Ainslie et al., 2023,
+https://arxiv.org/abs/2305.13245); :func:`sliding_window_mask` is the local causal mask of
+Longformer (Beltagy et al., 2020) and Mistral 7B (Jiang et al., 2023).
 """
 
 from __future__ import annotations
@@ -21,7 +28,17 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import nn
 
-__all__ = ["MultiHeadAttention", "causal_mask", "merge_heads", "scaled_dot_product_attention", "split_heads"]
+__all__ = [
+    "MultiHeadAttention",
+    "causal_mask",
+    "kv_cache_bytes",
+    "merge_heads",
+    "online_softmax_attention",
+    "repeat_kv",
+    "scaled_dot_product_attention",
+    "sliding_window_mask",
+    "split_heads",
+]
 
 
 def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
@@ -193,3 +210,93 @@ class MultiHeadAttention(nn.Module):
             out = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         projected: torch.Tensor = self.proj(merge_heads(out))  # (B, T, C)
         return projected, (k, v)
+
+
+def sliding_window_mask(t: int, window: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """Boolean ``(T, T)`` mask, True where query i may see key j: ``i - window < j <= i``.
+
+    Causal, and each query sees only the last ``window`` keys, itself included (``window >= T``
+    gives :func:`causal_mask`; ``window = 1`` lets a token see only itself). Stacking ``L`` such
+    layers lets the last position draw on ``L * (window - 1) + 1`` positions.
+    """
+    if t < 0 or window < 1:
+        raise ValueError(f"need T >= 0 and window >= 1, got T={t}, window={window}")
+    distance = torch.arange(t, device=device)[:, None] - torch.arange(t, device=device)  # (T, T): i - j
+    return (distance >= 0) & (distance < window)
+
+
+def online_softmax_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, block_size: int, causal: bool = False
+) -> torch.Tensor:
+    """``softmax(q kᵀ / sqrt(D)) v`` over blocks of ``block_size`` keys, never forming ``(T_q, T_k)``.
+
+    Keeps, per query, the running maximum ``m`` of the scores seen so far, the running sum
+    ``l = sum exp(s - m)`` and the unnormalised output ``acc = sum exp(s - m) v``; each new block
+    rescales them by ``exp(m_old - m_new)`` (the FlashAttention recurrence). The largest score
+    tensor is ``(..., T_q, block_size)``.
+
+    Args:
+        q: ``(..., T_q, D)``; k: ``(..., T_k, D)``; v: ``(..., T_k, D_v)``.
+        block_size: keys per block, ``>= 1``; need not divide ``T_k``.
+        causal: query i sees keys ``j <= i + (T_k - T_q)`` (the alignment of :func:`causal_mask`).
+
+    Returns:
+        ``(..., T_q, D_v)`` in the dtype of ``q``. Half-precision inputs accumulate in float32.
+        A query with no visible key (``T_k = 0``) gets zeros.
+    """
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"shape mismatch: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    if causal and t_k < t_q:
+        raise ValueError(f"causal attention needs T_k >= T_q, got T_q={t_q}, T_k={t_k}")
+    acc_dtype = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+    q_scaled = q.to(acc_dtype) / math.sqrt(q.shape[-1])
+    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])  # type: ignore[no-untyped-call]
+    m = torch.full((*batch, t_q, 1), float("-inf"), dtype=acc_dtype, device=q.device)  # running max
+    l = torch.zeros((*batch, t_q, 1), dtype=acc_dtype, device=q.device)  # noqa: E741 (the paper's name)
+    acc = torch.zeros((*batch, t_q, v.shape[-1]), dtype=acc_dtype, device=q.device)
+    query_pos = torch.arange(t_q, device=q.device)[:, None] + (t_k - t_q)  # (T_q, 1): bottom-right aligned
+    for start in range(0, t_k, block_size):
+        k_blk = k[..., start : start + block_size, :].to(acc_dtype)  # (..., Bk, D)
+        v_blk = v[..., start : start + block_size, :].to(acc_dtype)  # (..., Bk, D_v)
+        scores = q_scaled @ k_blk.transpose(-2, -1)  # (..., T_q, Bk): the only score tensor
+        if causal:
+            key_pos = torch.arange(start, start + k_blk.shape[-2], device=q.device)  # (Bk,)
+            scores = scores.masked_fill(key_pos > query_pos, float("-inf"))
+        # Every query sees key 0 (also when causal), so m_new is finite from the first block on.
+        m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))  # (..., T_q, 1)
+        p = torch.exp(scores - m_new)  # (..., T_q, Bk), masked scores -> 0
+        correction = torch.exp(m - m_new)  # rescales what was summed under the old maximum; 0 at first
+        l = l * correction + p.sum(dim=-1, keepdim=True)  # noqa: E741
+        acc = acc * correction + p @ v_blk  # (..., T_q, D_v)
+        m = m_new
+    # l >= 1 once a key was seen (the maximum contributes exp(0) = 1); where none was, l = acc = 0.
+    return (acc / l.clamp_min(1.0)).to(q.dtype)  # (..., T_q, D_v)
+
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """``(B, H_kv, T, D) -> (B, H_kv * n_rep, T, D)``: each key/value head repeated ``n_rep`` times.
+
+    Query head ``h`` then reads key/value head ``h // n_rep`` (the layout of grouped-query
+    attention in LLaMA and of ``F.scaled_dot_product_attention(..., enable_gqa=True)``).
+    """
+    if x.dim() != 4 or n_rep < 1:
+        raise ValueError(f"need x (B, H_kv, T, D) and n_rep >= 1, got shape {tuple(x.shape)}, n_rep={n_rep}")
+    b, h_kv, t, d = x.shape
+    return x[:, :, None].expand(b, h_kv, n_rep, t, d).reshape(b, h_kv * n_rep, t, d)  # (B, H, T, D)
+
+
+def kv_cache_bytes(
+    *, n_layers: int, n_kv_heads: int, head_dim: int, seq_len: int, batch_size: int = 1, dtype: torch.dtype
+) -> int:
+    """Bytes of a KV cache: ``2 * layers * kv_heads * head_dim * seq_len * batch * bytes_per_elem``.
+
+    The 2 counts keys and values. Multi-head attention has ``n_kv_heads = n_heads``, multi-query
+    attention 1, grouped-query attention anything in between that divides ``n_heads``.
+    """
+    sizes = {"n_layers": n_layers, "n_kv_heads": n_kv_heads, "head_dim": head_dim, "seq_len": seq_len}
+    if min(sizes.values()) < 0 or batch_size < 0:
+        raise ValueError(f"sizes must be >= 0, got {sizes} and batch_size={batch_size}")
+    return 2 * n_layers * n_kv_heads * head_dim * seq_len * batch_size * dtype.itemsize
