@@ -7,39 +7,51 @@
 # ---
 
 # %% [markdown]
-# # 07 · MLOps: track, register, export, serve, monitor, roll back
+# # 07 · MLOps: track, register, export, serve, monitor, release
 #
 # A model that nobody can reproduce, ship or watch is not finished. The notebook that trained it
 # knows which learning rate won, which file holds the weights and what the inputs looked like;
 # the day that notebook is closed, all of it is gone. This lesson takes one small model through
-# the whole life after training, one step at a time (sections 2 to 8), and each step shows what goes
-# wrong without it:
+# the whole life after training, one step at a time (sections 2 to 13), and each step shows what
+# goes wrong without it:
 #
-# - train a few runs and **track** them: parameters, metric curves and configs in a database;
+# - train a few runs and **track** them: parameters, metric curves and configs in a database,
+#   through the course's wrapper and through MLflow's own API;
 # - what breaks **without tracking**: two results nobody can tell apart;
 # - **register** versions and move aliases (`champion`, `challenger`): deploying is moving a pointer;
-# - **export** to ONNX, check **parity** with PyTorch, and see what a frozen batch axis does;
-# - **serve** the champion behind a validated HTTP API, in process and on a real server, under load;
+# - **export** to ONNX, check **parity** with PyTorch and a bare onnxruntime session, and see what
+#   a frozen batch axis does;
+# - **quantize** the export to int8: a smaller, faster file, at a measured cost in accuracy;
+# - **TorchScript and `torch.export`**: what tracing silently gets wrong, and what replaced it;
+# - **serve** the champion behind an HTTP API with strict pydantic schemas, in process and on a
+#   real server, under load;
 # - **monitor** the inputs: catch a drifted feature with PSI and the Kolmogorov–Smirnov test;
-# - **roll back** a bad release in one call.
+# - **roll back** a bad release in one call;
+# - a **release gate** written as a test that CI runs, which would have stopped that release;
+# - a **canary** decided by a significance test, and why peeking at its p-value misleads;
+# - a **model card** written from what the registry recorded.
 #
 # Everything runs offline on the CPU in a minute or two. The tracking store, the registry and
-# the exported files live in a temporary folder that section 9 deletes, and every server the
+# the exported files live in a temporary folder that section 14 deletes, and every server the
 # notebook starts is stopped before it ends.
 #
 # **You will be able to…**
 #
-# - track training runs in MLflow (full config as params, metric curves, figures) and answer
-#   "what changed between these two runs?" with a query instead of from memory;
-# - register model versions, gate a release on held-out data, and promote or roll back by moving
-#   an alias, from any process;
-# - export a PyTorch model to ONNX with a dynamic batch axis, check parity at several batch sizes,
-#   and measure eager PyTorch against onnxruntime;
-# - serve a registered model behind a FastAPI service that rejects bad input with a 422 and names
-#   the version in every answer, and report its p50 and p99 latency alone and under load;
-# - monitor live inputs with PSI and the Kolmogorov–Smirnov test, check both against a hand
-#   computation and SciPy, and name the feature that drifted;
-# - catch a bad release from a labelled live batch and undo it in one call.
+# - track training runs in MLflow, through a wrapper and through `mlflow.start_run`,
+#   `log_metric` and `MlflowClient` directly, and answer "what changed between these two runs?"
+#   with a query instead of from memory;
+# - register model versions, promote or roll back by moving an alias, and write the release gate
+#   (accuracy, ONNX parity, latency, input schema) as a pytest file that CI runs against the registry;
+# - export a PyTorch model to ONNX with a dynamic batch axis, check parity with a bare
+#   onnxruntime session, quantize it to int8 and measure size, accuracy and latency, and explain
+#   why `torch.jit.trace` can be silently wrong and what `torch.export` does instead;
+# - serve a registered model behind a FastAPI service whose strict pydantic schemas reject bad
+#   input with a 422, and report its p50 and p99 latency alone and under load;
+# - monitor live inputs with PSI and the Kolmogorov–Smirnov test, checked against SciPy, and
+#   catch a bad release from a labelled live batch and undo it in one call;
+# - size and run a canary with hash-based assignment and a two-proportion z-test (checked
+#   against SciPy), show why peeking inflates false positives, and generate a model card from
+#   the registry.
 #
 # **Prerequisites**: lessons `00_orientation` (seeding, devices), `01_training_loops` (the
 # `Trainer`, `TrainingConfig` and callbacks, which `MLflowCallback` plugs into), `05_tabular`
@@ -47,7 +59,7 @@
 # contracts and PSI, section 11). Outside the course: HTTP requests, JSON and status codes;
 # hypothesis tests and p-values at an introductory level.
 #
-# **Time**: reading about 30 min; exercise `exercises/07_mlops` about 120 min; running the whole
+# **Time**: reading about 50 min; exercise `exercises/07_mlops` about 120 min; running the whole
 # notebook took 20 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured (nothing here needs one).
 
 # %%
@@ -61,20 +73,32 @@ if "google.colab" in sys.modules:
 
 
 # %%
+import contextlib
+import hashlib
+import io
 import json
+import logging
 import math
+import os
+import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import httpx
 import matplotlib.pyplot as plt
 import numpy as np
+import onnx
+import onnxruntime as ort
 import scipy.special
 import scipy.stats
 import torch
 from fastapi.testclient import TestClient
+from IPython.display import Markdown, display
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
 
 from mlcraft.config import TrainingConfig
 from mlcraft.data import make_tabular_data
@@ -84,7 +108,9 @@ from mlcraft.mlops import (
     OnnxPredictor,
     alias_history,
     alias_version,
+    canary_split,
     check_onnx_parity,
+    compare_quantized,
     compare_runtimes,
     drift_report,
     export_onnx,
@@ -95,19 +121,27 @@ from mlcraft.mlops import (
     log_torch_model,
     memory_footprint,
     metric_history,
+    model_card,
     onnx_session,
     percentile,
     plot_drift,
     promote,
     psi,
+    quantize_dynamic_int8,
     register_model,
     registry_tracking,
+    required_sample_size,
     rollback,
+    set_alias,
     setup_tracking,
+    simulate_dynamic_int8_matmul,
     summarize_latencies,
+    time_calls,
+    two_proportion_ztest,
 )
 from mlcraft.mlops.loadtest import BackgroundServer, run_load_test
-from mlcraft.mlops.serving import create_app
+from mlcraft.mlops.serving import PredictRequest, create_app
+from mlcraft.mlops.tracking import import_mlflow
 from mlcraft.models import TabularMLPConfig, predict_proba
 from mlcraft.recipes import train_tabular_mlp
 from mlcraft.utils import configure_logging
@@ -231,6 +265,41 @@ print("artifacts of the best run:", [a.path for a in client.list_artifacts(best_
 
 # %%
 print(f"mlflow ui --backend-store-uri {tracking.tracking_uri}")
+
+# %% [markdown]
+# **Under the wrapper.** `setup_tracking` and `MLflowCallback` are thin layers over MLflow's own
+# API, which is what you will meet in other code bases. Here is one run logged with the *fluent*
+# API (`mlflow.start_run` keeps a current run in a global, and `log_*` write to it) and read back
+# with `MlflowClient` (no global state: every call names its run). A metric is a series: each
+# `log_metric(key, value, step=)` appends one point, `get_metric_history` returns all of them,
+# and `run.data.metrics` keeps only the latest.
+#
+# **Predict, then run.** Four losses go in at steps 0, 10, 20 and 30. What will
+# `run.data.metrics["train_loss"]` hold, and in what type will the learning rate come back?
+
+# %%
+mlflow = import_mlflow()  # `import mlflow`, with telemetry off and its routine INFO lines quiet
+mlflow.set_tracking_uri(tracking.tracking_uri)  # the same SQLite store as above
+mlflow.set_experiment("07-raw-api")  # created on first use
+logged_losses = [(0, 1.10), (10, 0.71), (20, 0.58), (30, 0.52)]
+with mlflow.start_run(run_name="by-hand") as raw_run:  # the run ends (FINISHED) when the block exits
+    mlflow.log_params({"lr": 3e-3, "hidden": "[64, 64]", "batch_size": 64})
+    for step, loss in logged_losses:
+        mlflow.log_metric("train_loss", loss, step=step)
+raw_client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri)
+history = raw_client.get_metric_history(raw_run.info.run_id, "train_loss")
+stored = raw_client.get_run(raw_run.info.run_id)
+print("get_metric_history:", sorted((m.step, m.value) for m in history))
+print(f"run.data.metrics: {stored.data.metrics}; params: {stored.data.params}; status: {stored.info.status}")
+assert sorted((m.step, m.value) for m in history) == logged_losses
+assert stored.data.metrics == {"train_loss": 0.52} and stored.data.params["lr"] == "0.003"
+assert stored.info.status == "FINISHED"
+tracking.activate()  # point the fluent API back at the lesson's experiment
+
+# %% [markdown]
+# The wrapper does the same with `MlflowClient.log_batch`: one database transaction per step for
+# all of that step's metrics, instead of one per value, and every param of the nested config
+# flattened to `train.lr`-style keys. Params are strings (`"0.003"`), whatever went in.
 
 # %% [markdown]
 # ## 3. What breaks without tracking
@@ -364,6 +433,33 @@ print(f"weights in PyTorch: {footprint.torch_parameter_bytes / 1024:.1f} KiB; .o
       f"{footprint.onnx_file_bytes / 1024:.1f} KiB")  # fmt: skip
 
 # %% [markdown]
+# **Under the wrapper.** `onnx_session` adds thread and optimization settings, `OnnxPredictor` a
+# softmax. The bare onnxruntime API is three calls: open an `InferenceSession` on a list of
+# execution providers (tried in order: CUDA, TensorRT, ... here only the CPU), ask it for its
+# inputs and outputs, and `run` it with a dict `{input name: NumPy array}` (`None` asks for every
+# output).
+#
+# **Predict, then run.** What name and shape will `get_inputs()` report? How far will the bare
+# session's logits be from PyTorch's, and its probabilities from `OnnxPredictor`'s?
+
+# %%
+bare = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+for port in (*bare.get_inputs(), *bare.get_outputs()):
+    print(f"{port.name}: {port.type} {port.shape}")
+rows64 = holdout.features[:64]
+(bare_logits,) = bare.run(None, {bare.get_inputs()[0].name: rows64})  # one output: the logits
+bare_probs = scipy.special.softmax(bare_logits.astype(np.float64), axis=-1)
+wrapped_probs = OnnxPredictor(onnx_path, name=MODEL_NAME, version=v2, class_names=CLASS_NAMES).predict_proba(rows64)
+with torch.inference_mode():
+    torch_logits = champion_model(torch.from_numpy(rows64))
+torch.testing.assert_close(torch.from_numpy(bare_logits), torch_logits, atol=1e-5, rtol=1e-5,
+                           msg="bare onnxruntime vs PyTorch logits")  # fmt: skip
+torch.testing.assert_close(torch.from_numpy(wrapped_probs), torch.from_numpy(bare_probs).float(), atol=1e-6, rtol=1e-5,
+                           msg="OnnxPredictor vs the bare session")  # fmt: skip
+print(f"max |bare - PyTorch| logits {np.abs(bare_logits - torch_logits.numpy()).max():.1e}; "
+      f"max |OnnxPredictor - bare| probabilities {np.abs(wrapped_probs - bare_probs).max():.1e}")  # fmt: skip
+
+# %% [markdown]
 # **Without the dynamic axis.** Export traces the model on one example. If nothing says the batch
 # axis may vary, the exporter bakes the example's size into the graph: the file exports, it loads,
 # and it answers correctly for batches of exactly 16 rows. The first request with one row fails.
@@ -417,7 +513,310 @@ plt.show()
 # onnxruntime does not pay; at large batches the matrix products dominate and the gap narrows. Your
 # numbers depend on the machine: measure on the one you deploy to.
 #
-# ## 6. Serve the champion
+# ## 6. Quantize to int8
+#
+# A float32 weight takes 4 bytes, an int8 weight 1. *Dynamic* quantization, the simplest kind,
+# needs no calibration data: `onnxruntime.quantization.quantize_dynamic` stores each weight matrix
+# as int8 with one scale per tensor (`scale = max|W| / 127`); at run time it rounds each layer's
+# input to uint8 with a scale taken from that batch's range, multiplies integers, and rescales to
+# float. The file shrinks, integer products are faster on most CPUs, and every output moves a
+# little. Treat the quantized file as a new program: measure its parity with float32 under a
+# stated tolerance, its accuracy and its latency before it ships, and record the numbers.
+#
+# `quantize_dynamic_int8` wraps the two onnxruntime calls (`quant_pre_process`, which the
+# onnxruntime docs recommend first, then `quantize_dynamic(..., weight_type=QuantType.QInt8)`);
+# `compare_quantized` runs both files on the same rows. The champion has about 5 000 parameters,
+# too few for the weights to dominate its file, so we also quantize a wider MLP (two hidden
+# layers of 512, about 270 000 parameters), trained by the same recipe for 4 epochs.
+#
+# **Predict, then run.** How much smaller will each int8 file be: 4x, or less? Will the largest
+# logit difference be around 1e-6, like the float32 export's, or orders of magnitude larger?
+
+# %%
+wide_config = TrainingConfig(lr=3e-3, batch_size=64, epochs=4, amp=False, progress=False, seed=0)
+models["wide-512"] = train_tabular_mlp(train, val, model_config=TabularMLPConfig(hidden=(512, 512)),
+                                       training_config=wide_config)  # fmt: skip
+fp32_paths = {"champion": onnx_path, "wide-512": export_onnx(models["wide-512"], torch.from_numpy(example), root / "wide512.onnx")}
+int8_paths = {name: quantize_dynamic_int8(path, root / f"{path.stem}_int8.onnx") for name, path in fp32_paths.items()}
+quant = {name: compare_quantized(fp32_paths[name], int8_paths[name], holdout.features, holdout.labels) for name in fp32_paths}
+for name, report in quant.items():
+    print(f"{name:<9} {report}")
+print("int8 graph of wide-512:", " ".join(node.op_type for node in onnx.load(int8_paths["wide-512"]).graph.node))
+
+# %% [markdown]
+# **How close is close enough?** Each int8 weight is rounded to one of 255 levels between
+# `-max|W|` and `max|W|`, so it moves by at most half a step, 0.4% of the largest weight; each
+# layer input moves by at most half of one of its 255 steps, 0.2% of its range in the batch. A logit
+# sums hundreds of such products over three layers; the roundings have both signs and partly
+# cancel, and the largest error lands at 1 to 2% of the largest logit. We allow **5% of the
+# largest float32 logit**: room for any correct quantization of a model like this, and still far below
+# what a broken one does (a wrong scale or zero point moves logits by about their own size).
+# The decision rests on what users see: accuracy may drop by at most one point on the 1 000
+# holdout rows, and a row may change class only where its two top float32 logits were closer
+# than twice the largest error (if no logit moves by more than `e`, an argmax can flip only
+# where the margin is below `2 e`).
+
+# %%
+for name, report in quant.items():
+    fp32_logits = onnx_session(fp32_paths[name]).run(None, {"features": holdout.features})[0]  # (N, C)
+    int8_logits = onnx_session(int8_paths[name]).run(None, {"features": holdout.features})[0]  # (N, C)
+    tolerance = 0.05 * float(np.abs(fp32_logits).max())
+    top_two = np.sort(fp32_logits, axis=-1)[:, -2:]  # (N, 2)
+    flipped = fp32_logits.argmax(-1) != int8_logits.argmax(-1)
+    print(f"{name:<9} max |d logit| {report.max_abs_logit_diff:.3f} <= tolerance {tolerance:.3f}; "
+          f"accuracy {report.fp32_accuracy:.3f} -> {report.int8_accuracy:.3f}; {flipped.sum()} rows changed class, "
+          f"their fp32 margins {' '.join(f'{m:.3f}' for m in top_two[flipped, 1] - top_two[flipped, 0])}")  # fmt: skip
+    assert report.max_abs_logit_diff <= tolerance, (name, report.max_abs_logit_diff, tolerance)
+    assert report.accuracy_drop <= 0.01 and report.argmax_agreement >= 0.98, report
+    assert np.all(top_two[flipped, 1] - top_two[flipped, 0] <= 2 * report.max_abs_logit_diff)
+champion_run_id = best_run.info.run_id  # the champion's training run keeps the release numbers (section 13)
+for key, value in {
+    "onnx.parity_max_abs_error": parity.max_abs_error,
+    "quantization.int8_max_abs_logit_diff": quant["champion"].max_abs_logit_diff,
+    "quantization.fp32_accuracy": quant["champion"].fp32_accuracy,
+    "quantization.int8_accuracy": quant["champion"].int8_accuracy,
+    "quantization.int8_size_ratio": quant["champion"].size_ratio,
+}.items():
+    client.log_metric(champion_run_id, key, value)
+
+# %% [markdown]
+# **What the int8 graph computes, by hand.** `simulate_dynamic_int8_matmul` does one quantized
+# matrix product in NumPy float64: the input rounded to uint8 with a zero point, the weights to
+# int8, an exact integer product, one rescale. Chained through the wide model's layers (the
+# standardization and the exact GELU stay in float), it must reproduce onnxruntime's int8 logits
+# up to float32 rounding, and differ from the float32 ones by the quantization error.
+#
+# **Predict, then run.** Which will be larger: by hand vs onnxruntime int8, or onnxruntime int8 vs
+# float32?
+
+
+# %%
+def int8_forward_by_hand(model, features):
+    """The dynamically quantized MLP in NumPy: standardize, then every Linear as an int8 product."""
+    hidden = ((features - model.mean.numpy()) / model.std.numpy()).astype(np.float32)  # (B, F)
+    linears = [layer for layer in model.net if isinstance(layer, nn.Linear)]
+    for i, layer in enumerate(linears):
+        weight, bias = layer.weight.detach().numpy().T, layer.bias.detach().numpy()  # (in, out), (out,)
+        hidden = simulate_dynamic_int8_matmul(hidden, weight) + bias  # (B, out) float64
+        if i < len(linears) - 1:  # exact GELU, in float32 like the graph
+            hidden = (0.5 * hidden * (1.0 + scipy.special.erf(hidden / math.sqrt(2.0)))).astype(np.float32)
+    return hidden
+
+
+by_hand = int8_forward_by_hand(models["wide-512"], holdout.features)
+ort_int8 = onnx_session(int8_paths["wide-512"]).run(None, {"features": holdout.features})[0]
+ort_fp32 = onnx_session(fp32_paths["wide-512"]).run(None, {"features": holdout.features})[0]
+print(f"max |by hand - onnxruntime int8| {np.abs(by_hand - ort_int8).max():.2e}; "
+      f"max |onnxruntime int8 - float32| {np.abs(ort_int8 - ort_fp32).max():.2e}")  # fmt: skip
+torch.testing.assert_close(torch.from_numpy(by_hand).float(), torch.from_numpy(ort_int8), atol=2e-3, rtol=1e-4,
+                           msg="int8 by hand vs onnxruntime")  # fmt: skip
+
+# %% [markdown]
+# **A row's answer depends on its batch.** The input scale is computed over the whole batch
+# tensor, so the same row, sent alone or inside a batch of 1 000, is rounded differently. The
+# float32 graph gives the same logits either way (up to summation order).
+#
+# **Predict, then run.** Will the int8 logits of 200 rows sent one by one match the same rows
+# inside the full batch to 1e-6?
+
+# %%
+sessions_wide = {"fp32": onnx_session(fp32_paths["wide-512"]), "int8": onnx_session(int8_paths["wide-512"])}
+in_batch = {"fp32": ort_fp32[:200], "int8": ort_int8[:200]}
+for kind, sess in sessions_wide.items():
+    alone = np.concatenate([sess.run(None, {"features": holdout.features[i : i + 1]})[0] for i in range(200)])
+    print(f"{kind}: max |alone - in a batch of 1000| = {np.abs(alone - in_batch[kind]).max():.2e}")
+one_by_one = compare_quantized(fp32_paths["wide-512"], int8_paths["wide-512"], holdout.features, holdout.labels, batch_size=1)
+print(f"batch 1:    {one_by_one}")
+assert one_by_one.max_abs_logit_diff != quant["wide-512"].max_abs_logit_diff
+
+# %% [markdown]
+# So an int8 service that batches requests (section 8 can) gives an answer that depends on the
+# other requests in the batch: not wrong by more than the tolerance, but not reproducible from
+# the row alone. Parity tests of a quantized model must use a tolerance, never exact equality,
+# and should run at batch 1 and at the serving batch size.
+#
+# **Speed.** Median of 30 calls each, one thread, the two files alternating per size.
+#
+# **Predict, then run.** Which model gains more from int8, the 5 000-parameter champion or the
+# 270 000-parameter wide MLP? At batch 1 or at batch 256?
+
+# %%
+speed = {}
+print(f"{'model':<10}{'batch':>6}{'fp32 p50 ms':>13}{'int8 p50 ms':>13}{'speed-up':>10}")
+for name in fp32_paths:
+    pair = {"fp32": onnx_session(fp32_paths[name]), "int8": onnx_session(int8_paths[name])}
+    for batch_size in (1, 256):
+        rows = holdout.features[:batch_size]
+        p50 = {kind: summarize_latencies(time_calls(lambda s=sess, r=rows: s.run(None, {"features": r}), repeats=30)).p50_ms
+               for kind, sess in pair.items()}  # fmt: skip
+        speed[name, batch_size] = p50
+        print(f"{name:<10}{batch_size:>6}{p50['fp32']:>13.3f}{p50['int8']:>13.3f}{p50['fp32'] / p50['int8']:>9.1f}x")
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+names = list(fp32_paths)
+for offset, kind, paths in ((-0.2, "fp32", fp32_paths), (0.2, "int8", int8_paths)):
+    axes[0].bar(np.arange(2) + offset, [paths[n].stat().st_size / 1024 for n in names], width=0.4, label=kind)
+    axes[1].bar(np.arange(2) + offset, [speed[n, 256][kind] for n in names], width=0.4, label=kind)
+axes[0].set(title="file size", ylabel="KiB", xticks=range(2), xticklabels=names, yscale="log")
+axes[1].set(title="p50 latency, batch 256", ylabel="ms", xticks=range(2), xticklabels=names)
+axes[0].legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The weights of the wide model are nearly all of its file, and the int8 file is about a quarter
+# of it; for the champion, graph structure and float32 biases are a large share, so the file
+# shrinks less. Speed follows the same logic: integer products help where the matrix products
+# dominate (the wide model, large batches) and hardly matter where per-call overhead does. The
+# accuracy cost was a fraction of a point here; on your model, measure it.
+#
+# PyTorch has its own dynamic quantization, `torch.ao.quantization.quantize_dynamic`. In this
+# PyTorch it is deprecated (the warning below, which we catch and print, says so; its successor is
+# the separate `torchao` package), but it is a second, independent implementation of the same
+# idea. Its error is of the same order, about twice onnxruntime's here: PyTorch's x86 kernels
+# round the activations to 7 bits instead of 8 (`reduce_range`), to keep their integer sums
+# from overflowing.
+
+# %%
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    torch_int8 = torch.ao.quantization.quantize_dynamic(models["wide-512"], {nn.Linear}, dtype=torch.qint8)
+    with torch.inference_mode():
+        torch_int8_logits = torch_int8(torch.from_numpy(holdout.features)).numpy()
+print("warnings:", sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:70]}" for w in caught}))
+print(f"max |d logit| vs float32: torch.ao int8 {np.abs(torch_int8_logits - ort_fp32).max():.3f}, "
+      f"onnxruntime int8 {np.abs(ort_int8 - ort_fp32).max():.3f}")  # fmt: skip
+
+# %% [markdown]
+# ## 7. TorchScript and `torch.export`
+#
+# Before ONNX's new exporter and `torch.export`, PyTorch's way to freeze a model for serving
+# without Python was **TorchScript**, and you will meet it in older code and model zoos. It has
+# two front ends. `torch.jit.trace` runs the model once on an example and records the tensor
+# operations that ran: Python control flow is *evaluated* during the trace, so only the branch
+# taken is recorded, and the traced model takes that branch for every input. `torch.jit.script`
+# compiles the Python source of `forward`, control flow included, but only for a subset of
+# Python. In this PyTorch every `torch.jit` entry point is **deprecated** (each call emits a
+# `FutureWarning` that says to switch to `torch.compile` or `torch.export`); we catch the
+# warnings and print them so that nothing is hidden.
+#
+# A model with a data-dependent branch: double the input if its sum is positive, negate it otherwise.
+#
+# **Predict, then run.** Traced on an input with a positive sum, what will the traced model
+# return for `[[-3, 1]]`, whose sum is negative?
+
+
+# %%
+class SignGate(nn.Module):
+    """Doubles ``x`` when its sum is positive, negates it otherwise (a branch that depends on data)."""
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return -x
+
+
+def warning_lines(records):
+    return sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:90]}" for w in records})
+
+
+x_pos, x_neg = torch.tensor([[1.0, 2.0]]), torch.tensor([[-3.0, 1.0]])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    traced = torch.jit.trace(SignGate(), (x_pos,))
+    scripted = torch.jit.script(SignGate())
+print("\n".join(warning_lines(caught)))
+eager = SignGate()(x_neg)
+print(f"input {x_neg.tolist()}: eager {eager.tolist()}, traced {traced(x_neg).tolist()}, scripted {scripted(x_neg).tolist()}")
+assert not torch.equal(traced(x_neg), eager) and torch.equal(scripted(x_neg), eager)
+print(scripted.code)
+
+# %% [markdown]
+# The trace ran without an error. Its only complaint is the `TracerWarning` ("converting a tensor
+# to a Python boolean might cause the trace to be incorrect"), easy to miss in a log; the traced
+# model then doubles every input. `script` compiled the `if` into the graph (the code above).
+# For a model without data-dependent branches, like our MLP, a trace is exact, and a TorchScript
+# file round-trips through `torch.jit.save`/`torch.jit.load` with identical outputs.
+#
+# `script` pays for its fidelity with a restricted language. Keyword arguments collected with
+# `**kwargs`, common in model code, are one thing it rejects:
+#
+# **Predict, then run.** Will `torch.jit.script` accept a `forward(self, x, **options)`?
+
+
+# %%
+class WithOptions(nn.Module):
+    def forward(self, x, **options):
+        return x * options.get("scale", 1.0)
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # the deprecation, printed above
+    try:
+        torch.jit.script(WithOptions())
+    except torch.jit.frontend.NotSupportedError as err:
+        print(f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
+    else:
+        raise AssertionError("TorchScript should reject **kwargs")
+    traced_mlp = torch.jit.trace(champion_model, torch.from_numpy(example))  # no branches: a trace is exact
+    torch.jit.save(traced_mlp, root / "champion_traced.pt")
+    reloaded = torch.jit.load(root / "champion_traced.pt")
+x_holdout = torch.from_numpy(holdout.features)
+with torch.inference_mode():
+    torch.testing.assert_close(reloaded(x_holdout), champion_model(x_holdout), atol=0.0, rtol=0.0,
+                               msg="TorchScript save/load round trip")  # fmt: skip
+print(f"champion traced, saved ({(root / 'champion_traced.pt').stat().st_size / 1024:.0f} KiB), loaded: "
+      "identical logits on 1000 holdout rows")  # fmt: skip
+
+# %% [markdown]
+# **What replaced it: `torch.export`.** `torch.export.export` (what MLflow's `pt2` format and the
+# ONNX exporter of section 5 use) traces too, but symbolically: it refuses to guess at a branch
+# that depends on data, and fails loudly instead of baking one in. On failure it also prints the
+# partial graph it had built to stderr; we capture it. The fix is to say what you mean: `torch.cond`
+# puts both branches in the graph.
+#
+# **Predict, then run.** Will `torch.export.export(SignGate(), ...)` succeed, fail, or succeed with
+# the positive branch baked in like the trace?
+
+# %%
+symbolic_log = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+level = symbolic_log.level
+symbolic_log.setLevel(logging.ERROR)  # it would log a warning about the same failure
+try:
+    with contextlib.redirect_stderr(io.StringIO()) as export_stderr:
+        torch.export.export(SignGate(), (x_pos,))
+except Exception as err:  # torch.fx.experimental.symbolic_shapes.GuardOnDataDependentSymNode
+    print(f"torch.export refused: {type(err).__name__}: {str(err).splitlines()[0]}")
+else:
+    raise AssertionError("torch.export should refuse a data-dependent Python branch")
+finally:
+    symbolic_log.setLevel(level)
+partial = [line.strip() for line in export_stderr.getvalue().splitlines() if line.strip()]
+print("the partial graph it printed ends with:", partial[-1][:110])
+
+
+class SignGateCond(nn.Module):
+    """``SignGate`` with the branch as data: both branches are in the exported graph."""
+
+    def forward(self, x):
+        return torch.cond(x.sum() > 0, lambda t: t * 2, lambda t: -t, (x,))
+
+
+program = torch.export.export(SignGateCond(), (x_pos,))
+graph_module = program.module()  # a torch.fx.GraphModule that runs the exported graph
+print(program.graph_module.code.strip())
+torch.export.save(program, root / "sign_gate.pt2")
+reloaded_program = torch.export.load(root / "sign_gate.pt2")
+for x in (x_pos, x_neg):
+    torch.testing.assert_close(graph_module(x), SignGate()(x), atol=0.0, rtol=0.0, msg=f"exported graph on {x.tolist()}")
+    torch.testing.assert_close(reloaded_program.module()(x), SignGate()(x), atol=0.0, rtol=0.0, msg="pt2 round trip")
+print("torch.export with torch.cond: both branches right, before and after save/load")
+
+# %% [markdown]
+# The rule for a frozen model of any format: the export is a different program, so test it on
+# inputs that take every path through the code, not only on the example it was exported with.
+#
+# ## 8. Serve the champion
 #
 # `create_app` builds a FastAPI service around a *loader*, called once at start-up: ours resolves
 # `tabular-mlp@champion` in the registry and loads that version. The service validates every
@@ -453,6 +852,55 @@ with TestClient(app) as test_client:
         reply = test_client.post("/predict", content=body, headers={"content-type": "application/json"})
         print(f"{what:<12}-> {reply.status_code} {reply.json()['message']}")
         assert reply.status_code == 422
+
+# %% [markdown]
+# **Under the wrapper.** FastAPI turned those requests into 422s because the request body is a
+# pydantic model, `mlcraft.mlops.serving.PredictRequest`; FastAPI only formats its
+# `ValidationError`. The same machinery by hand, on a record with named fields:
+# `strict=True` refuses to convert (`"3"` is not 3, `3.0` is not an `int`, `True` is not a number),
+# `extra="forbid"` refuses unknown fields, `frozen=True` makes a validated record immutable, and
+# `Field(ge=0)` bounds a value.
+#
+# **Predict, then run.** Which of these six payloads will be accepted?
+
+
+# %%
+class Customer(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    age: float = Field(ge=0, le=120)  # years; strict mode still accepts an int such as 30, as 30.0
+    visits: int = Field(ge=0)  # a count: strict mode refuses "3", 3.0 and True
+
+
+payloads = {
+    "visits=3": {"age": 30, "visits": 3},
+    'visits="3"': {"age": 30, "visits": "3"},
+    "visits=3.0": {"age": 30, "visits": 3.0},
+    "visits=True": {"age": 30, "visits": True},
+    "an extra field": {"age": 30, "visits": 3, "segment": "b2b"},
+    "age=-1": {"age": -1, "visits": 3},
+}
+outcomes = {}
+for what, payload in payloads.items():
+    try:
+        record = Customer.model_validate(payload)
+    except ValidationError as err:
+        outcomes[what] = "rejected"
+        print(f"{what:<15} rejected: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()))
+    else:
+        outcomes[what] = "accepted"
+        print(f"{what:<15} accepted: {record!r}")
+assert [w for w, outcome in outcomes.items() if outcome == "accepted"] == ["visits=3"]
+accepted = Customer.model_validate(payloads["visits=3"])
+try:
+    accepted.visits = 4
+except ValidationError as err:
+    print(f"assigning to a frozen record: {err.errors()[0]['msg']}")
+else:
+    raise AssertionError("a frozen model must refuse assignment")
+try:  # the service's own schema raises the same error type; FastAPI answers it with 422
+    PredictRequest.model_validate({"features": ["45", *row[1:]]})
+except ValidationError as err:
+    print(f"mlcraft PredictRequest, a string feature: {err.errors()[0]['type']} at {err.errors()[0]['loc']}")
 
 # %% [markdown]
 # Without that validation, here is what the model itself does with the same two requests. The NaN
@@ -557,7 +1005,7 @@ assert math.isclose(percentile(ms, 50), float(np.percentile(ms, 50)), rel_tol=1e
 # its Python interpreter on a small machine. A server in its own process, with several workers,
 # is what scales; `benchmarks/bench_serving.py` measures it that way.
 #
-# ## 7. Monitor the inputs
+# ## 9. Monitor the inputs
 #
 # A served model fails silently. When the inputs change, it keeps answering 200 with confident
 # probabilities; only the labels, which arrive days later if ever, would tell. What we can watch
@@ -674,7 +1122,7 @@ plt.show()
 # which is why the next section uses it as the second line of defence, on a batch whose outcomes
 # have come back.
 #
-# ## 8. Roll back a bad release
+# ## 10. Roll back a bad release
 #
 # A new version goes out without the release gate: somebody registers a model trained for a
 # fraction of an epoch and promotes it straight away. The next time the service starts, it loads
@@ -726,8 +1174,268 @@ print("champion history now:", alias_history(tracking, MODEL_NAME, "champion"))
 # Without the registry, the rollback would be "find the old weights file, hope it is the right
 # one, copy it over the new one, restart". With it, it is one pointer move that any process can
 # make, and the service reports the version it serves, so the fix is visible from the outside.
+
+# %% [markdown]
+# ## 11. The release gate as a test that CI runs
 #
-# ## 9. Clean up
+# Version 3 went out because the release gate of section 4 was a cell in a notebook, and a cell
+# can be skipped. On a team the gate is a test file in continuous integration, and nothing may
+# move `champion` until it passes. It loads the candidate **from the registry** (what is
+# registered is what ships, not what sits in somebody's kernel) and checks, in the spirit of
+# Google's "ML Test Score" rubric:
+#
+# - **accuracy**: no worse than the champion on the same held-out rows, minus a margin (2 points);
+# - **ONNX parity**: the exported file logged with the version computes what the registered model does;
+# - **latency**: p99 of a one-row request through onnxruntime within a budget (20 ms, generous: a
+#   latency gate on a shared CI machine catches regressions of several times, not of 10%);
+# - **input schema**: the same as the champion's (a changed signature breaks every client).
+#
+# `release_gate` returns the gates that failed; a gate that could not be measured (no ONNX file
+# logged) fails, because an unchecked gate is not a passed one. The candidate is the other wide
+# run of section 2: registered as version 4, with its ONNX export logged to its run. The test file
+# reads where to look from environment variables, so one file gates any candidate; the lesson
+# writes it to the temporary folder and runs it with pytest in a subprocess, as CI would.
+
+# %%
+candidate_run = next(name for name in ("wide-lr3e-3", "wide-lr3e-2") if name != best_run.info.run_name)
+v4 = log_and_register(candidate_run, None)
+client.log_artifact(run_ids[candidate_run], str(export_onnx(models[candidate_run], torch.from_numpy(example),
+                                                            root / "candidate" / "model.onnx")), "onnx")  # fmt: skip
+holdout_file = root / "holdout.npz"
+np.savez(holdout_file, features=holdout.features, labels=holdout.labels)
+GATE_TEST = """\
+\"\"\"Release gate: CI runs this before `champion` may move to the version under test.\"\"\"
+
+import os
+
+import numpy as np
+import pytest
+
+from mlcraft.mlops import (
+    check_onnx_parity, input_schema, load_model_by_alias, onnx_session, registry_tracking,
+    release_gate, summarize_latencies, time_calls,
+)
+
+REGISTRY = registry_tracking(os.environ["GATE_TRACKING_URI"])
+NAME = os.environ["GATE_MODEL"]
+
+
+def accuracy(loaded, features, labels):
+    return float((loaded.predictor().predict_proba(features).argmax(-1) == labels).mean())
+
+
+@pytest.mark.parametrize("alias", os.environ["GATE_CANDIDATES"].split(","))
+def test_candidate_may_replace_the_champion(alias, tmp_path):
+    holdout = np.load(os.environ["GATE_HOLDOUT"])
+    features, labels = holdout["features"], holdout["labels"]
+    candidate = load_model_by_alias(REGISTRY, NAME, alias)
+    champion = load_model_by_alias(REGISTRY, NAME, "champion")
+    client = REGISTRY.client()
+    parity_error = latency_p99 = None  # stays None (and fails its gate) without an ONNX file
+    for artifact in client.list_artifacts(candidate.run_id, "onnx"):  # the file that would ship
+        session = onnx_session(client.download_artifacts(candidate.run_id, artifact.path, str(tmp_path)))
+        parity_error = check_onnx_parity(candidate.module, session, features).max_abs_error
+        one_row = {"features": features[:1]}
+        latency_p99 = summarize_latencies(time_calls(lambda: session.run(None, one_row), repeats=200)).p99_ms
+    failed = release_gate(
+        candidate_accuracy=accuracy(candidate, features, labels),
+        champion_accuracy=accuracy(champion, features, labels),
+        parity_error=parity_error,
+        latency_p99_ms=latency_p99,
+        candidate_schema=input_schema(REGISTRY, NAME, candidate.version),
+        champion_schema=input_schema(REGISTRY, NAME, champion.version),
+        accuracy_margin=0.02,
+        parity_atol=1e-4,
+        latency_budget_ms=20.0,
+    )
+    assert not failed, f"version {candidate.version} may not replace version {champion.version}: " + "; ".join(failed)
+"""
+gate_file = root / "test_release_gate.py"
+gate_file.write_text(GATE_TEST)
+print(f"candidate: version {v4} ({candidate_run}), ONNX file logged: "
+      f"{[a.path for a in client.list_artifacts(run_ids[candidate_run], 'onnx')]}; gate file {gate_file.name}")  # fmt: skip
+
+# %% [markdown]
+# CI would run the file once per candidate; to pay for one process start instead of two (each
+# imports PyTorch and MLflow), we run it once for two candidates, each named by an alias:
+# `candidate-4` for version 4, and `candidate-3` for version 3, the release that section 10
+# rolled back.
+#
+# **Predict, then run.** Which gates will version 3 fail?
+
+# %%
+gate_aliases = [f"candidate-{version}" for version in (v4, v3)]
+for alias, version in zip(gate_aliases, (v4, v3), strict=True):
+    set_alias(tracking, MODEL_NAME, alias, version)
+env = {**os.environ, "GATE_TRACKING_URI": tracking.tracking_uri, "GATE_MODEL": MODEL_NAME,
+       "GATE_CANDIDATES": ",".join(gate_aliases), "GATE_HOLDOUT": str(holdout_file), "OMP_NUM_THREADS": "1",
+       "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # fmt: skip
+command = [sys.executable, "-m", "pytest", gate_file.name, "-v", "-p", "no:cacheprovider", "--color=no", "--tb=line", "-rN",
+           f"--basetemp={root / 'gate-tmp'}"]  # pytest's temporary files stay in the lesson's folder  # fmt: skip
+gate_run = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+print(f"$ {' '.join(command[2:-1])}  ->  exit code {gate_run.returncode}")
+for line in gate_run.stdout.splitlines():
+    if "::" in line or line.startswith(("E ", "=")):  # one line per test, the assertion, the summary
+        print(line)
+for alias in gate_aliases:
+    client.delete_registered_model_alias(MODEL_NAME, alias)
+assert gate_run.returncode == 1, gate_run.stdout[-3000:]
+assert f"[candidate-{v4}] PASSED" in gate_run.stdout and f"[candidate-{v3}] FAILED" in gate_run.stdout
+assert "accuracy: candidate" in gate_run.stdout and "onnx_parity: not measured" in gate_run.stdout
+
+# %% [markdown]
+# Version 4 passes every gate; version 3 fails on accuracy, and also because nobody exported and
+# logged its ONNX file, and the assertion message says exactly which gate failed and by how much.
+# In CI the exit code 1 blocks the promotion step. Note what the gate does not do: it does not
+# decide whether the candidate is *better* for users. Offline data is yesterday's; that takes a
+# live experiment.
+#
+# ## 12. Canary and A/B test: decide on live traffic, with a test
+#
+# A **canary** sends a small share of live traffic to the candidate (1 to 5% at first, to catch
+# crashes and latency within minutes); an **A/B test** then splits traffic evenly to *measure* a
+# difference in a success rate: the share of predictions confirmed by the outcome, a click, a
+# conversion. Three things make the numbers trustworthy:
+#
+# - **assignment by hashing a stable id** (`canary_split`: BLAKE2b of `salt:user_id`, below
+#   `fraction` goes to the candidate): a user stays in one arm across requests and servers, with
+#   no state to store; a new salt re-randomizes the next experiment;
+# - **a sample size fixed in advance**, from the baseline rate, the smallest effect worth
+#   detecting, the false-positive rate `alpha` and the power (`required_sample_size`);
+# - **one test at the end**: the pooled two-proportion z-test (`two_proportion_ztest`), whose
+#   square is Pearson's chi-squared statistic on the 2 x 2 table.
+#
+# Version 4 passed the gate and becomes the `challenger`. Suppose that on live traffic it is
+# truly 2 points worse than the champion (78% against 80% confirmed predictions), something the
+# holdout could not show.
+#
+# **Predict, then run.** To detect a 2-point drop from 80% with `alpha = 0.05` and 90% power, how
+# many users per arm: hundreds, thousands, or hundreds of thousands?
+
+# %%
+set_alias(tracking, MODEL_NAME, "challenger", v4)
+baseline, effect, alpha = 0.80, -0.02, 0.05
+n_per_arm = required_sample_size(baseline, effect, alpha=alpha, power=0.9)
+print(f"users per arm to detect {effect:+.2f} from {baseline:.2f} (alpha {alpha}, power 0.9): {n_per_arm}")
+for other in (-0.01, -0.05):
+    print(f"   effect {other:+.2f}: {required_sample_size(baseline, other, alpha=alpha, power=0.9)} per arm")
+
+users = [f"user-{i}" for i in range(2 * n_per_arm)]
+to_candidate = canary_split(users, 0.5, salt="tabular-mlp-v4")
+again = canary_split(users[::-1], 0.5, salt="tabular-mlp-v4")[::-1]  # another server, another order
+print(f"share sent to the candidate: {to_candidate.mean():.4f}; same arm on a second call: {np.array_equal(again, to_candidate)}")
+assert np.array_equal(again, to_candidate)
+assert abs(to_candidate.mean() - 0.5) < 4 * math.sqrt(0.25 / len(users))  # a binomial bound
+
+rng = np.random.default_rng(7)
+success = rng.random(len(users)) < np.where(to_candidate, baseline + effect, baseline)  # the simulated outcomes
+s_a, n_a = int(success[~to_candidate].sum()), int((~to_candidate).sum())
+s_b, n_b = int(success[to_candidate].sum()), int(to_candidate.sum())
+test = two_proportion_ztest(s_a, n_a, s_b, n_b)
+chi2, chi2_p, _, _ = scipy.stats.chi2_contingency([[s_a, n_a - s_a], [s_b, n_b - s_b]], correction=False)
+pooled = (s_a + s_b) / (n_a + n_b)
+z_by_hand = (s_b / n_b - s_a / n_a) / math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+print(f"champion {s_a}/{n_a} = {test.rate_a:.4f}, candidate {s_b}/{n_b} = {test.rate_b:.4f}: "
+      f"z {test.statistic:.3f} (by hand {z_by_hand:.3f}), p {test.pvalue:.2e}; z^2 {test.statistic**2:.4f} "
+      f"vs chi-squared {chi2:.4f}, p {chi2_p:.2e}")  # fmt: skip
+assert math.isclose(test.statistic, z_by_hand, rel_tol=1e-12) and math.isclose(test.statistic**2, chi2, rel_tol=1e-9)
+assert math.isclose(test.pvalue, chi2_p, rel_tol=1e-6)
+if test.pvalue < alpha and test.difference < 0:
+    client.delete_registered_model_alias(MODEL_NAME, "challenger")  # the router sends everyone to the champion
+    print(f"decision: the candidate is worse ({test.difference:+.4f}, p {test.pvalue:.1e}); rolled back, "
+          f"challenger alias removed, champion stays version {alias_version(tracking, MODEL_NAME, 'champion')}")  # fmt: skip
+assert alias_version(tracking, MODEL_NAME, "challenger") is None
+
+# %% [markdown]
+# With 90% power, about one experiment in ten with this sample size would miss a 2-point drop;
+# this one (seeded) does not. The number of users is the price: halving the detectable effect
+# multiplies it by four.
+#
+# **Peeking.** The temptation is to watch the p-value as data arrives and stop the moment it dips
+# below 0.05. Each look is another chance for noise to cross the line, so the false-positive rate
+# of "stop at the first significant look" is far above 0.05. To measure it, simulate **A/A tests**
+# (both arms identical, every rejection is a false positive): 400 experiments, 20 looks of 500
+# users per arm each, the z-test computed at every look, vectorized in NumPy.
+#
+# **Predict, then run.** With 20 looks, will the false-positive rate be about 5%, 10%, or 25%?
+
+# %%
+experiments, looks, per_look, rate = 400, 20, 500, 0.80
+rng = np.random.default_rng(11)
+wins = rng.binomial(per_look, rate, size=(experiments, looks, 2)).cumsum(axis=1)  # (E, L, 2) cumulative successes
+seen = per_look * np.arange(1, looks + 1)  # (L,) users per arm at each look
+pooled_rate = wins.sum(axis=-1) / (2 * seen)  # (E, L)
+z = (wins[..., 1] - wins[..., 0]) / seen / np.sqrt(pooled_rate * (1 - pooled_rate) * 2 / seen)  # (E, L)
+pvalues = scipy.special.erfc(np.abs(z) / math.sqrt(2))  # (E, L) two-sided
+check = two_proportion_ztest(int(wins[0, -1, 0]), int(seen[-1]), int(wins[0, -1, 1]), int(seen[-1]))
+assert math.isclose(check.pvalue, pvalues[0, -1], rel_tol=1e-9)  # the vectorized test is the same test
+
+false_pos_end = float((pvalues[:, -1] < 0.05).mean())
+false_pos_peek = float((pvalues < 0.05).any(axis=1).mean())
+false_pos_bonf = float((pvalues < 0.05 / looks).any(axis=1).mean())
+print(f"A/A false-positive rate: test once at the end {false_pos_end:.3f}; stop at the first p < 0.05 of "
+      f"{looks} looks {false_pos_peek:.3f}; every look at 0.05/{looks} {false_pos_bonf:.3f}")  # fmt: skip
+sigma = math.sqrt(0.05 * 0.95 / experiments)
+assert abs(false_pos_end - 0.05) < 4 * sigma and false_pos_peek > 2.5 * false_pos_end and false_pos_bonf < 0.05 + 3 * sigma
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+for i in range(8):
+    axes[0].plot(seen, pvalues[i], alpha=0.7)
+axes[0].axhline(0.05, color="black", linestyle=":")
+axes[0].set(title="p-value paths of 8 A/A tests", xlabel="users per arm", ylabel="p-value", yscale="log")
+axes[1].plot(range(1, looks + 1), [(pvalues[:, :k] < 0.05).any(axis=1).mean() for k in range(1, looks + 1)], "o-")
+axes[1].axhline(0.05, color="black", linestyle=":", label="nominal 0.05")
+axes[1].set(title="false positives when stopping at the first p < 0.05", xlabel="looks so far", ylabel="rate")
+axes[1].legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Tested once, at the planned size, the A/A false-positive rate is the promised 5%; stopping at
+# the first significant look of 20 raises it several-fold, although no single p-value was computed
+# wrongly. The fixes: fix the sample size and look once; or divide `alpha` among the looks
+# (Bonferroni, conservative, as above); or use a method built for continuous monitoring:
+# group-sequential boundaries or always-valid p-values (Johari et al.), which is what
+# experimentation platforms do.
+#
+# ## 13. A model card from the registry
+#
+# Six months from now somebody asks: what is this model for, what was it trained on, how good is
+# it, what must nobody use it for? A **model card** (Mitchell et al., 2019) answers in one page.
+# Written by hand it goes stale the day the model is retrained; `model_card` renders it from the
+# registry and the version's run (tags, description, params, metrics, the parity and
+# quantization numbers logged in section 6) and invents nothing: a field nobody logged reads
+# "not recorded". The facts a person must supply (intended use, limitations, caveats) are tags on
+# the registered model and the version, next to the version they describe; the training data's
+# fingerprint (a SHA-256 of its bytes) is a tag on the run.
+#
+# **Predict, then run.** Which fields of the champion's card will read "not recorded"?
+
+# %%
+champion_version = alias_version(tracking, MODEL_NAME, "champion")
+champion_run_id = client.get_model_version(MODEL_NAME, champion_version).run_id
+fingerprint = hashlib.sha256(train.features.tobytes() + train.labels.tobytes()).hexdigest()
+client.set_tag(champion_run_id, "data.fingerprint", f"sha256:{fingerprint}")
+client.set_tag(champion_run_id, "data.rows", str(len(train)))
+client.update_registered_model(MODEL_NAME, description="Three-class risk score from eight account features.")
+client.set_registered_model_tag(MODEL_NAME, "intended_use", "Ranking accounts for review by an analyst; a person makes every decision.")
+client.set_registered_model_tag(MODEL_NAME, "limitations", "Trained on synthetic rows (mlcraft.data.tabular); "
+                                "not validated on any real population.")  # fmt: skip
+client.set_model_version_tag(MODEL_NAME, champion_version, "caveats", "Accuracy falls several points once income drifts "
+                             "by half a standard deviation (section 9); watch PSI.")  # fmt: skip
+card = model_card(tracking, MODEL_NAME, "champion")
+display(Markdown(card))
+assert f"version {champion_version}" in card and fingerprint in card and "quantization.int8_accuracy" in card
+assert "| git commit | not recorded |" in card and "Three-class risk score" in card
+
+# %% [markdown]
+# Every value came out of the store, and the two gaps are shown rather than hidden: nobody wrote
+# a description for version 2 itself, and no git commit was recorded (runs created through the
+# client in a notebook record none; `mlflow.start_run` from a script in a git checkout records
+# `mlflow.source.git.commit` automatically). Change a tag and the next card
+# changes with it. Generating the card in the release pipeline, beside the gate, keeps it true.
+#
+# ## 14. Clean up
 #
 # Nothing may outlive the notebook: no server thread, no load-test worker, no temporary files.
 
@@ -739,26 +1447,40 @@ assert not root.exists()
 print("no server or worker thread alive; temporary store removed")
 
 # %% [markdown]
-# ## 10. What you built
+# ## 15. What you built
 #
 # - **Tracking**: three runs with their full configs, curves and best metrics in an MLflow store,
-#   compared by a query instead of by memory; a param diff names what changed between two runs.
+#   compared by a query instead of by memory; a param diff names what changed between two runs;
+#   the same logging and reading done with MLflow's fluent API and `MlflowClient`.
 # - **Registry**: versions and aliases; a release gate on held-out data before `promote`; the
 #   alias history that makes `rollback` one call from any process.
-# - **Export**: an ONNX file with a dynamic batch axis, checked for parity at several batch sizes,
-#   and the failure a frozen batch axis causes; eager vs onnxruntime latency.
-# - **Serving**: a validated, versioned FastAPI service with health, readiness and Prometheus
-#   metrics, serving PyTorch or the ONNX file behind the same API, called in process and over
-#   HTTP, with p50/p99 latency and throughput under load, and no server left running.
+# - **Export**: an ONNX file with a dynamic batch axis, checked for parity at several batch sizes
+#   and against a bare onnxruntime session, and the failure a frozen batch axis causes; eager vs
+#   onnxruntime latency.
+# - **Quantization**: int8 files about 4x smaller for a weight-heavy model, checked against a
+#   stated tolerance, an accuracy bound and a by-hand simulation; the batch dependence of dynamic
+#   quantization; the speed-up where matrix products dominate.
+# - **TorchScript and `torch.export`**: a trace that silently baked in one branch, a script that
+#   kept it, a construct script rejects, and `torch.export` with `torch.cond` as the current way.
+# - **Serving**: a validated, versioned FastAPI service (strict pydantic schemas underneath) with
+#   health, readiness and Prometheus metrics, serving PyTorch or the ONNX file behind the same
+#   API, called in process and over HTTP, with p50/p99 latency and throughput under load, and no
+#   server left running.
 # - **Monitoring**: PSI and KS per feature, checked by hand and against SciPy; a drifted feature
 #   caught while the service kept answering 200.
 # - **Rollback**: a bad release detected from a labelled live batch and undone by moving an alias.
+# - **Release engineering**: a release gate as a pytest file CI runs against the registry,
+#   passing one candidate and failing another with the reason; a canary with hashed assignment, a
+#   planned sample size and a z-test checked against SciPy; the false positives that peeking
+#   causes; a model card generated from the registry.
 #
 # Checklist for a model you ship: is every run tracked with its full config? Is what you serve a
-# registered version, and does every answer say which one? Does the exported file match the
-# original at batch size 1 and at your largest batch? Does the service reject bad input with a
-# message? Who looks at drift, and at what threshold? How long does a rollback take, and who can
-# do it?
+# registered version, and does every answer say which one? Does the exported (or quantized) file
+# match the original within a stated tolerance at batch size 1 and at your largest batch? Does
+# the service reject bad input with a message? Does a gate in CI block a release that is worse,
+# slower, or has a changed schema? Was the experiment's sample size fixed before it started? Who
+# looks at drift, and at what threshold? How long does a rollback take, and who can do it? Does
+# the model card say what the model must not be used for?
 #
 # **Beyond this notebook.** `docker/Dockerfile` runs the same service from the registry
 # (`uvicorn --factory mlcraft.mlops.serving:app_from_env`); `benchmarks/` measures the ONNX and
@@ -781,7 +1503,7 @@ print("no server or worker thread alive; temporary store removed")
 #    one version. <code>promote</code> moves <code>champion</code> to the challenger's version and
 #    records the version it left in an alias history kept in the registry;
 #    <code>rollback</code> moves it back to the previous one. No weights are copied, and any
-#    process that can reach the store can do either (sections 4 and 8).</details>
+#    process that can reach the store can do either (sections 4 and 10).</details>
 #
 # 3. An ONNX export matches PyTorch on the 16-row example it was exported with. Why is that not
 #    enough?
@@ -798,7 +1520,7 @@ print("no server or worker thread alive; temporary store removed")
 #    <code>NaN</code> and <code>argmax</code> returns class 0, which looks like an answer. The
 #    short row fails deep inside PyTorch, which a service turns into a 500 with nothing useful
 #    for the client. The request schema rejects both with a 422 and a message that names the
-#    field (section 6).</details>
+#    field (section 8).</details>
 #
 # 5. A service's mean latency is 2 ms. Why report p50 and p99, and why measure them with
 #    several concurrent clients?
@@ -806,7 +1528,7 @@ print("no server or worker thread alive; temporary store removed")
 #    <details><summary>Answer</summary>The mean hides the slow requests that users notice; p99
 #    shows the tail. With concurrent clients, requests wait for each other, so p50 and p99 rise,
 #    and the p99 under load is what a service-level objective is written against
-#    (section 6).</details>
+#    (section 8).</details>
 #
 # 6. The service answers every request with 200, and the PSI of one feature between the training
 #    data and this week's requests is 0.4. What does that tell you, and what does it not?
@@ -815,7 +1537,7 @@ print("no server or worker thread alive; temporary store removed")
 #    rule of thumb for a major shift; the status codes say nothing about it. It does not say how
 #    much accuracy was lost: that needs labels. In the lesson, PSI passed 0.25 when accuracy had
 #    lost only a point or two, so input monitoring warns early; confirm with the KS test, look
-#    for the upstream change, and score a labelled batch (sections 7 and 8).</details>
+#    for the upstream change, and score a labelled batch (sections 9 and 10).</details>
 #
 # 7. Why does <code>drift_report</code> test each of 8 features at <code>alpha / 8</code>, and why
 #    does it also require <code>D ≥ 0.05</code> before a KS rejection counts?
@@ -823,15 +1545,80 @@ print("no server or worker thread alive; temporary store removed")
 #    <details><summary>Answer</summary>Eight tests at <code>alpha</code> each would raise a false
 #    alarm far more often than <code>alpha</code>; Bonferroni keeps the chance of any false alarm
 #    at most <code>alpha</code>. On a very large window, KS rejects shifts too small to matter, so
-#    a minimum effect size keeps those from being flagged (section 7).</details>
+#    a minimum effect size keeps those from being flagged (section 9).</details>
+#
+# 8. <code>run.data.metrics["val_loss"]</code> shows one number, but you want the curve. Where is
+#    it, and why do params come back as strings?
+#
+#    <details><summary>Answer</summary>A metric is a series of (step, value) points;
+#    <code>run.data.metrics</code> keeps only the latest, and
+#    <code>MlflowClient().get_metric_history(run_id, "val_loss")</code> returns them all. Params
+#    are stored as strings, whatever went in: <code>3e-3</code> comes back as
+#    <code>"0.003"</code>, so compare them as strings or parse them (section 2).</details>
+#
+# 9. Why does the service's request schema use strict mode? What would a lax schema do with
+#    <code>"3"</code> and with <code>true</code> as a feature?
+#
+#    <details><summary>Answer</summary>Lax mode converts: <code>"3"</code> becomes 3 and
+#    <code>true</code> becomes 1, so a client bug (a number sent as text, a flag in the wrong
+#    column) turns into a plausible prediction instead of an error. Strict mode refuses both with
+#    a <code>ValidationError</code>, which the service answers with a 422; <code>extra="forbid"</code>
+#    does the same for unknown fields (section 8).</details>
+#
+# 10. The int8 model gives a row a slightly different answer when it arrives in a batch than when
+#     it arrives alone. Is it broken? What does this mean for its parity test?
+#
+#     <details><summary>Answer</summary>No: dynamic quantization computes the input scale over
+#     the whole batch tensor, so a row's rounding depends on its batch-mates. Compare it to the
+#     float32 model with a stated tolerance (never exact equality), at batch 1 and at the serving
+#     batch size, and judge it by accuracy and by which rows change class: only rows whose top
+#     two logits were closer than twice the largest error can (section 6).</details>
+#
+# 11. <code>torch.jit.trace</code> ran without an error and the traced model matches the original
+#     on the example. Why can it still be wrong, and what do <code>torch.jit.script</code> and
+#     <code>torch.export</code> do instead?
+#
+#     <details><summary>Answer</summary>A trace records the operations that ran for the example:
+#     a Python <code>if</code> on tensor data is evaluated once and the branch taken is baked in,
+#     with only a <code>TracerWarning</code> to show for it. <code>script</code> compiles the
+#     control flow (for a subset of Python); <code>torch.export</code> refuses a data-dependent
+#     branch with an error, and <code>torch.cond</code> puts both branches in the graph.
+#     TorchScript is deprecated in current PyTorch (section 7).</details>
+#
+# 12. Why does the release gate load the candidate from the registry rather than use the model
+#     in memory, and why does a gate that could not be measured count as failed?
+#
+#     <details><summary>Answer</summary>What ships is what is registered (and the file logged
+#     with it), not what sits in somebody's kernel; loading it is also the check that it loads.
+#     A gate that was skipped because the ONNX file or the signature is missing has checked
+#     nothing, and treating "not measured" as a pass lets exactly the careless releases through
+#     (section 11).</details>
+#
+# 13. An A/B test's p-value is checked every hour, and the team stops at the first p < 0.05.
+#     What happens to the false-positive rate, and what should they do instead?
+#
+#     <details><summary>Answer</summary>Each look is another chance for noise to cross 0.05;
+#     with 20 looks the A/A simulation stopped on a false positive several times more often than
+#     5%. Fix the sample size from the baseline, the smallest effect that matters, alpha and the
+#     power, and test once; or use a sequential method made for monitoring (alpha spending,
+#     always-valid p-values). Assign users by a salted hash of their id, so each user stays in
+#     one arm (section 12).</details>
+#
+# 14. Why generate the model card from the registry instead of writing it, and what does
+#     "not recorded" on a card tell you?
+#
+#     <details><summary>Answer</summary>A hand-written card goes stale at the next retraining; a
+#     generated one shows the values of the version it describes, every time. "Not recorded"
+#     marks a fact nobody logged (here the git commit): a gap to close in the pipeline, shown
+#     rather than papered over (section 13).</details>
 #
 # ## Further reading
 #
 # - D. Sculley et al. (2015), "Hidden technical debt in machine learning systems", NeurIPS,
 #   https://papers.nips.cc/paper/5656-hidden-technical-debt-in-machine-learning-systems
 # - E. Breck, S. Cai, E. Nielsen, M. Salib, D. Sculley (2017), "The ML test score: a rubric for ML
-#   production readiness and technical debt reduction", IEEE Big Data,
-#   https://research.google/pubs/pub46555/
+#   production readiness and technical debt reduction" (the checks a release gate automates),
+#   IEEE Big Data, https://research.google/pubs/pub46555/
 # - MLflow documentation: Tracking, https://mlflow.org/docs/latest/tracking.html; Model Registry
 #   (versions and aliases), https://mlflow.org/docs/latest/model-registry.html
 # - ONNX documentation, https://onnx.ai/onnx/; ONNX Runtime documentation,
@@ -857,6 +1644,26 @@ print("no server or worker thread alive; temporary store removed")
 # - S. Holm (1979), "A simple sequentially rejective multiple test procedure" (a step-down
 #   alternative to the Bonferroni correction used here, with more power and the same guarantee),
 #   *Scandinavian Journal of Statistics* 6(2), https://www.jstor.org/stable/4615733
+# - MLflow Python API, `mlflow` (fluent) and `mlflow.client.MlflowClient`,
+#   https://mlflow.org/docs/latest/python_api/mlflow.client.html
+# - pydantic documentation, strict mode, https://docs.pydantic.dev/latest/concepts/strict_mode/;
+#   model configuration (`extra`, `frozen`), https://docs.pydantic.dev/latest/api/config/
+# - ONNX Runtime documentation, "Quantize ONNX models" (dynamic vs static, `quant_pre_process`),
+#   https://onnxruntime.ai/docs/performance/model-optimizations/quantization.html
+# - PyTorch documentation: TorchScript (`torch.jit.trace`, `torch.jit.script`),
+#   https://pytorch.org/docs/stable/jit.html; `torch.cond`,
+#   https://pytorch.org/docs/stable/generated/torch.cond.html
+# - M. Mitchell et al. (2019), "Model cards for model reporting", FAT*,
+#   https://arxiv.org/abs/1810.03993
+# - R. Kohavi, D. Tang, Y. Xu (2020), *Trustworthy Online Controlled Experiments: A Practical
+#   Guide to A/B Testing*, Cambridge University Press (randomization units, sample size, A/A
+#   tests), https://experimentguide.com/
+# - R. Johari, P. Koomen, L. Pekelis, D. Walsh (2017), "Peeking at A/B tests: why it matters, and
+#   what to do about it", KDD, https://doi.org/10.1145/3097983.3097992; and "Always valid
+#   inference: continuous monitoring of A/B tests", *Operations Research* (2022),
+#   https://arxiv.org/abs/1512.04922
+# - J. L. Fleiss, B. Levin, M. C. Paik (2003), *Statistical Methods for Rates and Proportions*,
+#   3rd ed., Wiley, chapter 4 (sample size for comparing two proportions)
 #
 # ---
 #

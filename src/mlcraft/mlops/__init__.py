@@ -1,8 +1,8 @@
-"""07_mlops: track, register, export, serve and monitor a model (the tabular MLP of
-:mod:`mlcraft.models.tabular`, trained by :mod:`mlcraft.recipes.tabular`).
+"""07_mlops: track, register, export, quantize, serve, monitor and release a model (the tabular
+MLP of :mod:`mlcraft.models.tabular`, trained by :mod:`mlcraft.recipes.tabular`).
 
 Heavy dependencies load on first use: ``mlflow`` inside the tracking and registry functions,
-``onnx``/``onnxruntime`` inside the export functions. ``fastapi`` and ``httpx`` load with
+``onnx``/``onnxruntime`` inside the export and quantization functions. ``fastapi`` and ``httpx`` load with
 :mod:`mlcraft.mlops.serving` and :mod:`mlcraft.mlops.loadtest`.
 """
 
@@ -29,6 +29,13 @@ from mlcraft.mlops.export import (
     memory_footprint,
     onnx_session,
 )
+from mlcraft.mlops.model_card import NOT_RECORDED, model_card
+from mlcraft.mlops.quantize import (
+    QuantizationReport,
+    compare_quantized,
+    quantize_dynamic_int8,
+    simulate_dynamic_int8_matmul,
+)
 from mlcraft.mlops.registry import (
     AliasMove,
     LoadedModel,
@@ -40,6 +47,14 @@ from mlcraft.mlops.registry import (
     register_model,
     rollback,
     set_alias,
+)
+from mlcraft.mlops.rollout import (
+    ZTestResult,
+    canary_split,
+    input_schema,
+    release_gate,
+    required_sample_size,
+    two_proportion_ztest,
 )
 from mlcraft.mlops.timing import LatencySummary, percentile, summarize_latencies, time_calls
 from mlcraft.mlops.tracking import (
@@ -54,6 +69,7 @@ from mlcraft.mlops.tracking import (
 )
 
 __all__ = [
+    "NOT_RECORDED",
     "AliasMove",
     "DriftReport",
     "FeatureDrift",
@@ -64,18 +80,23 @@ __all__ = [
     "MemoryFootprint",
     "OnnxPredictor",
     "ParityReport",
+    "QuantizationReport",
     "RuntimeComparison",
     "TorchPredictor",
     "Tracking",
+    "ZTestResult",
     "alias_history",
     "alias_version",
     "bin_fractions",
+    "canary_split",
     "check_onnx_parity",
+    "compare_quantized",
     "compare_runtimes",
     "drift_report",
     "export_onnx",
     "flatten_params",
     "inject_drift",
+    "input_schema",
     "kolmogorov_sf",
     "ks_test",
     "load_model_by_alias",
@@ -83,16 +104,22 @@ __all__ = [
     "log_torch_model",
     "memory_footprint",
     "metric_history",
+    "model_card",
     "onnx_session",
     "percentile",
     "plot_drift",
     "promote",
     "psi",
+    "quantize_dynamic_int8",
     "register_model",
     "registry_tracking",
+    "release_gate",
+    "required_sample_size",
     "rollback",
     "set_alias",
     "setup_tracking",
+    "simulate_dynamic_int8_matmul",
     "summarize_latencies",
     "time_calls",
+    "two_proportion_ztest",
 ]
