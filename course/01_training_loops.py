@@ -70,6 +70,7 @@ if "google.colab" in sys.modules:
 
 # %%
 import copy
+import importlib
 import logging
 import math
 import os
@@ -1778,7 +1779,7 @@ SLOW_DATA = textwrap.dedent('''
 data_module_dir = tempfile.TemporaryDirectory()
 Path(data_module_dir.name, "slow_data.py").write_text(SLOW_DATA)
 sys.path.insert(0, data_module_dir.name)  # spawned workers receive the parent's sys.path
-from slow_data import SlowDataset
+SlowDataset = importlib.import_module("slow_data").SlowDataset  # the module written just above
 
 
 class NotebookDataset(torch.utils.data.Dataset):
