@@ -42,7 +42,8 @@
 # introductory deep-learning course.
 #
 # **Time**: reading about 35 min; exercise `exercises/00_orientation` 45–60 min; running the whole
-# notebook took 10 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured.
+# notebook took 8 s on a 2-core CPU (its cells, under `pytest --nbval-lax` with one intra-op thread
+# and two notebooks at a time); GPU: not measured.
 
 
 # %%

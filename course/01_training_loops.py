@@ -55,7 +55,8 @@
 # introductory deep-learning course; what dropout and batch normalisation do.
 #
 # **Time**: reading about 85 min; exercise `exercises/01_training_loops` 90–120 min; running the
-# whole notebook took 32 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured.
+# whole notebook took 29 s on a 2-core CPU (its cells, under `pytest --nbval-lax` with one intra-op
+# thread and two notebooks at a time); GPU: not measured.
 
 
 # %%

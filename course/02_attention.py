@@ -56,7 +56,9 @@
 # cross-entropy.
 #
 # **Time**: reading about 80 min; exercise `exercises/02_attention` 90–120 min; running the whole
-# notebook took 163 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured.
+# notebook took 59 s on a 2-core CPU (its cells, under `pytest --nbval-lax` with one intra-op thread
+# and two notebooks at a time); the full 800-step training run (`FULL_RUN`, on by default on a GPU)
+# adds about 2 min; GPU: not measured.
 
 
 # %%

@@ -60,8 +60,9 @@
 # broadcasting; what a convolution layer is (section 1 recaps it); precision and recall.
 #
 # **Time**: reading about 90 min (Part I about 55 min, Part II about 35 min); exercise
-# `exercises/03_detection` about 120 min; running the
-# whole notebook took 98 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured.
+# `exercises/03_detection` about 120 min; running the whole notebook took 55 s on a 2-core CPU (its
+# cells, under `pytest --nbval-lax` with one intra-op thread and two notebooks at a time); the full
+# 400-step training run (`FULL_RUN`, on by default on a GPU) adds about 1 min; GPU: not measured.
 
 
 # %%

@@ -53,8 +53,8 @@
 # what logistic regression and cross-validation are.
 #
 # **Time**: reading about 90 min; exercise `exercises/04_nlp` about 2 h; running the whole notebook
-# took 50 s and 51 s on a 2-core CPU (measured twice with `jupyter nbconvert --execute`; 53 to
-# 70 s while other jobs shared the machine); GPU: not measured (nothing here needs one).
+# took 35 s on a 2-core CPU (its cells, under `pytest --nbval-lax` with one intra-op thread and two
+# notebooks at a time); GPU: not measured (nothing here needs one).
 
 # %%
 # Set-up: on Colab, install the course package; everywhere else this cell does nothing.

@@ -54,8 +54,8 @@
 # cross-validation is, and basic probability.
 #
 # **Time**: reading about 80 min; exercise `exercises/05_tabular` 90–120 min; running the whole
-# notebook took 60–80 s on a 2-core CPU (measured twice: 59 s and 76 s); GPU: not measured
-# (nothing here needs one).
+# notebook took 45 s on a 2-core CPU (its cells, under `pytest --nbval-lax` with one intra-op thread
+# and two notebooks at a time); GPU: not measured (nothing here needs one).
 
 # %%
 # Set-up: on Colab, install the course package; everywhere else this cell does nothing.

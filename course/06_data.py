@@ -58,8 +58,8 @@
 # (`groupby`, `merge`, dtypes), a little SQL (`SELECT … GROUP BY`), and what logistic regression is.
 #
 # **Time**: reading about 75 min; exercise `exercises/06_data` 2–3 h; running the whole notebook
-# took 32 s on a 2-core CPU (measured once, with `time`, under `pytest --nbval-lax`); GPU: not
-# measured (nothing here needs one).
+# took 36 s on a 2-core CPU (its cells, under `pytest --nbval-lax` with one intra-op thread and two
+# notebooks at a time); GPU: not measured (nothing here needs one).
 
 # %%
 # Set-up: on Colab, install the course package; everywhere else this cell does nothing.

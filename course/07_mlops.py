@@ -60,7 +60,8 @@
 # hypothesis tests and p-values at an introductory level.
 #
 # **Time**: reading about 50 min; exercise `exercises/07_mlops` about 120 min; running the whole
-# notebook took 20 s (measured once, one intra-op thread, under `pytest --nbval-lax`) on a 2-core CPU; GPU: not measured (nothing here needs one).
+# notebook took 32 s on a 2-core CPU (its cells, under `pytest --nbval-lax` with one intra-op thread
+# and two notebooks at a time); GPU: not measured (nothing here needs one).
 
 # %%
 # Set-up: on Colab, install the course package; everywhere else this cell does nothing.
