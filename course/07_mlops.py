@@ -273,7 +273,9 @@ print(f"mlflow ui --backend-store-uri {tracking.tracking_uri}")
 # API (`mlflow.start_run` keeps a current run in a global, and `log_*` write to it) and read back
 # with `MlflowClient` (no global state: every call names its run). A metric is a series: each
 # `log_metric(key, value, step=)` appends one point, `get_metric_history` returns all of them,
-# and `run.data.metrics` keeps only the latest.
+# and `run.data.metrics` keeps only the latest. One trap: `mlflow.set_experiment` creates a
+# missing experiment with its artifacts under `./mlruns` *of the current directory*, wherever the
+# database is; we create it first with an artifact location inside the temporary folder.
 #
 # **Predict, then run.** Four losses go in at steps 0, 10, 20 and 30. What will
 # `run.data.metrics["train_loss"]` hold, and in what type will the learning rate come back?
@@ -281,13 +283,16 @@ print(f"mlflow ui --backend-store-uri {tracking.tracking_uri}")
 # %%
 mlflow = import_mlflow()  # `import mlflow`, with telemetry off and its routine INFO lines quiet
 mlflow.set_tracking_uri(tracking.tracking_uri)  # the same SQLite store as above
-mlflow.set_experiment("07-raw-api")  # created on first use
+raw_client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri)
+if raw_client.get_experiment_by_name("07-raw-api") is None:  # artifacts inside the temporary folder, not ./mlruns
+    raw_client.create_experiment("07-raw-api", artifact_location=(root / "raw-artifacts").as_uri())
+raw_experiment = mlflow.set_experiment("07-raw-api")
+assert raw_experiment.artifact_location.startswith(root.as_uri()), raw_experiment.artifact_location
 logged_losses = [(0, 1.10), (10, 0.71), (20, 0.58), (30, 0.52)]
 with mlflow.start_run(run_name="by-hand") as raw_run:  # the run ends (FINISHED) when the block exits
     mlflow.log_params({"lr": 3e-3, "hidden": "[64, 64]", "batch_size": 64})
     for step, loss in logged_losses:
         mlflow.log_metric("train_loss", loss, step=step)
-raw_client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri)
 history = raw_client.get_metric_history(raw_run.info.run_id, "train_loss")
 stored = raw_client.get_run(raw_run.info.run_id)
 print("get_metric_history:", sorted((m.step, m.value) for m in history))
@@ -553,9 +558,13 @@ print("int8 graph of wide-512:", " ".join(node.op_type for node in onnx.load(int
 # largest float32 logit**: room for any correct quantization of a model like this, and still far below
 # what a broken one does (a wrong scale or zero point moves logits by about their own size).
 # The decision rests on what users see: accuracy may drop by at most one point on the 1 000
-# holdout rows, and a row may change class only where its two top float32 logits were closer
-# than twice the largest error (if no logit moves by more than `e`, an argmax can flip only
-# where the margin is below `2 e`).
+# holdout rows. Which rows can change class at all follows from `e`, the largest logit error,
+# with no measurement: if no logit moves by more than `e`, an argmax can flip only where the two
+# top float32 logits were closer than `2 e`. The cell checks that identity as a worked example
+# (it cannot fail); what it measures is how many rows are *at risk* (margin below `2 e`) and how
+# many of them actually changed class.
+#
+# **Predict, then run.** Of the rows the bound puts at risk, will most change class, or few?
 
 # %%
 for name, report in quant.items():
@@ -563,13 +572,18 @@ for name, report in quant.items():
     int8_logits = onnx_session(int8_paths[name]).run(None, {"features": holdout.features})[0]  # (N, C)
     tolerance = 0.05 * float(np.abs(fp32_logits).max())
     top_two = np.sort(fp32_logits, axis=-1)[:, -2:]  # (N, 2)
+    margin = top_two[:, 1] - top_two[:, 0]  # (N,) how far the winning class is ahead, in float32
     flipped = fp32_logits.argmax(-1) != int8_logits.argmax(-1)
-    print(f"{name:<9} max |d logit| {report.max_abs_logit_diff:.3f} <= tolerance {tolerance:.3f}; "
-          f"accuracy {report.fp32_accuracy:.3f} -> {report.int8_accuracy:.3f}; {flipped.sum()} rows changed class, "
-          f"their fp32 margins {' '.join(f'{m:.3f}' for m in top_two[flipped, 1] - top_two[flipped, 0])}")  # fmt: skip
+    at_risk = margin < 2 * report.max_abs_logit_diff
+    print(f"{name:<9} max |d logit| e = {report.max_abs_logit_diff:.3f} <= tolerance {tolerance:.3f}; "
+          f"accuracy {report.fp32_accuracy:.3f} -> {report.int8_accuracy:.3f}; rows at risk (margin < 2e) "
+          f"{at_risk.sum()}, of which changed class {flipped.sum()}: margins "
+          f"{' '.join(f'{m:.3f}' for m in margin[flipped]) or '-'}; median |d logit| "
+          f"{np.median(np.abs(fp32_logits - int8_logits)):.3f}")  # fmt: skip
     assert report.max_abs_logit_diff <= tolerance, (name, report.max_abs_logit_diff, tolerance)
     assert report.accuracy_drop <= 0.01 and report.argmax_agreement >= 0.98, report
-    assert np.all(top_two[flipped, 1] - top_two[flipped, 0] <= 2 * report.max_abs_logit_diff)
+    assert not np.any(flipped & ~at_risk)  # the worked identity: it holds by the definition of e
+    assert flipped.sum() <= 0.25 * at_risk.sum(), (flipped.sum(), at_risk.sum())  # the bound is a worst case
 champion_run_id = best_run.info.run_id  # the champion's training run keeps the release numbers (section 13)
 for key, value in {
     "onnx.parity_max_abs_error": parity.max_abs_error,
@@ -581,11 +595,22 @@ for key, value in {
     client.log_metric(champion_run_id, key, value)
 
 # %% [markdown]
+# Few: about one at-risk row in twenty changed class, all with margins far below `2 e`. The bound
+# is a worst case, set by the single largest error, while the median logit moved by about a tenth
+# of it. It tells you which rows *can* move, which is what a reviewer needs to accept the release
+# without rerunning it; the measured flips tell you what did.
+#
 # **What the int8 graph computes, by hand.** `simulate_dynamic_int8_matmul` does one quantized
 # matrix product in NumPy float64: the input rounded to uint8 with a zero point, the weights to
 # int8, an exact integer product, one rescale. Chained through the wide model's layers (the
 # standardization and the exact GELU stay in float), it must reproduce onnxruntime's int8 logits
-# up to float32 rounding, and differ from the float32 ones by the quantization error.
+# far more closely than either matches the float32 ones. Not necessarily bit for bit:
+# onnxruntime rescales and applies GELU in float32 (with kernels that differ between CPUs), the
+# simulation in float64, and where a hidden activation lands within a rounding error of a
+# midpoint between two uint8 levels the two can round it to neighbouring levels; each such flip
+# moves the next layer's outputs by one input step times a weight, far more than float32
+# rounding. So the check is relative to the quantization error, not to float32 rounding: by hand
+# vs onnxruntime must be at least ten times smaller than onnxruntime int8 vs float32.
 #
 # **Predict, then run.** Which will be larger: by hand vs onnxruntime int8, or onnxruntime int8 vs
 # float32?
@@ -607,10 +632,10 @@ def int8_forward_by_hand(model, features):
 by_hand = int8_forward_by_hand(models["wide-512"], holdout.features)
 ort_int8 = onnx_session(int8_paths["wide-512"]).run(None, {"features": holdout.features})[0]
 ort_fp32 = onnx_session(fp32_paths["wide-512"]).run(None, {"features": holdout.features})[0]
-print(f"max |by hand - onnxruntime int8| {np.abs(by_hand - ort_int8).max():.2e}; "
-      f"max |onnxruntime int8 - float32| {np.abs(ort_int8 - ort_fp32).max():.2e}")  # fmt: skip
-torch.testing.assert_close(torch.from_numpy(by_hand).float(), torch.from_numpy(ort_int8), atol=2e-3, rtol=1e-4,
-                           msg="int8 by hand vs onnxruntime")  # fmt: skip
+d_hand, d_int8 = np.abs(by_hand - ort_int8).max(), np.abs(ort_int8 - ort_fp32).max()
+print(f"max |by hand - onnxruntime int8| {d_hand:.2e}; max |onnxruntime int8 - float32| {d_int8:.2e} "
+      f"({d_int8 / d_hand:.0f}x larger); logits equal to 1e-5: {np.mean(np.abs(by_hand - ort_int8) < 1e-5):.1%}")  # fmt: skip
+assert d_hand < 0.1 * d_int8, (d_hand, d_int8)  # the simulation is the int8 program, not the float32 one
 
 # %% [markdown]
 # **A row's answer depends on its batch.** The input scale is computed over the whole batch
@@ -623,20 +648,26 @@ torch.testing.assert_close(torch.from_numpy(by_hand).float(), torch.from_numpy(o
 # %%
 sessions_wide = {"fp32": onnx_session(fp32_paths["wide-512"]), "int8": onnx_session(int8_paths["wide-512"])}
 in_batch = {"fp32": ort_fp32[:200], "int8": ort_int8[:200]}
+alone_vs_batch = {}
 for kind, sess in sessions_wide.items():
     alone = np.concatenate([sess.run(None, {"features": holdout.features[i : i + 1]})[0] for i in range(200)])
-    print(f"{kind}: max |alone - in a batch of 1000| = {np.abs(alone - in_batch[kind]).max():.2e}")
+    alone_vs_batch[kind] = float(np.abs(alone - in_batch[kind]).max())
+    print(f"{kind}: max |alone - in a batch of 1000| = {alone_vs_batch[kind]:.2e}")
+assert alone_vs_batch["int8"] > 1e-4 and alone_vs_batch["fp32"] < 1e-5, alone_vs_batch
 one_by_one = compare_quantized(fp32_paths["wide-512"], int8_paths["wide-512"], holdout.features, holdout.labels, batch_size=1)
 print(f"batch 1:    {one_by_one}")
-assert one_by_one.max_abs_logit_diff != quant["wide-512"].max_abs_logit_diff
 
 # %% [markdown]
-# So an int8 service that batches requests (section 8 can) gives an answer that depends on the
-# other requests in the batch: not wrong by more than the tolerance, but not reproducible from
-# the row alone. Parity tests of a quantized model must use a tolerance, never exact equality,
-# and should run at batch 1 and at the serving batch size.
+# So an int8 model gives a row an answer that depends on its batch-mates. In the service of
+# section 8 those are the other rows of the same `/predict/batch` call (it does not merge
+# requests from different clients); a server that batches requests dynamically would make one
+# client's answer depend on other clients' traffic. Not wrong by more than the tolerance, but not
+# reproducible from the row alone. Parity tests of a quantized model must use a tolerance, never
+# exact equality, and should run at batch 1 and at the serving batch size.
 #
-# **Speed.** Median of 30 calls each, one thread, the two files alternating per size.
+# **Speed.** Median of 30 calls of each file, one thread, the fp32 and int8 calls alternating
+# (one of each per round, after 5 warm-up calls), so that a change in the machine's load hits
+# both alike.
 #
 # **Predict, then run.** Which model gains more from int8, the 5 000-parameter champion or the
 # 270 000-parameter wide MLP? At batch 1 or at batch 256?
@@ -647,9 +678,15 @@ print(f"{'model':<10}{'batch':>6}{'fp32 p50 ms':>13}{'int8 p50 ms':>13}{'speed-u
 for name in fp32_paths:
     pair = {"fp32": onnx_session(fp32_paths[name]), "int8": onnx_session(int8_paths[name])}
     for batch_size in (1, 256):
-        rows = holdout.features[:batch_size]
-        p50 = {kind: summarize_latencies(time_calls(lambda s=sess, r=rows: s.run(None, {"features": r}), repeats=30)).p50_ms
-               for kind, sess in pair.items()}  # fmt: skip
+        calls = {kind: (lambda s=sess, r=holdout.features[:batch_size]: s.run(None, {"features": r}))
+                 for kind, sess in pair.items()}  # fmt: skip
+        for call in [*calls.values()] * 5:  # warm-up, untimed
+            call()
+        seconds = {kind: [] for kind in calls}
+        for _ in range(30):  # alternate: fp32, int8, fp32, int8, ...
+            for kind, call in calls.items():
+                seconds[kind] += time_calls(call, repeats=1, warmup=0)
+        p50 = {kind: summarize_latencies(times).p50_ms for kind, times in seconds.items()}
         speed[name, batch_size] = p50
         print(f"{name:<10}{batch_size:>6}{p50['fp32']:>13.3f}{p50['int8']:>13.3f}{p50['fp32'] / p50['int8']:>9.1f}x")
 
@@ -902,6 +939,8 @@ try:  # the service's own schema raises the same error type; FastAPI answers it 
     PredictRequest.model_validate({"features": ["45", *row[1:]]})
 except ValidationError as err:
     print(f"mlcraft PredictRequest, a string feature: {err.errors()[0]['type']} at {err.errors()[0]['loc']}")
+else:
+    raise AssertionError('PredictRequest must refuse the string "45" as a feature')
 
 # %% [markdown]
 # Without that validation, here is what the model itself does with the same two requests. The NaN
@@ -1092,7 +1131,8 @@ for window_name, window in (("no drift", live_ok), ("drift", live_drift)):
 # champion have lost by then: several points, or one or two?
 
 # %%
-champion = load_model_by_alias(registry, MODEL_NAME, "champion").predictor()
+swept = load_model_by_alias(registry, MODEL_NAME, "champion")  # section 13's model card quotes this sweep
+champion = swept.predictor()
 shifts = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
 sweep = []
 for shift in shifts:
@@ -1262,7 +1302,7 @@ print(f"candidate: version {v4} ({candidate_run}), ONNX file logged: "
 # `candidate-4` for version 4, and `candidate-3` for version 3, the release that section 10
 # rolled back.
 #
-# **Predict, then run.** Which gates will version 3 fail?
+# **Predict, then run.** Which of the four gates will version 3 fail, and why?
 
 # %%
 gate_aliases = [f"candidate-{version}" for version in (v4, v3)]
@@ -1282,11 +1322,15 @@ for alias in gate_aliases:
     client.delete_registered_model_alias(MODEL_NAME, alias)
 assert gate_run.returncode == 1, gate_run.stdout[-3000:]
 assert f"[candidate-{v4}] PASSED" in gate_run.stdout and f"[candidate-{v3}] FAILED" in gate_run.stdout
-assert "accuracy: candidate" in gate_run.stdout and "onnx_parity: not measured" in gate_run.stdout
+failed_gates = next(line for line in gate_run.stdout.splitlines() if f"version {v3} may not replace" in line)
+assert all(gate in failed_gates for gate in ("accuracy: candidate", "onnx_parity: not measured", "latency: not measured"))
+assert "input_schema" not in failed_gates, failed_gates
 
 # %% [markdown]
-# Version 4 passes every gate; version 3 fails on accuracy, and also because nobody exported and
-# logged its ONNX file, and the assertion message says exactly which gate failed and by how much.
+# Version 4 passes every gate. Version 3 fails three: accuracy (by the margin printed), and ONNX
+# parity and latency, both "not measured", because nobody exported and logged its ONNX file, so
+# there was nothing to compare or time. Its input schema is the champion's, so that gate passes.
+# The assertion message says exactly which gates failed and by how much.
 # In CI the exit code 1 blocks the promotion step. Note what the gate does not do: it does not
 # decide whether the candidate is *better* for users. Offline data is yesterday's; that takes a
 # live experiment.
@@ -1298,9 +1342,12 @@ assert "accuracy: candidate" in gate_run.stdout and "onnx_parity: not measured" 
 # difference in a success rate: the share of predictions confirmed by the outcome, a click, a
 # conversion. Three things make the numbers trustworthy:
 #
-# - **assignment by hashing a stable id** (`canary_split`: BLAKE2b of `salt:user_id`, below
-#   `fraction` goes to the candidate): a user stays in one arm across requests and servers, with
-#   no state to store; a new salt re-randomizes the next experiment;
+# - **assignment by hashing a stable id** (`canary_split`: BLAKE2b of the salt and the user id,
+#   as `len(salt):salt:user_id` so that a `:` inside the salt cannot shift the boundary; a hash
+#   below `fraction` goes to the candidate): a user stays in one arm across requests, servers and
+#   restarts, with no state to store; a new salt re-randomizes the next experiment. Not Python's
+#   `hash()`: for strings it is salted per process (`PYTHONHASHSEED`), so every server and every
+#   restart would split users differently;
 # - **a sample size fixed in advance**, from the baseline rate, the smallest effect worth
 #   detecting, the false-positive rate `alpha` and the power (`required_sample_size`);
 # - **one test at the end**: the pooled two-proportion z-test (`two_proportion_ztest`), whose
@@ -1323,12 +1370,21 @@ for other in (-0.01, -0.05):
 
 users = [f"user-{i}" for i in range(2 * n_per_arm)]
 to_candidate = canary_split(users, 0.5, salt="tabular-mlp-v4")
-again = canary_split(users[::-1], 0.5, salt="tabular-mlp-v4")[::-1]  # another server, another order
-print(f"share sent to the candidate: {to_candidate.mean():.4f}; same arm on a second call: {np.array_equal(again, to_candidate)}")
+again = canary_split(users[::-1], 0.5, salt="tabular-mlp-v4")[::-1]  # another call, another order
+first_arms = "".join(str(int(arm)) for arm in to_candidate[:16])  # 1 = candidate
+print(f"share sent to the candidate: {to_candidate.mean():.4f}; same arm on a second call: "
+      f"{np.array_equal(again, to_candidate)}; user-0..user-15: {first_arms}")  # fmt: skip
 assert np.array_equal(again, to_candidate)
+# The same arms in every process and on every machine: pinned (a process with another
+# PYTHONHASHSEED, or another release of the code, must give exactly these). Python's hash() would not:
+builtin = [subprocess.run([sys.executable, "-c", "print(''.join(str(hash(f'user-{i}') % 2) for i in range(16)))"],
+                          env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True).stdout.strip()
+           for seed in ("1", "2")]  # fmt: skip
+print(f"hash() % 2 of the same 16 ids in two processes: {builtin[0]} vs {builtin[1]}")
+assert first_arms == "0101100101100101" and builtin[0] != builtin[1]
 assert abs(to_candidate.mean() - 0.5) < 4 * math.sqrt(0.25 / len(users))  # a binomial bound
 
-rng = np.random.default_rng(7)
+rng = np.random.default_rng(1)  # the outcomes' seed; with 7 instead, this experiment misses the drop
 success = rng.random(len(users)) < np.where(to_candidate, baseline + effect, baseline)  # the simulated outcomes
 s_a, n_a = int(success[~to_candidate].sum()), int((~to_candidate).sum())
 s_b, n_b = int(success[to_candidate].sum()), int(to_candidate.sum())
@@ -1341,16 +1397,22 @@ print(f"champion {s_a}/{n_a} = {test.rate_a:.4f}, candidate {s_b}/{n_b} = {test.
       f"vs chi-squared {chi2:.4f}, p {chi2_p:.2e}")  # fmt: skip
 assert math.isclose(test.statistic, z_by_hand, rel_tol=1e-12) and math.isclose(test.statistic**2, chi2, rel_tol=1e-9)
 assert math.isclose(test.pvalue, chi2_p, rel_tol=1e-6)
-if test.pvalue < alpha and test.difference < 0:
+worse = test.pvalue < alpha and test.difference < 0
+if worse:
     client.delete_registered_model_alias(MODEL_NAME, "challenger")  # the router sends everyone to the champion
     print(f"decision: the candidate is worse ({test.difference:+.4f}, p {test.pvalue:.1e}); rolled back, "
           f"challenger alias removed, champion stays version {alias_version(tracking, MODEL_NAME, 'champion')}")  # fmt: skip
-assert alias_version(tracking, MODEL_NAME, "challenger") is None
+else:  # with 90% power, about one seed in ten lands here although the candidate is worse
+    print(f"no decision: difference {test.difference:+.4f}, p {test.pvalue:.2f} (alpha {alpha}); the planned "
+          "sample is used up, so the experiment ends without evidence, and the champion keeps serving")  # fmt: skip
+assert (alias_version(tracking, MODEL_NAME, "challenger") is None) == worse  # removed exactly when decided
 
 # %% [markdown]
 # With 90% power, about one experiment in ten with this sample size would miss a 2-point drop;
-# this one (seeded) does not. The number of users is the price: halving the detectable effect
-# multiplies it by four.
+# this one (seeded) does not. Seed the outcomes with 7 instead and it does: the observed
+# difference is half the true one, p is about 0.09, and the cell reports "no decision" (the
+# planned sample is spent, so the honest answer is "not shown", not "keep collecting until it
+# is"). The number of users is the price: halving the detectable effect multiplies it by four.
 #
 # **Peeking.** The temptation is to watch the p-value as data arrives and stop the moment it dips
 # below 0.05. Each look is another chance for noise to cross the line, so the false-positive rate
@@ -1406,9 +1468,12 @@ plt.show()
 # Written by hand it goes stale the day the model is retrained; `model_card` renders it from the
 # registry and the version's run (tags, description, params, metrics, the parity and
 # quantization numbers logged in section 6) and invents nothing: a field nobody logged reads
-# "not recorded". The facts a person must supply (intended use, limitations, caveats) are tags on
-# the registered model and the version, next to the version they describe; the training data's
-# fingerprint (a SHA-256 of its bytes) is a tag on the run.
+# "not recorded". The facts a person must supply (intended use, limitations) are tags on the
+# registered model. The caveat is a tag on the version it describes, and its numbers are the
+# drift sweep's of section 9, formatted into the text rather than typed from memory: a number on a
+# card must come from a measurement. Facts about one version's build (its git commit, the training
+# data's fingerprint, a SHA-256 of its bytes) are read only from the version and its run, never
+# from the registered model, whose tags would claim them for every version.
 #
 # **Predict, then run.** Which fields of the champion's card will read "not recorded"?
 
@@ -1422,12 +1487,16 @@ client.update_registered_model(MODEL_NAME, description="Three-class risk score f
 client.set_registered_model_tag(MODEL_NAME, "intended_use", "Ranking accounts for review by an analyst; a person makes every decision.")
 client.set_registered_model_tag(MODEL_NAME, "limitations", "Trained on synthetic rows (mlcraft.data.tabular); "
                                 "not validated on any real population.")  # fmt: skip
-client.set_model_version_tag(MODEL_NAME, champion_version, "caveats", "Accuracy falls several points once income drifts "
-                             "by half a standard deviation (section 9); watch PSI.")  # fmt: skip
+assert swept.version == champion_version  # the drift sweep of section 9 measured this very version
+half = shifts.index(0.5)  # the caveat quotes the sweep's numbers, it does not paraphrase them
+caveat = (f"Holdout accuracy fell from {accuracies[0]:.3f} to {accuracies[half]:.3f} when income shifted by half a "
+          f"standard deviation (PSI {psi_values[half]:.2f}) and to {accuracies[-1]:.3f} at one standard deviation "
+          "(section 9); watch PSI on income.")  # fmt: skip
+client.set_model_version_tag(MODEL_NAME, champion_version, "caveats", caveat)
 card = model_card(tracking, MODEL_NAME, "champion")
 display(Markdown(card))
 assert f"version {champion_version}" in card and fingerprint in card and "quantization.int8_accuracy" in card
-assert "| git commit | not recorded |" in card and "Three-class risk score" in card
+assert "| git commit | not recorded |" in card and "Three-class risk score" in card and caveat in card
 
 # %% [markdown]
 # Every value came out of the store, and the two gaps are shown rather than hidden: nobody wrote
@@ -1602,8 +1671,9 @@ print("no server or worker thread alive; temporary store removed")
 #     with 20 looks the A/A simulation stopped on a false positive several times more often than
 #     5%. Fix the sample size from the baseline, the smallest effect that matters, alpha and the
 #     power, and test once; or use a sequential method made for monitoring (alpha spending,
-#     always-valid p-values). Assign users by a salted hash of their id, so each user stays in
-#     one arm (section 12).</details>
+#     always-valid p-values). Assign users by a salted hash of their id (a stable hash such as
+#     BLAKE2b, not Python's <code>hash()</code>, which changes from process to process), so each
+#     user stays in one arm (section 12).</details>
 #
 # 14. Why generate the model card from the registry instead of writing it, and what does
 #     "not recorded" on a card tell you?

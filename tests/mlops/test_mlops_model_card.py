@@ -47,6 +47,7 @@ def test_every_field_comes_from_the_registry_or_run(tracking: Tracking) -> None:
     name, version, run_id = _bare_version(tracking)
     assert run_id is not None
     client.update_registered_model(name, description="Scores churn risk for the retention team.")
+    client.set_tag(run_id, "intended_use", "Weekly churn review.")  # the run is the last level looked at
     client.set_registered_model_tag(name, "limitations", "Trained on synthetic rows only.")
     client.set_model_version_tag(name, version, "caveats", "Accuracy falls when income drifts.")
     client.set_model_version_tag(name, version, "onnx.parity_max_abs_error", "5.7e-06")
@@ -67,7 +68,7 @@ def test_every_field_comes_from_the_registry_or_run(tracking: Tracking) -> None:
     assert "| git commit | 0123abcd |" in details
     assert "| source | file:///nowhere/model |" in details
     assert re.search(r"\| created \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \|", details)
-    assert _section(card, "Intended use").strip() == "Scores churn risk for the retention team."
+    assert _section(card, "Intended use").strip() == "Weekly churn review."
     assert _section(card, "Limitations").strip() == "Trained on synthetic rows only."
     assert _section(card, "Caveats").strip() == "Accuracy falls when income drifts."
     data = _section(card, "Training data")
@@ -87,7 +88,8 @@ def test_every_field_comes_from_the_registry_or_run(tracking: Tracking) -> None:
 
 def test_changing_a_tag_changes_the_card(tracking: Tracking) -> None:
     client = tracking.client()
-    name, version, _ = _bare_version(tracking)
+    name, version, run_id = _bare_version(tracking)
+    assert run_id is not None
     client.set_registered_model_tag(name, "intended_use", "batch scoring, once a day")
     before = model_card(tracking, name, version)
     assert _section(before, "Intended use").strip() == "batch scoring, once a day"
@@ -97,11 +99,41 @@ def test_changing_a_tag_changes_the_card(tracking: Tracking) -> None:
     # A version tag overrides the registered model's tag of the same key.
     client.set_model_version_tag(name, version, "intended_use", "version-specific use")
     assert _section(model_card(tracking, name, version), "Intended use").strip() == "version-specific use"
-    # The same data key on the version and on the model: one row, the version's value.
+    # The same data key on the version and on its run: one row, the version's value.
     client.set_model_version_tag(name, version, "data.window", "2024-03")
-    client.set_registered_model_tag(name, "data.window", "2024-01")
+    client.set_tag(run_id, "data.window", "2024-01")
     data = _section(model_card(tracking, name, version), "Training data")
     assert data.count("data.window") == 1 and "| data.window | 2024-03 |" in data
+
+
+def test_intended_use_does_not_fall_back_to_the_description(tracking: Tracking) -> None:
+    client = tracking.client()
+    name, version, _ = _bare_version(tracking)
+    client.update_registered_model(name, description="Scores churn risk.")
+    card = model_card(tracking, name, version)
+    assert _section(card, "Intended use").strip() == NOT_RECORDED
+    assert "| model description | Scores churn risk. |" in _section(card, "Model details")
+
+
+def test_build_facts_on_the_registered_model_are_not_shown_for_its_versions(tracking: Tracking) -> None:
+    """A git commit or a data fingerprint describes one version's build: a tag on the registered
+    model would attach it to every version, so the card reads them only from the version and its run."""
+    client = tracking.client()
+    name, first, run_id = _bare_version(tracking)
+    assert run_id is not None
+    client.set_registered_model_tag(name, "git_commit", "model-level-commit")
+    client.set_registered_model_tag(name, "data.fingerprint", "sha256:model-level")
+    client.set_registered_model_tag(name, "caveats", "Applies to every version.")  # documentation: shown
+    card = model_card(tracking, name, first)
+    assert "| git commit | not recorded |" in _section(card, "Model details")
+    assert _section(card, "Training data").strip() == f"_{NOT_RECORDED}_"
+    assert "model-level" not in card
+    assert _section(card, "Caveats").strip() == "Applies to every version."
+    # The version's own tag and its run's tag are read.
+    client.set_model_version_tag(name, first, "git_commit", "version-commit")
+    client.set_tag(run_id, "data.fingerprint", "sha256:run-level")
+    card = model_card(tracking, name, first)
+    assert "| git commit | version-commit |" in card and "| data.fingerprint | sha256:run-level |" in card
 
 
 def test_missing_fields_read_not_recorded(tracking: Tracking) -> None:

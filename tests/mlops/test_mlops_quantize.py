@@ -89,6 +89,25 @@ def test_per_channel_scales_are_used_for_per_channel() -> None:
     )
 
 
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_simulation_integer_product_is_exact_for_long_same_sign_rows(per_channel: bool) -> None:
+    """Inputs already on the integer grid (x in 0..255 with max 255, w in 0..127 with every column's
+    max 127) have scale 1 and zero point 0, so the simulation must return the exact integer product.
+    With K = 4096 and same-sign terms the sums reach about 3.4e7, beyond 2**24: a float32 product
+    rounds them, a float64 (or int64) one does not."""
+    rng = np.random.default_rng(6)
+    k = 4096
+    x = rng.integers(0, 256, size=(3, k))
+    x[0, 0] = 255
+    w = rng.integers(0, 128, size=(k, 5))
+    w[0, :] = 127
+    exact = x @ w  # int64, (3, 5)
+    assert exact.max() > 2**24
+    simulated = simulate_dynamic_int8_matmul(x.astype(np.float32), w.astype(np.float32), per_channel=per_channel)
+    assert simulated.dtype == np.float64
+    np.testing.assert_array_equal(simulated, exact.astype(np.float64), err_msg="integer product not exact")
+
+
 def test_simulation_handles_all_zero_inputs_and_rejects_bad_shapes() -> None:
     w = np.ones((3, 2), dtype=np.float32)
     np.testing.assert_array_equal(simulate_dynamic_int8_matmul(np.zeros((2, 3)), w), np.zeros((2, 2)))

@@ -4,6 +4,7 @@ and each gate of the release gate alone and on its boundary."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -13,6 +14,7 @@ import scipy.stats  # type: ignore[import-untyped]  # no scipy-stubs in the envi
 
 from mlcraft.mlops.registry import register_model
 from mlcraft.mlops.rollout import (
+    Alternative,
     canary_split,
     input_schema,
     release_gate,
@@ -119,7 +121,9 @@ def test_sample_size_is_the_rounded_up_textbook_formula(p1: float, delta: float,
     n = required_sample_size(p1, delta, alpha=alpha, power=power)
     exact = _textbook_n(p1, delta, alpha, power)
     assert n == math.ceil(exact) and n - 1 < exact <= n
-    one_sided = required_sample_size(p1, delta, alpha=alpha, power=power, alternative="one-sided")
+    # One-sided, in the direction of the effect, with the z-test's own names for the alternative.
+    direction: Alternative = "greater" if delta > 0 else "less"
+    one_sided = required_sample_size(p1, delta, alpha=alpha, power=power, alternative=direction)
     assert one_sided == math.ceil(_textbook_n(p1, delta, alpha, power, two_sided=False)) and one_sided < n
 
 
@@ -131,19 +135,24 @@ def test_sample_size_reference_value_and_scaling() -> None:
     assert 3.8 < required_sample_size(0.5, 0.05) / required_sample_size(0.5, 0.1) < 4.2
 
 
-def test_sample_size_gives_the_promised_power_in_simulation() -> None:
-    """At n per arm the z-test rejects in about `power` of the experiments; at n/4 far less often."""
+@pytest.mark.parametrize("alternative", ["two-sided", "less"])
+def test_sample_size_gives_the_promised_power_in_simulation(alternative: Alternative) -> None:
+    """At n per arm the z-test, run with the same ``alternative``, rejects in about `power` of the
+    experiments; at n/4 far less often."""
     rng = np.random.default_rng(0)
     p1, delta, alpha, power = 0.8, -0.04, 0.05, 0.8
-    n = required_sample_size(p1, delta, alpha=alpha, power=power)
+    n = required_sample_size(p1, delta, alpha=alpha, power=power, alternative=alternative)
     experiments = 2000
     for size, low, high in ((n, power - 0.035, power + 0.035), (n // 4, 0.0, 0.4)):
         a = rng.binomial(size, p1, experiments)
         b = rng.binomial(size, p1 + delta, experiments)
         rejected = np.mean(
-            [two_proportion_ztest(int(x), size, int(y), size).pvalue < alpha for x, y in zip(a, b, strict=True)]
+            [
+                two_proportion_ztest(int(x), size, int(y), size, alternative=alternative).pvalue < alpha
+                for x, y in zip(a, b, strict=True)
+            ]
         )
-        assert low <= rejected <= high, f"n={size}: rejection rate {rejected:.3f} not in [{low}, {high}]"
+        assert low <= rejected <= high, f"{alternative} n={size}: rejection rate {rejected:.3f} not in [{low}, {high}]"
 
 
 @pytest.mark.parametrize(
@@ -154,7 +163,9 @@ def test_sample_size_gives_the_promised_power_in_simulation() -> None:
         ((0.5, 0.0), {}, "non-zero"),
         ((0.5, 0.1), {"alpha": 0.0}, "alpha and power"),
         ((0.5, 0.1), {"power": 1.0}, "alpha and power"),
-        ((0.5, 0.1), {"alternative": "less"}, "two-sided' or 'one-sided"),
+        ((0.5, 0.1), {"alternative": "one-sided"}, "alternative must be one of"),
+        ((0.5, 0.1), {"alternative": "less"}, r"'less' cannot detect an effect of \+0.1"),
+        ((0.5, -0.1), {"alternative": "greater"}, r"'greater' cannot detect an effect of -0.1"),
     ],
 )
 def test_sample_size_rejects_bad_input(args: tuple[float, float], kwargs: dict[str, object], match: str) -> None:
@@ -193,13 +204,41 @@ def test_canary_growing_fraction_only_adds_users() -> None:
 
 
 def test_canary_matches_a_hash_computed_by_hand() -> None:
-    import hashlib
+    ids: list[str | int] = ["alice", "bob", 7, "ünïcode"]
+    for salt in ("s", "exp:2024"):
+        expected = [
+            int.from_bytes(hashlib.blake2b(f"{len(salt)}:{salt}:{rid}".encode(), digest_size=8).digest(), "big") / 2**64
+            < 0.5
+            for rid in ids
+        ]
+        assert canary_split(ids, 0.5, salt=salt).tolist() == expected, salt
 
-    ids: list[str | int] = ["alice", "bob", 7]
-    expected = [
-        int.from_bytes(hashlib.blake2b(f"s:{rid}".encode(), digest_size=8).digest(), "big") / 2**64 < 0.5 for rid in ids
-    ]
-    assert canary_split(ids, 0.5, salt="s").tolist() == expected
+
+def test_canary_assignment_is_pinned_across_processes_and_releases() -> None:
+    """Hard-coded arms: the same in every process (Python's ``hash()`` of a str changes with
+    PYTHONHASHSEED) and in every release (a change of encoding would move live users between arms)."""
+    ids = [f"user-{i}" for i in range(16)]
+    pinned = "0101100101100101"  # canary_split(ids, 0.5, salt="tabular-mlp-v4"), 1 = candidate
+    assert "".join(str(int(arm)) for arm in canary_split(ids, 0.5, salt="tabular-mlp-v4")) == pinned
+
+
+def test_canary_salt_and_id_are_encoded_unambiguously() -> None:
+    """Salt "a:b" with id "c" must not be the same key as salt "a" with id "b:c"."""
+    with_colon_in_salt = canary_split([str(i) for i in range(200)], 0.5, salt="a:b")
+    with_colon_in_id = canary_split([f"b:{i}" for i in range(200)], 0.5, salt="a")
+    assert not np.array_equal(with_colon_in_salt, with_colon_in_id)  # equal by chance: 2**-200
+
+
+def test_canary_ids_are_str_or_int_and_an_int_is_its_decimal_text() -> None:
+    ids = list(range(300))
+    as_int = canary_split(ids, 0.5, salt="types")
+    np.testing.assert_array_equal(as_int, canary_split([str(i) for i in ids], 0.5, salt="types"))
+    np.testing.assert_array_equal(as_int, canary_split(np.arange(300, dtype=np.int64), 0.5, salt="types"))
+    for bad in (1.0, True, None, b"7"):
+        with pytest.raises(TypeError, match="request ids must be str or int"):
+            canary_split(["ok", bad], 0.5, salt="types")  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="salt must be a str, got int"):
+        canary_split(["ok"], 0.5, salt=7)  # type: ignore[arg-type]
 
 
 def test_canary_edges() -> None:
@@ -234,7 +273,13 @@ def test_release_gate_passes_a_good_candidate() -> None:
     ("change", "gate", "text"),
     [
         ({"candidate_accuracy": 0.7}, "accuracy", "candidate 0.7000 < champion 0.8000"),
-        ({"candidate_accuracy": float("nan")}, "accuracy", "not measured"),
+        ({"candidate_accuracy": float("nan")}, "accuracy", "not measured (candidate nan, champion 0.8)"),
+        ({"candidate_accuracy": None}, "accuracy", "not measured (candidate None, champion 0.8)"),
+        ({"champion_accuracy": None}, "accuracy", "candidate 0.8, champion None)"),
+        ({"champion_accuracy": float("inf")}, "accuracy", "candidate 0.8, champion inf)"),
+        ({"parity_error": float("-inf")}, "onnx_parity", "not measured"),
+        ({"latency_p99_ms": float("-inf")}, "latency", "not measured"),
+        ({"latency_p99_ms": float("nan")}, "latency", "not measured"),
         ({"parity_error": 2e-4}, "onnx_parity", "2.000e-04 > atol"),
         ({"parity_error": None}, "onnx_parity", "not measured"),
         ({"parity_error": float("nan")}, "onnx_parity", "not measured"),

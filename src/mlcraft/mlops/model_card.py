@@ -8,11 +8,13 @@ printed as ``not recorded``, so the card shows what is missing instead of invent
 
 Where a card field comes from (the first that has it wins):
 
-- ``intended_use``, ``limitations``, ``caveats``, ``git_commit``: a tag of that name on the
-  model version, then on the registered model, then on the run (``git_commit`` also reads
-  MLflow's ``mlflow.source.git.commit`` run tag). ``intended_use`` falls back to the registered
-  model's description.
-- training data: tags and params whose key starts with ``data.`` (e.g. ``data.fingerprint``).
+- ``intended_use``, ``limitations``, ``caveats``: a tag of that name on the model version, then
+  on the registered model, then on the run. No fallback: without such a tag the section reads
+  ``not recorded`` (the model's description is shown in the details, not passed off as a use).
+- facts about one version's build, which a registered-model tag would wrongly attach to every
+  version: ``git_commit`` (a tag on the version, then on the run, or MLflow's
+  ``mlflow.source.git.commit`` run tag) and the training data (tags on the version, then tags
+  and params of the run, whose key starts with ``data.``, e.g. ``data.fingerprint``).
 - metrics: the run's metrics (latest value of each); release checks: run metrics and version
   tags whose key starts with ``onnx.`` or ``quantization.``.
 """
@@ -126,10 +128,12 @@ def model_card(registry_or_client: Tracking | MlflowClient, name: str, version_o
     run_tags: Mapping[str, str] = run.data.tags if run is not None else {}
     params: Mapping[str, str] = run.data.params if run is not None else {}
     metrics: Mapping[str, float] = run.data.metrics if run is not None else {}
-    levels = (dict(version.tags or {}), dict(model.tags or {}), dict(run_tags))
+    version_tags, model_tags = dict(version.tags or {}), dict(model.tags or {})
+    levels = (version_tags, model_tags, dict(run_tags))  # documentation facts: the first that has it wins
+    build_levels = (version_tags, dict(run_tags))  # facts about this version's build: never the model's tags
 
-    def tag(*keys: str) -> str | None:
-        for level in levels:
+    def tag(*keys: str, among: tuple[dict[str, str], ...] = levels) -> str | None:
+        for level in among:
             for key in keys:
                 if level.get(key):
                     return str(level[key])
@@ -147,14 +151,14 @@ def model_card(registry_or_client: Tracking | MlflowClient, name: str, version_o
         ("created", created),
         ("training run", run_text),
         ("source", version.source or NOT_RECORDED),
-        ("git commit", tag("git_commit", "mlflow.source.git.commit") or NOT_RECORDED),
+        ("git commit", tag("git_commit", "mlflow.source.git.commit", among=build_levels) or NOT_RECORDED),
         ("inputs", _input_schema(client, version.source)),
         ("model description", model.description or NOT_RECORDED),
         ("version description", version.description or NOT_RECORDED),
     ]
-    intended = tag("intended_use") or model.description or NOT_RECORDED
-    data: dict[str, str] = {}  # first level that has a key wins: version, model, run tags, run params
-    for level in (*levels, dict(params)):
+    intended = tag("intended_use") or NOT_RECORDED
+    data: dict[str, str] = {}  # first level that has a key wins: version tags, run tags, run params
+    for level in (*build_levels, dict(params)):
         for key, value in level.items():
             if key.startswith("data."):
                 data.setdefault(key, str(value))
@@ -164,7 +168,7 @@ def model_card(registry_or_client: Tracking | MlflowClient, name: str, version_o
     check_rows = [
         (k, _format_number(v), "run metric") for k, v in sorted(metrics.items()) if k.startswith(_CHECK_PREFIXES)
     ]
-    check_rows += [(k, v, "version tag") for k, v in sorted(levels[0].items()) if k.startswith(_CHECK_PREFIXES)]
+    check_rows += [(k, v, "version tag") for k, v in sorted(version_tags.items()) if k.startswith(_CHECK_PREFIXES)]
     parts = [
         f"# Model card: {name} version {version.version}",
         "## Model details",

@@ -83,7 +83,10 @@ def simulate_dynamic_int8_matmul(x: np.ndarray, weight: np.ndarray, *, per_chann
     w_scale = (2.0 * absmax / 254.0).astype(np.float32)
     w_scale = np.where(w_scale == 0, np.float32(1.0), w_scale)
     w_q = np.clip(np.rint(weight / w_scale), -127, 127)  # int8 values, (K, N)
-    integer_product = (x_q - x_zero) @ w_q  # (B, N), exact in float64 while K < 2**53 / (255 * 127)
+    # The integer product in float64: every term and partial sum is an integer of magnitude at most
+    # K * 255 * 127, exact while that is below 2**53 (K < 2.7e11). In float32 (the dtype of x_q and
+    # w_q) it would be exact only below 2**24, i.e. K <= 518: same-sign inputs with K = 4096 would err.
+    integer_product = (x_q - x_zero).astype(np.float64) @ w_q.astype(np.float64)  # (B, N)
     product: np.ndarray = integer_product * (np.float64(x_scale) * w_scale.astype(np.float64))
     return product
 
