@@ -81,6 +81,7 @@ import subprocess
 import tempfile
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -676,7 +677,8 @@ for w in (0, 40):
 # principled starting point is Leslie Smith's **learning-rate range test** (popularised as
 # fastai's `lr_find`): train for about a hundred batches while the lr grows exponentially from
 # far too small to far too large, and record the loss. First nothing happens (the steps are too
-# small to matter), then the loss falls, then it turns up and explodes. A good peak lr lies on
+# small to matter), then the loss falls, then the steps become too large and it turns up: often it
+# explodes, but it can also stay up without exploding, as it does below. A good peak lr lies on
 # the falling stretch, below the point where the loss is lowest. It costs a hundred steps instead
 # of a sweep of short runs, so it is worth running before any other tuning.
 #
@@ -686,17 +688,22 @@ for w in (0, 40):
 #   sequence `ExponentialLR` produces;
 # - batch losses are noisy, so they are smoothed with an exponential moving average
 #   `a_i = β·a_(i−1) + (1 − β)·loss_i`, reported with Adam's bias correction `a_i / (1 − β^(i+1))`
-#   so that the first values are not pulled towards the starting zero;
+#   so that the first values are not pulled towards the starting zero. Unrolled, the corrected
+#   value is simply the mean of the losses so far, weighted by `β^age`;
 # - it stops once the smoothed loss exceeds 4× its best so far, and afterwards the model and the
 #   optimizer must be put back exactly as they were: the test has just trained them into the ground.
 #
 # `mlcraft.training.lr_range_test` does all of it and suggests a tenth of the lr at the smoothed
-# minimum. Below, the by-hand lr formula and smoothing (float64) and PyTorch's `ExponentialLR`
-# check it, on the lesson's MLP with AdamW, 100 steps from 1e-6 to 10.
+# minimum. Below, two independent computations check it, on the lesson's MLP with AdamW, 100 steps
+# from 1e-6 to 10: PyTorch's `ExponentialLR`, which gets the lr sequence by multiplying by a
+# constant factor at every step instead of evaluating the formula, and the weighted mean above,
+# written out in float64, for the smoothing. A forward hook on each ReLU also counts, at every
+# step, the units that output 0 for the whole batch: units that are "dead" on that batch.
 #
 # **Predict, then run.** Adam's usual default lr is 1e-3. Will the suggestion land within a factor
-# of 3 of it, or orders of magnitude away? After the test, will the model's weights be the ones it
-# started with?
+# of 3 of it, or orders of magnitude away? Will the test stop early because the loss explodes, or
+# run all 100 steps up to lr 10? After the test, will the model's weights be the ones it started
+# with?
 
 
 # %%
@@ -706,30 +713,47 @@ model = make_mlp()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 weights_before = copy.deepcopy(model.state_dict())
 range_loader = DataLoader(TensorDataset(X_train, y_train), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+dead_share = {1: [], 2: []}  # per hidden layer and step: share of ReLUs that output 0 for every example of the batch
+hooks = [
+    model[2 * layer - 1].register_forward_hook(lambda module, inputs, out, layer=layer: dead_share[layer].append((out > 0).sum(dim=0).eq(0).float().mean().item()))
+    for layer in dead_share
+]  # model = Linear, ReLU, Linear, ReLU, Linear: the ReLUs are modules 1 and 3
 finder = lr_range_test(model, opt, range_loader, cross_entropy, start_lr=START_LR, end_lr=END_LR, num_steps=RANGE_STEPS, smooth=BETA)
+for hook in hooks:
+    hook.remove()
 
 
 def smoothed_by_hand(losses, beta):
-    """Bias-corrected exponential moving average, in float64."""
-    average, out = 0.0, []
-    for i, value in enumerate(losses):
-        average = beta * average + (1 - beta) * value
-        out.append(average / (1 - beta ** (i + 1)))
-    return torch.tensor(out, dtype=torch.float64)
+    """The bias-corrected moving average as what it is, in float64: at each step, the mean of the
+    losses so far weighted by beta**age (no recursion)."""
+    x = torch.tensor(losses, dtype=torch.float64)
+    out = []
+    for i in range(len(x)):
+        weights = beta ** torch.arange(i, -1, -1, dtype=torch.float64)  # age i, ..., 1, 0
+        out.append((weights * x[: i + 1]).sum() / weights.sum())
+    return torch.stack(out)
 
 
 steps_taken = len(finder.lrs)
-lrs_by_hand = torch.tensor([START_LR * (END_LR / START_LR) ** (i / (RANGE_STEPS - 1)) for i in range(steps_taken)], dtype=torch.float64)
 lrs_exponential = lr_trace(lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=(END_LR / START_LR) ** (1 / (RANGE_STEPS - 1))), base_lr=START_LR, steps=steps_taken)
 found_lrs = torch.tensor(finder.lrs, dtype=torch.float64)
-torch.testing.assert_close(found_lrs, lrs_by_hand, rtol=1e-12, atol=0, msg="lr sequence = the formula")
 torch.testing.assert_close(found_lrs, lrs_exponential, rtol=1e-10, atol=0, msg="lr sequence = ExponentialLR")
-torch.testing.assert_close(torch.tensor(finder.smoothed, dtype=torch.float64), smoothed_by_hand(finder.losses, BETA), rtol=1e-12, atol=0, msg="smoothing = bias-corrected EMA")
+torch.testing.assert_close(torch.tensor(finder.smoothed, dtype=torch.float64), smoothed_by_hand(finder.losses, BETA), rtol=1e-10, atol=0, msg="smoothing = the weighted mean")
 restored = all(torch.equal(value, weights_before[key]) for key, value in model.state_dict().items())
 assert restored and opt.param_groups[0]["lr"] == 1e-3 and not opt.state, "the test must leave the model and the optimizer as they were"
 print(f"{steps_taken} steps, lr {finder.lrs[0]:.0e} -> {finder.lrs[-1]:.1e}, stopped on divergence: {finder.diverged}")
 print(f"max relative difference from ExponentialLR {((found_lrs - lrs_exponential).abs() / lrs_exponential).max():.1e}; weights and optimizer restored: {restored}")
 print(f"smoothed loss lowest at lr {finder.min_loss_lr:.2e}; suggested (a tenth of it) {finder.suggested_lr:.2e}; steepest descent at {finder.steepest_lr:.2e}")
+
+lowest = min(finder.smoothed)
+highest_after = max(finder.smoothed[finder.smoothed.index(lowest) :])
+late_loss = statistics.mean(finder.losses[-10:])
+late_dead = {layer: statistics.mean(shares[-10:]) for layer, shares in dead_share.items()}
+print(f"after its minimum {lowest:.2f} the smoothed loss peaks at {highest_after:.2f}, below the stop level 4 × {lowest:.2f} = {4 * lowest:.2f}")
+print(f"last 10 steps: batch loss {late_loss:.2f} (chance: ln 10 = {math.log(NUM_CLASSES):.2f}); dead ReLUs in hidden layer 1: {late_dead[1]:.0%}, layer 2: {late_dead[2]:.0%}")
+assert not finder.diverged and steps_taken == RANGE_STEPS and highest_after < 4 * lowest, "on this model the loss never passes the stop level"
+assert late_dead[2] > 0.9 and late_dead[1] < 0.1, "at the top of the range the second hidden layer is dead, the first alive"
+assert abs(late_loss - math.log(NUM_CLASSES)) < 1.0, "with a dead layer the loss sits near chance"
 
 
 # %% [markdown]
@@ -748,32 +772,54 @@ for factor in (0.1, 1.0, 10.0):
     brief_runs[factor]["val"] = evaluate(model, Xva, yva)
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-axes[0].plot(finder.lrs, finder.losses, color="tab:blue", alpha=0.3, lw=0.8, label="batch loss")
+loss_top = 1.15 * max(finder.smoothed)  # the smoothed curves in full; the raw spikes above are clipped
+axes[0].plot(finder.lrs, finder.losses, color="tab:blue", alpha=0.3, lw=0.8, label=f"batch loss (clipped at {loss_top:.1f}; highest {max(finder.losses):.1f})")
 axes[0].plot(finder.lrs, finder.smoothed, color="tab:blue", label=f"smoothed, β = {BETA}")
 axes[0].plot(finder.lrs, smoothed_by_hand(finder.losses, 0.98), color="grey", ls="--", lw=1, label="smoothed, β = 0.98")
 axes[0].axvline(finder.min_loss_lr, color="tab:red", ls="--", lw=1, label=f"smoothed minimum {finder.min_loss_lr:.1e}")
 axes[0].axvline(finder.suggested_lr, color="tab:green", lw=1.5, label=f"suggested (minimum / 10) {finder.suggested_lr:.1e}")
 axes[0].axvline(finder.steepest_lr, color="tab:purple", ls=":", lw=1.5, label=f"steepest descent {finder.steepest_lr:.1e}")
+axes[0].axhline(math.log(NUM_CLASSES), color="grey", lw=0.8, label="ln 10: chance")
 axes[0].set_xscale("log")
-axes[0].set_ylim(0, 1.5 * finder.smoothed[0])
+axes[0].set_ylim(0, loss_top)
 axes[0].set_xlabel("learning rate (log)")
 axes[0].set_ylabel("training loss")
 axes[0].set_title("LR range test: AdamW, 100 batches")
+dead_axis = axes[0].twinx()
+for layer, color in ((1, "tab:brown"), (2, "black")):
+    dead_axis.plot(finder.lrs, dead_share[layer], color=color, ls=":", lw=1.5, label=f"dead ReLUs, hidden layer {layer} (right axis)")
+dead_axis.set_ylim(0, 1.05)
+dead_axis.set_ylabel("share of dead ReLUs in the batch")
+dead_axis.grid(False)
+dead_axis.legend(fontsize=7, loc="lower left")
 for (factor, r), color in zip(brief_runs.items(), ("tab:orange", "tab:green", "tab:red"), strict=True):
     axes[1].plot(smooth(r["loss"]), color=color, label=f"lr {factor:g} x suggested: val loss {r['val'][0]:.3f}, acc {r['val'][1]:.3f}")
 axes[1].set_xlabel("step")
 axes[1].set_ylabel("training loss (moving avg)")
 axes[1].set_title("200 steps at a constant lr")
-for ax in axes:
-    ax.legend(fontsize=7)
+axes[0].legend(fontsize=7, loc="upper left")
+axes[1].legend(fontsize=7)
 plt.tight_layout()
 plt.show()
 for factor, r in brief_runs.items():
     print(f"lr {factor * finder.suggested_lr:.1e} ({factor:g} x suggested): val loss {r['val'][0]:.3f}, accuracy {r['val'][1]:.3f}")
-assert brief_runs[1.0]["val"][0] < brief_runs[10.0]["val"][0], "the suggestion should beat 10x the suggestion"
+assert brief_runs[1.0]["val"][0] < min(brief_runs[0.1]["val"][0], brief_runs[10.0]["val"][0]), "the suggestion should beat a tenth and ten times it"
 
 
 # %% [markdown]
+# First, how the test ended. The smoothed loss bottoms out, climbs, and then comes back down
+# without ever passing four times its minimum, so the stop rule never fires: `stopped on
+# divergence: False`, and all 100 steps ran up to lr 10. The dotted lines say why the loss did not
+# explode. Adam moves every weight by about the lr at every step, whatever the size of its
+# gradient; once those steps are large, they push the second hidden layer's pre-activations below
+# zero for every input, and its ReLUs die one after another until none fires at all (the first
+# layer, fed the raw inputs, stays alive). From then on the output is the last layer's bias alone,
+# the same for every input, no gradient reaches the hidden layers to revive them, and the batch
+# loss sits a little above chance, `ln 10`, the best that a guess ignoring the input can do. The
+# network is broken, but its loss looks calm, and a stop rule that watches for a growing loss does
+# not see it. So read the curve, not only `diverged`; the useful part, the falling stretch and its
+# minimum, is the same either way.
+#
 # The suggestion sits at the low end of the falling stretch and trains best of the three. Ten
 # times more is where the raw losses of the test already jump around: that run learns fastest at
 # first, then stalls at a higher loss. A tenth of it is safe but slow. The grey curve is why the lesson passed `smooth=0.9` rather than fastai's
@@ -1306,15 +1352,19 @@ torch.testing.assert_close(amp_acc, fp32_acc, rtol=0, atol=0.03, msg="mixed prec
 # scale shrinks that layer's output, which the next layers then have to undo, and these vectors
 # hold too few numbers to overfit with anyway. Embedding tables are a case of their own: their
 # gradient touches only the rows of tokens in the batch, but decay shrinks every row at every
-# step, so rare tokens fade between their appearances. The usual convention (BERT, GPT-2, timm):
-# decay matrices and convolution kernels; leave biases, normalisation parameters and (usually)
-# embeddings alone. `AdamW(model.parameters(), weight_decay=0.01)` decays everything, and so does
+# step, so rare tokens fade between their appearances. Codebases agree on the first part: BERT
+# (by name: `LayerNorm` and `bias`), nanoGPT, timm and Hugging Face's `Trainer` decay matrices and
+# convolution kernels and leave biases and normalisation parameters alone. They disagree on
+# embeddings: minGPT keeps them out of decay; BERT and nanoGPT ("all weight tensors in matmuls +
+# embeddings decay") decay them. `mlcraft` keeps them out by default; `decay_embeddings=True` gives
+# the other choice. `AdamW(model.parameters(), weight_decay=0.01)` decays everything, and so does
 # the `Trainer`'s default optimizer. Optimizers accept **parameter groups** instead: a list of
 # dicts, each with its own hyper-parameters.
 #
 # Two details make this more than "`ndim >= 2` gets decay". An embedding table is 2-D. And tied
 # weights (an output layer sharing the embedding matrix, as in GPT-2) are one tensor held by two
-# modules: it must be in exactly one group, since PyTorch refuses a tensor in two. `mlcraft.training.param_groups`
+# modules: it must be listed exactly once, since PyTorch refuses a tensor in two groups and steps it twice if it
+# appears twice in one. `mlcraft.training.param_groups`
 # decides by module type and dimension, counts a shared tensor once (decayed only if every module
 # holding it would decay it), skips frozen parameters and reports the names. Below, a small
 # tagger with all of these, listed by hand first.
@@ -1322,7 +1372,8 @@ torch.testing.assert_close(amp_acc, fp32_acc, rtol=0, atol=0.03, msg="mixed prec
 # **Predict, then run.** One AdamW step with lr 0.1, weight decay 0.5 and every gradient set to
 # zero: Adam's own update is then `0 / (0 + eps) = 0`, so only the decay acts. By what factor does a
 # decayed matrix shrink, and how far does a LayerNorm weight move? Which names would the common
-# shortcut "decay whatever has `weight` in its name" decay?
+# shortcut "decay whatever has `weight` in its name" decay, and will AdamW accept the tied matrix
+# listed twice in one group?
 
 
 # %%
@@ -1372,12 +1423,32 @@ for name, p in tagger.named_parameters():
     change = (p.detach() - before[name]).abs().max().item()
     print(f"{name:13} {'decay' if decayed else 'no decay':9} largest change {change:.4f} (largest |value| before: {before[name].abs().max().item():.4f})")
 
+shortcut = [p for name, p in tagger.named_parameters(remove_duplicate=False) if "weight" in name]  # embed.weight and out.weight: one tensor
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    opt_shortcut = torch.optim.AdamW([{"params": shortcut, "weight_decay": wd}], lr=lr)
+tied_before = tagger.embed.weight.detach().clone()
+opt_shortcut.step()  # the gradients are still zero: only the decay acts
+torch.testing.assert_close(tagger.embed.weight.detach(), tied_before * (1 - lr * wd) ** 2, rtol=1e-6, atol=0, msg="decayed twice")
+try:
+    torch.optim.AdamW([{"params": [tagger.embed.weight]}, {"params": [tagger.out.weight]}])
+    refused = "accepted"
+except ValueError as err:
+    refused = f"ValueError: {err}"
+duplicate_warnings = [str(w.message) for w in caught if "duplicate parameters" in str(w.message)]
+assert len(duplicate_warnings) == 1, "one group with a duplicate: a warning, not an error (torch 2.x)"
+print(f"\nthe tied matrix twice in one group: warned ({duplicate_warnings[0].split(';')[0]}), then decayed twice: factor {(1 - lr * wd) ** 2:.4f}")
+print(f"the tied matrix in two groups: {refused}")
+assert refused.startswith("ValueError"), "a tensor in two different groups is refused"
+
 
 # %% [markdown]
 # The decayed matrix shrank by exactly `lr·wd = 5%`; every other tensor stayed put, bit for bit.
 # The name shortcut would have decayed the LayerNorm and BatchNorm scales and the embedding,
 # and it would list the tied matrix twice under its two names if you built groups from
-# `named_modules()`. To use the groups with the `Trainer`, pass the optimizer yourself:
+# `named_modules()`. PyTorch refuses a tensor in two *different* groups, but twice in the *same*
+# group it only warns (and says that this will become an error), then updates that tensor twice
+# per step: twice the decay, and two Adam steps. To use the groups with the `Trainer`, pass the optimizer yourself:
 # `Trainer(model, config, ..., optimizer=torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr))`;
 # the schedule scales each group's lr alike.
 #
@@ -1439,7 +1510,7 @@ for mine, hand, theirs in zip(ema.module.parameters(), ema_by_hand, reference.mo
     torch.testing.assert_close(mine, hand, rtol=1e-6, atol=1e-7, msg="ModelEMA = the by-hand EMA")
     torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-7, msg="ModelEMA = AveragedModel with get_ema_multi_avg_fn")
 diff_torch = max((a - b).abs().max().item() for a, b in zip(ema.module.parameters(), reference.module.parameters(), strict=True))
-with ema_warm.swapped_into(model):  # evaluate through the training model, e.g. when it is wrapped
+with ema_warm.swapped_into(model):  # evaluate through the training model; a torch.compile or DDP wrapper works too (unwrapped inside)
     swapped = evaluate(model, Xva, yva)
 assert swapped == evaluate(ema_warm.module, Xva, yva), "swapping the EMA in evaluates the EMA"
 
@@ -2307,7 +2378,8 @@ assert {name: count for name, (count, _) in results.items()} == expected_graphs,
 #    not 2e-2 itself? Why can the smoothing factor move the answer?
 #
 #    <details><summary>Answer</summary>About 2e-3, a tenth of it: at the minimum the loss is about
-#    to blow up, so it is the edge of stability, not the best lr. A heavy moving average
+#    to turn up (explode, or break the network, as in section 6), so it is the edge of stability,
+#    not the best lr. A heavy moving average
 #    (<code>β = 0.98</code> over only 100 steps) lags the raw losses and flattens the dip, which
 #    moves the minimum to larger lrs; use a lighter one or more steps. Then confirm with short
 #    runs at the suggestion and around it (section 6).</details>
@@ -2327,8 +2399,10 @@ assert {name: count for name, (count, _) in results.items()} == expected_graphs,
 #     <details><summary>Answer</summary>Decay pulls towards zero, which for a bias or a norm's
 #     scale is not a simpler model but a different one, and it shrinks every embedding row each step
 #     while only the rows in the batch get a gradient. The name rule decays the norm scales
-#     (<code>ln.weight</code>) and the embedding, and building groups per module lists the tied
-#     matrix twice, which the optimizer refuses. Group by module type and dimension, each tensor
+#     (<code>ln.weight</code>) and the embedding, and it lists the tied matrix twice, under both of
+#     its names, in the decay group. PyTorch refuses a tensor in two different groups, but a
+#     duplicate inside one group only gets a warning, and the tensor is then updated twice per
+#     step (twice the decay, two Adam steps). Group by module type and dimension, each tensor
 #     once (section 10).</details>
 #
 # 11. An EMA of the weights with <code>decay=0.999</code>, started from the initial weights,
@@ -2378,6 +2452,11 @@ assert {name: count for name, (count, _) in results.items()} == expected_graphs,
 # - L. N. Smith (2017), "Cyclical learning rates for training neural networks" (the LR range
 #   test), WACV, https://arxiv.org/abs/1506.01186; fastai's `lr_find`,
 #   https://docs.fast.ai/callback.schedule.html
+# - Weight-decay groups in three reference codebases: BERT's `optimization.py` (no decay for
+#   `LayerNorm` and `bias`), https://github.com/google-research/bert/blob/master/optimization.py;
+#   minGPT's `configure_optimizers` (embeddings not decayed),
+#   https://github.com/karpathy/minGPT/blob/master/mingpt/model.py; nanoGPT's (embeddings
+#   decayed), https://github.com/karpathy/nanoGPT/blob/master/model.py
 # - R. Pascanu, T. Mikolov, Y. Bengio (2013), "On the difficulty of training recurrent neural
 #   networks" (clipping by the gradient norm), ICML, https://arxiv.org/abs/1211.5063
 # - S. Ioffe, C. Szegedy (2015), "Batch normalization: accelerating deep network training by

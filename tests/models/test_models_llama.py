@@ -8,6 +8,7 @@ randomised weights copied in, to 1e-5 in float32; ``torch.nn.RMSNorm``; float64 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, TypedDict
 
 import pytest
@@ -54,8 +55,9 @@ def _hf_config(**overrides: Any) -> Any:
         "vocab_size": 50,
         "max_position_embeddings": 128,
     }
-    config = transformers.LlamaConfig(**(fields | overrides))
-    config._attn_implementation = "eager"  # the written-out attention: adds the mask we pass
+    # eager: the written-out attention, which adds the mask we pass (the public spelling of the setting)
+    config = transformers.LlamaConfig(**(fields | {"attn_implementation": "eager"} | overrides))
+    assert config._attn_implementation == "eager"
     return config
 
 
@@ -261,8 +263,72 @@ def test_block_rejects_bad_input_and_unsupported_hf_configs() -> None:
     with pytest.raises(ValueError, match=r"\['attention_bias', 'hidden_act'\]"):
         llama_block_config_from_hf(_hf_config(attention_bias=True, hidden_act="gelu"))
     scaled = {"rope_type": "linear", "factor": 2.0, "rope_theta": 10_000.0}
-    with pytest.raises(ValueError, match=r"\['rope_type'\]"):
+    with pytest.raises(ValueError, match=r"\['rope_type'\] \(rope types \['linear'\]"):
         llama_block_config_from_hf(_hf_config(rope_parameters=scaled))
+    with pytest.raises(ValueError, match=r"\['attention_dropout'\] .* attention_dropout 0.1\)"):
+        llama_block_config_from_hf(_hf_config(attention_dropout=0.1))
+
+
+def _v4_config(**overrides: Any) -> SimpleNamespace:
+    """The attributes a transformers 4.x ``LlamaConfig`` has: ``rope_theta`` and ``rope_scaling``, no
+    ``rope_parameters``."""
+    fields: dict[str, Any] = {
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 172,
+        "max_position_embeddings": 128,
+        "rms_norm_eps": 1e-6,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
+        "attention_dropout": 0.0,
+        "rope_theta": 500_000.0,
+        "rope_scaling": None,
+    }
+    return SimpleNamespace(**(fields | overrides))
+
+
+@pytest.mark.parametrize(
+    "rope_scaling",
+    [
+        {"type": "linear", "factor": 2.0},  # before transformers 4.45
+        {"type": "dynamic", "factor": 4.0},
+        {"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192},  # 4.45 and later
+        {"rope_type": "default", "type": "yarn", "factor": 2.0},  # contradictory spellings: the scaled one wins
+    ],
+)
+def test_config_from_hf_rejects_scaled_rope_in_every_spelling(rope_scaling: dict[str, Any]) -> None:
+    scaled = next(str(v) for k, v in rope_scaling.items() if k in ("type", "rope_type") and v != "default")
+    with pytest.raises(ValueError, match=rf"\['rope_type'\] \(rope types \[.*'{scaled}'.*\]"):
+        llama_block_config_from_hf(_v4_config(rope_scaling=rope_scaling))
+
+
+def test_config_from_hf_reads_a_v4_config_without_scaling() -> None:
+    for rope_scaling in (None, {}, {"rope_type": "default"}, {"type": "default"}):
+        config = llama_block_config_from_hf(_v4_config(rope_scaling=rope_scaling))
+        assert (config.rope_base, config.n_kv_heads, config.d_ff) == (500_000.0, 2, 172), rope_scaling
+    with pytest.raises(ValueError, match=r"\['attention_dropout'\]"):
+        llama_block_config_from_hf(_v4_config(attention_dropout=0.1))
+
+
+def test_rope_tables_match_hf_at_short_positions_and_drift_at_long_ones() -> None:
+    """Pins the module docstring: float64 angles here, float32 in HF's LlamaRotaryEmbedding."""
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    config = _hf_config(max_position_embeddings=40_000)
+    hf_rope = LlamaRotaryEmbedding(config)
+    ours = LlamaBlock(llama_block_config_from_hf(config)).attn.rope
+    gaps = {}
+    for start in (0, 30_000):
+        positions = torch.arange(start, start + 64)
+        hf_cos, hf_sin = hf_rope(torch.zeros(1, 64, 64), positions[None])
+        cos, sin = ours(positions)
+        gaps[start] = max((cos - hf_cos[0]).abs().max().item(), (sin - hf_sin[0]).abs().max().item())
+    assert gaps[0] < 2e-6, f"positions 0..63: tables differ by {gaps[0]:.1e}"
+    assert gaps[30_000] > 1e-4, f"positions 30000..30063: float32 angles should be off by ~5e-4, got {gaps[30_000]:.1e}"
+    float64_angles = torch.arange(30_000, 30_064, dtype=torch.float64)[:, None] * ours.inv_freq
+    assert_close(cos[:, :8], float64_angles.cos().float(), rtol=0, atol=1e-6, msg="ours are the float64 angles")
 
 
 def test_loader_rejects_mismatched_layers() -> None:

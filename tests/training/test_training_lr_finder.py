@@ -184,6 +184,23 @@ def test_nan_loss_stops_the_test() -> None:
     )
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_non_finite_first_loss_raises_after_restoring(bad: float) -> None:
+    """Before the fix: suggested_lr = start_lr / 10, outside the tested range, with only a warning."""
+    model = _bn_net()
+    before = copy.deepcopy(model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+
+    def broken(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(out, target) * bad
+
+    with pytest.raises(ValueError, match=rf"the first loss is {bad}, computed at the initial weights"):
+        _run(model=model, optimizer=opt, loss_fn=broken)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), f"{key} not restored before raising"
+    assert opt.param_groups[0]["lr"] == 0.3 and not opt.state
+
+
 def test_model_and_optimizer_are_restored() -> None:
     model = _bn_net()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)

@@ -158,6 +158,16 @@ def test_param_groups_rejects_bad_weight_decay(weight_decay: float) -> None:
         param_groups(nn.Linear(2, 2), weight_decay)
 
 
+def test_param_groups_raises_when_parameters_and_named_parameters_disagree() -> None:
+    """The exactly-once invariant is a RuntimeError, not an ``assert`` that ``python -O`` strips."""
+    model = nn.Linear(3, 3)
+    extra = nn.Parameter(torch.ones(2))
+    own = list(model.parameters())
+    model.parameters = lambda recurse=True: iter([*own, extra])  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match=r"placed 2 tensors .* for 3 trainable parameters"):
+        param_groups(model, 0.1)
+
+
 def test_param_groups_rejects_models_without_trainable_parameters() -> None:
     with pytest.raises(ValueError, match="no trainable parameter"):
         param_groups(nn.ReLU(), 0.1)
@@ -320,6 +330,48 @@ def test_swapped_into_evaluates_with_the_average_and_restores() -> None:
         raise RuntimeError("boom")
     for k, v in model.state_dict().items():
         assert torch.equal(v, own[k]), f"{k} not restored after an exception"
+
+
+def _wrapped(model: nn.Module, wrapper: str) -> nn.Module:
+    if wrapper == "compile":
+        return torch.compile(model, backend="eager")  # type: ignore[return-value]
+    if wrapper == "DataParallel":
+        return nn.DataParallel(model)  # on a CPU-only machine: no device ids, forwards to the module
+    return torch.compile(nn.DataParallel(model), backend="eager")  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("wrapper", ["compile", "DataParallel", "compile(DataParallel)"])
+def test_ema_unwraps_compiled_and_data_parallel_models(wrapper: str) -> None:
+    """Names of a wrapped model carry ``_orig_mod.`` / ``module.`` prefixes: without unwrapping,
+    update and swapped_into would refuse the wrapper (or the EMA would copy the wrapper)."""
+    torch.manual_seed(0)
+    model = _bn_net()
+    wrapped = _wrapped(model, wrapper)
+    assert [n for n, _ in wrapped.named_parameters()] != [n for n, _ in model.named_parameters()]
+    built_from_wrapper, built_from_model = ModelEMA(wrapped, 0.9), ModelEMA(model, 0.9)
+    assert type(built_from_wrapper.module) is nn.Sequential, "the copy is of the plain model"
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        loss = wrapped(torch.randn(8, 5, generator=g)).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        built_from_wrapper.update(wrapped)
+        built_from_model.update(wrapped)
+    for mine, other in zip(built_from_wrapper.module.parameters(), built_from_model.module.parameters(), strict=True):
+        assert torch.equal(mine, other), "the same average whether built from the wrapper or the plain model"
+    own = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(4, 5, generator=g)
+    wrapped.eval()
+    with built_from_wrapper.swapped_into(wrapped) as swapped:
+        assert swapped is wrapped
+        torch.testing.assert_close(
+            wrapped(x), built_from_wrapper.module(x), rtol=0, atol=0, msg=f"{wrapper}: EMA inside"
+        )
+    assert not torch.equal(wrapped(x), built_from_wrapper.module(x)), "outside the block the model's own weights"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, own[k]), f"{wrapper}: {k} not restored"
 
 
 def test_ema_half_precision_and_int_parameters() -> None:

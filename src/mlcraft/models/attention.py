@@ -11,7 +11,7 @@ a float mask is **added** to the scores (0 to keep, ``-inf`` to block). Masks br
 ``(B, H, T_q, T_k)``. A query row whose keys are all masked gets an all-zero output (PyTorch's
 fused kernels may return NaN there).
 
-Attention at scale (lesson 02, section 9): :func:`online_softmax_attention` is the running-max /
+Attention at scale (lesson 02, section 10): :func:`online_softmax_attention` is the running-max /
 running-sum recurrence of FlashAttention (Dao et al., 2022, https://arxiv.org/abs/2205.14135;
 FlashAttention-2, Dao, 2023, https://arxiv.org/abs/2307.08691) over blocks of keys;
 :func:`repeat_kv` and :func:`kv_cache_bytes` serve grouped-query attention (Ainslie et al., 2023,

@@ -132,8 +132,10 @@ def lr_range_test(
     masks and shuffles the loader like any training.
 
     Raises:
-        ValueError: for a range, step count, smoothing factor or threshold outside the above, or
-            a loader without batches.
+        ValueError: for a range, step count, smoothing factor or threshold outside the above, a
+            loader without batches, or a first loss that is not finite (``nan``/``inf`` before any
+            update: the data, the model's initialisation or ``loss_fn`` is broken, and no lr can be
+            suggested). The model and the optimizer are restored before any of these is raised.
     """
     if not (math.isfinite(start_lr) and math.isfinite(end_lr) and 0 < start_lr < end_lr):
         raise ValueError(f"need finite 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
@@ -188,6 +190,12 @@ def lr_range_test(
         opt.zero_grad(set_to_none=True)
         model.zero_grad(set_to_none=True)
 
+    if not math.isfinite(losses[0]):  # then every smoothed value is non-finite: there is no minimum
+        raise ValueError(
+            f"the first loss is {losses[0]}, computed at the initial weights before any optimizer step, so "
+            f"no lr is to blame (start_lr={start_lr}): check the batch (nan/inf inputs, labels out of "
+            "range), the model's initialisation and loss_fn before running the test"
+        )
     finite = [s if math.isfinite(s) else math.inf for s in smoothed]
     min_loss_lr = lrs[min(range(len(finite)), key=finite.__getitem__)]
     result = LRRangeTestResult(

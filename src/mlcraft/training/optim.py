@@ -2,9 +2,13 @@
 
 :func:`param_groups` splits a model's parameters into a group with weight decay (weight matrices,
 convolution kernels) and one without (biases, normalisation weights, embeddings unless asked),
-the split used with AdamW (Loshchilov & Hutter, 2019, https://arxiv.org/abs/1711.05101) by
-BERT, GPT-2/nanoGPT and timm: decay pulls a weight towards zero, which for a bias or a norm's
-scale only removes a degree of freedom instead of regularising.
+for AdamW (Loshchilov & Hutter, 2019, https://arxiv.org/abs/1711.05101). Keeping biases and
+normalisation parameters out of decay is common ground: Google's BERT optimizer (by name,
+``LayerNorm`` and ``bias``), nanoGPT (by dimension), timm's ``param_groups_weight_decay`` and
+Hugging Face's ``Trainer`` all do it. Decay pulls a weight towards zero, which for a bias or a
+norm's scale only removes a degree of freedom instead of regularising. Embeddings split the
+field: minGPT keeps ``nn.Embedding`` out of decay, as the default here does; BERT and nanoGPT
+("all weight tensors in matmuls + embeddings decay") decay them, as ``decay_embeddings=True`` does.
 
 :class:`ModelEMA` keeps an exponential moving average of the weights (Polyak & Juditsky, 1992;
 "mean teacher", Tarvainen & Valpola, 2017, https://arxiv.org/abs/1703.01780; timm's
@@ -35,6 +39,19 @@ _NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.LocalResponseNorm,
 )
 _EMBEDDING_TYPES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside ``torch.compile`` (``_orig_mod``), DDP and ``DataParallel`` (``module``)
+    wrappers, however deeply nested; ``model`` itself when it is not wrapped."""
+    while True:
+        compiled_inner = getattr(model, "_orig_mod", None)
+        if isinstance(compiled_inner, nn.Module):
+            model = compiled_inner
+        elif isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            model = model.module
+        else:
+            return model
 
 
 def _wants_decay(param: nn.Parameter, module: nn.Module, decay_embeddings: bool) -> bool:
@@ -76,6 +93,8 @@ def param_groups(model: nn.Module, weight_decay: float, *, decay_embeddings: boo
     Raises:
         TypeError: if ``model`` is not an ``nn.Module``.
         ValueError: for a negative or non-finite ``weight_decay``, or a model with no trainable parameter.
+        RuntimeError: if the groups do not hold every trainable parameter exactly once (a model whose
+            ``parameters()`` and ``named_parameters()`` disagree).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -103,7 +122,11 @@ def param_groups(model: nn.Module, weight_decay: float, *, decay_embeddings: boo
 
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     placed = [id(p) for params, _ in groups.values() for p in params]
-    assert len(placed) == len(set(placed)) and set(placed) == trainable, "every trainable parameter exactly once"
+    if len(placed) != len(set(placed)) or set(placed) != trainable:  # an internal invariant: a bug if it fails
+        raise RuntimeError(
+            f"param_groups placed {len(placed)} tensors ({len(set(placed))} distinct) for {len(trainable)} trainable "
+            "parameters; every trainable parameter must be in exactly one group"
+        )
     if not placed:
         raise ValueError(f"{type(model).__name__} has no trainable parameter (all frozen, or none at all)")
     return [
@@ -135,9 +158,15 @@ class ModelEMA:
     The copy has the model's dtype and device. With bf16/fp16 weights, increments
     ``(1 - decay) * (param - ema)`` below the format's resolution are lost: average fp32 weights.
 
+    ``model`` may be wrapped, at construction and in every call: ``torch.compile``'s
+    ``OptimizedModule`` (``_orig_mod``), ``DistributedDataParallel`` and ``DataParallel``
+    (``module``) are unwrapped, so the names compared are the plain model's and the copy is of
+    the plain model.
+
     Attributes:
-        module: the averaged copy, in eval mode, with ``requires_grad=False``. Evaluate it
-            directly, or swap its weights into the model with :meth:`swapped_into`.
+        module: the averaged copy of the unwrapped model, in eval mode, with
+            ``requires_grad=False``. Evaluate it directly, or swap its weights into the (possibly
+            wrapped) training model with :meth:`swapped_into`.
         num_updates: how many times :meth:`update` ran.
     """
 
@@ -154,6 +183,7 @@ class ModelEMA:
         if buffers not in ("copy", "average"):
             raise ValueError(f"buffers must be 'copy' or 'average', got {buffers!r}")
         self.decay, self.warmup, self.buffers = float(decay), warmup, buffers
+        model = _unwrap(model)
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         self.num_updates = 0
         self._param_names = [name for name, _ in model.named_parameters()]
@@ -170,6 +200,7 @@ class ModelEMA:
         self, model: nn.Module, kind: Literal["parameters", "buffers"]
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(ema tensor, model tensor) pairs, after checking that the two modules have the same names."""
+        model = _unwrap(model)
         expected = self._param_names if kind == "parameters" else self._buffer_names
         mine = self.module.named_parameters() if kind == "parameters" else self.module.named_buffers()
         theirs = list(model.named_parameters() if kind == "parameters" else model.named_buffers())
@@ -232,9 +263,13 @@ class ModelEMA:
     def swapped_into(self, model: nn.Module) -> Iterator[nn.Module]:
         """Run a block with the averaged weights and buffers copied into ``model``; restore them after.
 
-        Useful when evaluation code holds a reference to the trained model (a compiled or DDP
-        wrapper, a Trainer). The model's own values are restored on exit, also after an exception.
-        Costs one copy of the weights while inside.
+        Useful when evaluation code holds a reference to the trained model (a ``torch.compile``,
+        DDP or ``DataParallel`` wrapper, a Trainer): the weights are copied into the module inside
+        the wrapper, in place, and the wrapper itself is yielded. The model's own values are
+        restored on exit, also after an exception. Costs one copy of the weights while inside.
+
+        Raises:
+            ValueError: if the unwrapped model's parameter or buffer names differ from the copy's.
         """
         pairs = self._pairs(model, "parameters") + self._pairs(model, "buffers")
         backup = [m.clone() for _, m in pairs]
