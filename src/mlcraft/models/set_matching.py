@@ -28,14 +28,10 @@ from typing import Any
 import torch
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]  # scipy ships no stubs
 
+from mlcraft.models.detection_loss import _upcast  # fp16/bf16 -> fp32, wider dtypes kept
 from mlcraft.ops.boxes import box_convert, generalized_box_iou
 
 __all__ = ["batched_hungarian_match", "hungarian_match", "matching_cost"]
-
-
-def _upcast(tensor: torch.Tensor) -> torch.Tensor:
-    """float16/bfloat16 -> float32 (softmax and box products need the range); float32/64 stay."""
-    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
 
 
 def _check_inputs(
